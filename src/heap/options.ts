@@ -1,0 +1,67 @@
+// Heap options: what a caller may pass, their defaults, and reading them from the environment.
+
+import { FIT_ALGORITHMS, type FitAlgorithm } from '../strategies/fit.js';
+
+export type Preset = 'classic';
+export const PRESETS: readonly Preset[] = ['classic'];
+
+export interface HeapOptions {
+  /** Which engine runs the heap. Only 'classic' exists until the fast preset lands. */
+  preset?: Preset;
+  /** The classic preset's free-list search. Default 'first_fit'. */
+  algorithm?: FitAlgorithm;
+  /** Fill every new allocation with 0xAA, so reads of uninitialized memory stand out. */
+  scribble?: boolean;
+}
+
+export interface ResolvedOptions {
+  preset: Preset;
+  algorithm: FitAlgorithm;
+  scribble: boolean;
+}
+
+function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !allowed.includes(value as T)) {
+    throw new RangeError(`${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}
+
+/** Checks every option and fills in the defaults. Unknown keys are refused, to catch typos. */
+export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`Heap options must be an object, got ${options === null ? 'null' : typeof options}`);
+  }
+  const known = new Set(['preset', 'algorithm', 'scribble']);
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw new TypeError(`unknown Heap option '${key}'`);
+  }
+  const scribble = options.scribble ?? false;
+  if (typeof scribble !== 'boolean') throw new TypeError(`scribble must be a boolean, got ${typeof scribble}`);
+  return {
+    preset: oneOf('preset', options.preset ?? 'classic', PRESETS),
+    algorithm: oneOf('algorithm', options.algorithm ?? 'first_fit', FIT_ALGORITHMS),
+    scribble,
+  };
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string): boolean {
+  const value = env[name];
+  if (value === undefined || value === '' || value === '0') return false;
+  if (value === '1') return true;
+  throw new RangeError(`${name} must be 1 or 0, got ${JSON.stringify(value)}`);
+}
+
+/** What the default heap is configured with; see the README's table of environment variables. */
+export interface EnvironmentConfig {
+  options: HeapOptions;
+  leakCheck: boolean;
+}
+
+export function optionsFromEnvironment(env: NodeJS.ProcessEnv = process.env): EnvironmentConfig {
+  const options: HeapOptions = {};
+  if (env.ALLOCATOR_PRESET) options.preset = oneOf('ALLOCATOR_PRESET', env.ALLOCATOR_PRESET, PRESETS);
+  if (env.ALLOCATOR_ALGORITHM) options.algorithm = oneOf('ALLOCATOR_ALGORITHM', env.ALLOCATOR_ALGORITHM, FIT_ALGORITHMS);
+  if (flag(env, 'ALLOCATOR_SCRIBBLE')) options.scribble = true;
+  return { options, leakCheck: flag(env, 'ALLOCATOR_LEAK_CHECK') };
+}

@@ -1,0 +1,84 @@
+// The libc functions ffi-heap needs, bound once with koffi. This file and ./memory.ts are the only
+// code that talks to the operating system; everything above works on Numbers and typed arrays.
+//
+// Every pointer is declared as `intptr_t`, so koffi passes and returns plain Numbers (user-space
+// addresses fit in 47 bits) instead of boxed pointers or BigInts.
+
+import koffi, { type LibraryHandle } from 'koffi';
+
+/** Constants for mmap(2) that differ between the platforms we support. */
+export interface MmapConstants {
+  readonly PROT_NONE: number;
+  readonly PROT_READ: number;
+  readonly PROT_WRITE: number;
+  readonly MAP_PRIVATE: number;
+  readonly MAP_ANONYMOUS: number;
+  readonly MAP_FIXED: number;
+  readonly MAP_NORESERVE: number;
+  readonly SC_PAGESIZE: number;
+}
+
+const LINUX: MmapConstants = {
+  PROT_NONE: 0, PROT_READ: 1, PROT_WRITE: 2,
+  MAP_PRIVATE: 0x02, MAP_ANONYMOUS: 0x20, MAP_FIXED: 0x10, MAP_NORESERVE: 0x4000,
+  SC_PAGESIZE: 30,
+};
+
+// macOS spells MAP_ANONYMOUS as MAP_ANON (0x1000) and has no MAP_NORESERVE (0 makes it a no-op).
+const DARWIN: MmapConstants = {
+  PROT_NONE: 0, PROT_READ: 1, PROT_WRITE: 2,
+  MAP_PRIVATE: 0x02, MAP_ANONYMOUS: 0x1000, MAP_FIXED: 0x10, MAP_NORESERVE: 0,
+  SC_PAGESIZE: 29,
+};
+
+const LIBRARY: Partial<Record<NodeJS.Platform, string>> = {
+  linux: 'libc.so.6',
+  darwin: 'libSystem.B.dylib',
+};
+
+/** The bound functions. Each call costs one FFI crossing (50 to 100 ns): keep them off hot paths. */
+export interface Libc {
+  readonly constants: MmapConstants;
+  mmap(addr: number, length: number, prot: number, flags: number, fd: number, offset: number): number;
+  munmap(addr: number, length: number): number;
+  memcpy(dst: number, src: number, n: number): number;
+  memset(dst: number, byte: number, n: number): number;
+  sysconf(name: number): number;
+  /** The calling thread's errno, read right after a failed call. */
+  errno(): number;
+  /** The koffi library handle, for interop modules that bind more of libc. */
+  readonly library: LibraryHandle;
+}
+
+let bound: Libc | undefined;
+
+/** Binds libc on first use. Throws a plain Error naming the platform where we cannot. */
+export function libc(): Libc {
+  if (bound !== undefined) return bound;
+  const platform = process.platform;
+  const path = LIBRARY[platform];
+  if (path === undefined || process.arch !== 'x64' && process.arch !== 'arm64') {
+    throw new Error(
+      `ffi-heap supports 64-bit Linux and macOS (x64, arm64); this is ${platform} on ${process.arch}`);
+  }
+  const library = koffi.load(path);
+  bound = {
+    constants: platform === 'darwin' ? DARWIN : LINUX,
+    mmap: library.func('intptr_t mmap(intptr_t addr, size_t length, int prot, int flags, int fd, intptr_t offset)'),
+    munmap: library.func('int munmap(intptr_t addr, size_t length)'),
+    memcpy: library.func('intptr_t memcpy(intptr_t dst, intptr_t src, size_t n)'),
+    memset: library.func('intptr_t memset(intptr_t dst, int c, size_t n)'),
+    sysconf: library.func('long sysconf(int name)'),
+    errno: () => koffi.errno(),
+    library,
+  };
+  return bound;
+}
+
+/**
+ * Makes an ArrayBuffer that aliases `length` bytes of native memory at `address`. koffi gives it no
+ * finalizer, so it never frees anything; reading it after the memory is unmapped kills the process.
+ */
+export function nativeView(address: number, length: number): ArrayBuffer {
+  return koffi.view(address, length) as ArrayBuffer;
+}

@@ -1,0 +1,175 @@
+// Bad input is refused with a clear error and changes nothing.
+
+import koffi from 'koffi';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Heap, HeapError } from '../src/index.js';
+import { checkPattern, fillPattern } from './helpers.js';
+
+/** Records the heap's layout now; the returned function proves nothing has changed since. */
+function capture(heap: Heap, live: readonly number[]): () => void {
+  const layout = heap.formatMemory();
+  return () => {
+    for (const p of live) assert.is(checkPattern(heap, p, heap.usableSize(p), p), -1, `block 0x${p.toString(16)} changed`);
+    assert.is(heap.formatMemory(), layout);
+    heap.check();
+  };
+}
+
+/** A heap with a few live blocks, each filled with the pattern of its index. */
+function populated(): { heap: Heap; ptrs: number[]; intact: () => void } {
+  const heap = new Heap();
+  const ptrs = [100, 10, 3000, 100].map((n, i) => heap.malloc(n, `live ${i}`));
+  for (const p of ptrs) fillPattern(heap, p, heap.usableSize(p), p);
+  return { heap, ptrs, intact: capture(heap, ptrs) };
+}
+
+function throwsCode(fn: () => unknown, code: string): void {
+  try {
+    fn();
+  } catch (error) {
+    assert.instance(error, HeapError);
+    assert.is((error as HeapError).code, code);
+    assert.match((error as HeapError).message, /0x[0-9a-f]+/, 'the message names the address');
+    return;
+  }
+  assert.unreachable(`expected HeapError ${code}`);
+}
+
+test('free(0) does nothing', () => {
+  const { heap, intact } = populated();
+  heap.free(0);
+  intact();
+  heap.destroy();
+});
+
+test('sizes that are not non-negative safe integers are TypeError or RangeError', () => {
+  const { heap, intact } = populated();
+  const wrongType: unknown[] = ['100', 100n, null, undefined, {}, true];
+  const outOfRange: unknown[] = [-1, 1.5, NaN, Infinity, -Infinity, 2 ** 53];
+  for (const size of wrongType) {
+    assert.throws(() => heap.malloc(size as number), (e: Error) => e instanceof TypeError, `malloc(${String(size)})`);
+    assert.throws(() => heap.calloc(1, size as number), (e: Error) => e instanceof TypeError);
+    assert.throws(() => heap.realloc(0, size as number), (e: Error) => e instanceof TypeError);
+  }
+  for (const size of outOfRange) {
+    assert.throws(() => heap.malloc(size as number), (e: Error) => e instanceof RangeError, `malloc(${String(size)})`);
+    assert.throws(() => heap.calloc(size as number, 1), (e: Error) => e instanceof RangeError);
+    assert.throws(() => heap.realloc(0, size as number), (e: Error) => e instanceof RangeError);
+  }
+  assert.throws(() => heap.malloc(10, 42 as unknown as string), (e: Error) => e instanceof TypeError);
+  intact();
+  heap.destroy();
+});
+
+test('addresses of the wrong kind are TypeError or RangeError', () => {
+  const { heap, ptrs, intact } = populated();
+  assert.throws(() => heap.free(String(ptrs[0]) as unknown as number), (e: Error) => e instanceof TypeError);
+  assert.throws(() => heap.free(BigInt(ptrs[0]!) as unknown as number), (e: Error) => e instanceof TypeError);
+  assert.throws(() => heap.free(-16), (e: Error) => e instanceof RangeError);
+  assert.throws(() => heap.free(ptrs[0]! + 0.5), (e: Error) => e instanceof RangeError);
+  assert.throws(() => heap.bytes(ptrs[0]!, -1), (e: Error) => e instanceof RangeError);
+  assert.throws(() => heap.bytes(ptrs[0]!, 10_000), (e: Error) => e instanceof RangeError);
+  intact();
+  heap.destroy();
+});
+
+test('double free is ERR_DOUBLE_FREE and changes nothing', () => {
+  const { heap, ptrs } = populated();
+  const freed = ptrs[1]!;
+  heap.free(freed);
+  const intact = capture(heap, ptrs.filter((p) => p !== freed));
+  throwsCode(() => heap.free(freed), 'ERR_DOUBLE_FREE');
+  throwsCode(() => heap.realloc(freed, 10), 'ERR_DOUBLE_FREE');
+  intact();
+  heap.destroy();
+});
+
+test('interior, misaligned, foreign and never-allocated addresses are ERR_INVALID_POINTER', () => {
+  const { heap, ptrs, intact } = populated();
+  const other = new Heap();
+  const foreign = other.malloc(100);
+  const region = heap.snapshot().regions[0]!;
+  const cases = [
+    ptrs[0]! + 16, // inside a block, 16-aligned
+    ptrs[0]! + 1, // misaligned
+    ptrs[0]! - 64, // the header, not the data
+    region.address + region.size - 16, // inside the free tail
+    foreign, // another heap's block
+    8, // never mapped
+    0x7fff_0000_0000, // far away
+  ];
+  for (const p of cases) {
+    throwsCode(() => heap.free(p), 'ERR_INVALID_POINTER');
+    throwsCode(() => heap.realloc(p, 10), 'ERR_INVALID_POINTER');
+    throwsCode(() => heap.usableSize(p), 'ERR_INVALID_POINTER');
+    throwsCode(() => heap.bytes(p), 'ERR_INVALID_POINTER');
+  }
+  intact();
+  other.free(foreign);
+  other.destroy();
+  heap.destroy();
+});
+
+test('a damaged header is ERR_HEAP_CORRUPTED, from free and from check(), and other blocks keep their bytes', () => {
+  const { heap, ptrs } = populated();
+  const victim = ptrs[1]!;
+  // Write garbage over the header's size field through a raw view, as a buffer underflow would.
+  const header = new Uint8Array(koffi.view(victim - 64, 64) as ArrayBuffer);
+  const saved = header.slice();
+  header.fill(0x5a, 40, 48);
+  throwsCode(() => heap.check(), 'ERR_HEAP_CORRUPTED');
+  throwsCode(() => heap.free(victim), 'ERR_HEAP_CORRUPTED');
+  for (const p of ptrs) {
+    if (p !== victim) assert.is(checkPattern(heap, p, heap.usableSize(p), p), -1);
+  }
+  header.set(saved);
+  heap.check();
+  heap.free(victim);
+  heap.destroy();
+});
+
+test('a damaged link is caught by check() without reading outside the heap', () => {
+  const { heap, ptrs } = populated();
+  const header = new Uint32Array(koffi.view(ptrs[2]! - 64, 64) as ArrayBuffer);
+  const saved = header.slice();
+  header[48 / 4] = 0x1000; // next link: a low address nothing maps
+  header[48 / 4 + 1] = 0;
+  throwsCode(() => heap.check(), 'ERR_HEAP_CORRUPTED');
+  throwsCode(() => heap.formatMemory(), 'ERR_HEAP_CORRUPTED');
+  header.set(saved);
+  heap.check();
+  heap.destroy();
+});
+
+test('a destroyed heap refuses every call with ERR_HEAP_DESTROYED', () => {
+  const heap = new Heap();
+  const p = heap.malloc(10);
+  heap.destroy();
+  assert.is(heap.stats().mapped, 0);
+  throwsCodeNoAddress(() => heap.malloc(10), 'ERR_HEAP_DESTROYED');
+  throwsCodeNoAddress(() => heap.free(p), 'ERR_HEAP_DESTROYED');
+  throwsCodeNoAddress(() => heap.check(), 'ERR_HEAP_DESTROYED');
+  heap.destroy(); // twice is harmless
+});
+
+function throwsCodeNoAddress(fn: () => unknown, code: string): void {
+  assert.throws(fn, (e: Error) => e instanceof HeapError && e.code === code);
+}
+
+test('bad options are refused when the heap is made', () => {
+  assert.throws(() => new Heap({ algorithm: 'next_fit' as 'first_fit' }), (e: Error) => e instanceof RangeError && /first_fit/.test(e.message));
+  assert.throws(() => new Heap({ preset: 'turbo' as 'classic' }), (e: Error) => e instanceof RangeError);
+  assert.throws(() => new Heap({ scribble: 1 as unknown as boolean }), (e: Error) => e instanceof TypeError);
+  assert.throws(() => new Heap({ scribbel: true } as never), (e: Error) => e instanceof TypeError && /scribbel/.test(e.message));
+});
+
+test('requests too large for any mapping return 0', () => {
+  const { heap, intact } = populated();
+  assert.is(heap.malloc(2 ** 40), 0);
+  assert.is(heap.calloc(2 ** 20, 2 ** 30), 0);
+  intact();
+  heap.destroy();
+});
+
+test.run();

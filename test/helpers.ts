@@ -1,0 +1,62 @@
+// Shared by the test suites: expected print_memory text built from a layout, and byte patterns.
+
+import type { Heap } from '../src/index.js';
+
+export type State = 'USED' | 'FREE';
+/** One block as the print shows it: size with header, state, name. */
+export type Row = readonly [size: number, state: State, name: string];
+/** A free-list entry: [region index, block index]. */
+export type Ref = readonly [region: number, block: number];
+
+const hex = (n: number): string => '0x' + n.toString(16);
+
+/**
+ * The print_memory text a heap must show for `regions` (blocks in order, each region laid out from
+ * its base) and `free` (the free list in order). Region bases come from the heap, as mmap chose them.
+ */
+export function expectedMemory(heap: Heap, regions: readonly (readonly Row[])[], free: readonly Ref[]): string {
+  const bases = heap.snapshot().regions.map((r) => r.address);
+  if (bases.length !== regions.length) {
+    throw new Error(`expected ${regions.length} regions, the heap has ${bases.length}:\n${heap.formatMemory()}`);
+  }
+  const starts: number[][] = [];
+  let out = '-- Current Memory State --\n';
+  regions.forEach((rows, r) => {
+    let at = bases[r]!;
+    starts.push([]);
+    out += `[REGION ${hex(at)}]\n`;
+    for (const [size, state, name] of rows) {
+      starts[r]!.push(at);
+      out += `  [BLOCK ${hex(at)}-${hex(at + size)}] ${size}\t[${state}]\t'${name}'\n`;
+      at += size;
+    }
+  });
+  out += '\n-- Free List --\n';
+  for (const [r, b] of free) out += `[${hex(starts[r]![b]!)}] -> `;
+  return out + 'NULL\n';
+}
+
+/** Fills a block with a pattern derived from `seed`, so that overlaps and corruption show. */
+export function fillPattern(heap: Heap, ptr: number, length: number, seed: number): void {
+  const bytes = heap.bytes(ptr, length);
+  for (let i = 0; i < length; i++) bytes[i] = (seed * 31 + i * 7) & 0xff;
+}
+
+/** The index of the first byte that breaks the pattern, or -1. */
+export function checkPattern(heap: Heap, ptr: number, length: number, seed: number): number {
+  const bytes = heap.bytes(ptr, length);
+  for (let i = 0; i < length; i++) if (bytes[i] !== ((seed * 31 + i * 7) & 0xff)) return i;
+  return -1;
+}
+
+/** A small deterministic PRNG (mulberry32), so failures replay. */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
