@@ -47,7 +47,7 @@ test('worst fit takes the largest block and splits it, the rest going to the tai
 
 test('best and worst fit take the first of equal blocks', () => {
   for (const algorithm of ['best_fit', 'worst_fit'] as const) {
-    const heap = new Heap({ algorithm });
+    const heap = new Heap({ preset: 'classic', algorithm });
     const p = [100, 100, 100, 100, 3300].map((size, i) => heap.malloc(size, `b${i}`));
     heap.free(p[2]!);
     heap.free(p[0]!); // free list: [b2, b0], both 176 bytes
@@ -64,7 +64,7 @@ test('an empty heap prints the two headings and NULL', () => {
 });
 
 test('a region is one page-rounded mapping: the block goes in front, the free rest after it', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   heap.malloc(100, 'a');
   assert.is(heap.formatMemory(), expectedMemory(heap, [[[176, 'USED', 'a'], [3920, 'FREE', '']]], [[0, 1]]));
   assert.is(heap.stats().mapped, 4096);
@@ -72,7 +72,7 @@ test('a region is one page-rounded mapping: the block goes in front, the free re
 });
 
 test('block size is align16(request + 64), never below 80', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const sizes = [0, 1, 16, 17, 100, 1000];
   const ptrs = sizes.map((n) => heap.malloc(n));
   const blocks = heap.snapshot().regions[0]!.blocks;
@@ -82,7 +82,7 @@ test('block size is align16(request + 64), never below 80', () => {
 });
 
 test('a remainder under 80 bytes is not split off: the block is taken whole', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   heap.malloc(3888, 'big'); // a 3952-byte block, leaving 144 bytes free at the end
   heap.malloc(60, 'takes the 144'); // needs 128; the 16-byte rest cannot be a block
   assert.is(heap.formatMemory(), expectedMemory(heap, [[[3952, 'USED', 'big'], [144, 'USED', 'takes the 144']]], []));
@@ -90,7 +90,7 @@ test('a remainder under 80 bytes is not split off: the block is taken whole', ()
 });
 
 test('free merges with a free next block; the merged block keeps the left header and name', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const [a, b] = ['a', 'b', 'c'].map((n) => heap.malloc(100, n));
   heap.free(b!);
   assert.is(heap.formatMemory(), expectedMemory(heap, [[
@@ -105,7 +105,7 @@ test('free merges with a free next block; the merged block keeps the left header
 });
 
 test('free merges with a free previous block, which keeps its place in the free list', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const [a, b] = ['a', 'b', 'c', 'd'].map((n) => heap.malloc(100, n));
   heap.free(a!);
   heap.free(b!);
@@ -117,7 +117,7 @@ test('free merges with a free previous block, which keeps its place in the free 
 });
 
 test('free merges on both sides at once', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const [a, b, c] = ['a', 'b', 'c', 'd'].map((n) => heap.malloc(100, n));
   heap.free(a!);
   heap.free(c!);
@@ -131,7 +131,7 @@ test('free merges on both sides at once', () => {
 });
 
 test('a region that becomes one free block is unmapped', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const a = heap.malloc(100, 'a');
   const big = heap.malloc(5000, 'big'); // does not fit the first page: a second region
   assert.is(heap.stats().regions, 2);
@@ -149,7 +149,7 @@ test('a region that becomes one free block is unmapped', () => {
 });
 
 test('blocks in different regions never merge, even when their regions touch', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   heap.malloc(100, 'a');
   const z = heap.malloc(3920 - 64, 'z'); // fills the first page exactly
   const p = heap.malloc(100, 'p'); // second region
@@ -165,7 +165,7 @@ test('blocks in different regions never merge, even when their regions touch', (
 });
 
 test('a large request gets its own page-rounded region', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   heap.malloc(20000, 'large');
   assert.is(heap.formatMemory(), expectedMemory(heap, [[[20064, 'USED', 'large'], [416, 'FREE', '']]], [[0, 1]]));
   assert.is(heap.stats().mapped, 20480);
@@ -173,7 +173,7 @@ test('a large request gets its own page-rounded region', () => {
 });
 
 test('names: a freed block keeps its name, a reused block takes the new one (or none)', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const a = heap.malloc(100, 'first owner');
   heap.malloc(4096 - 176 - 64, 'fills the page'); // so a is the only free block once freed
   heap.free(a);
@@ -184,7 +184,7 @@ test('names: a freed block keeps its name, a reused block takes the new one (or 
 });
 
 test('names: at most 31 bytes of UTF-8 are kept, never half a character', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   heap.malloc(1, 'x'.repeat(40));
   heap.malloc(1, 'é'.repeat(20)); // 2 bytes each: 15 fit in 31
   heap.malloc(1, 'naïve 名前');
@@ -194,7 +194,7 @@ test('names: at most 31 bytes of UTF-8 are kept, never half a character', () => 
 });
 
 test('regions are listed in the order they were mapped', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const sizes = [5000, 100, 9000];
   for (const [i, n] of sizes.entries()) heap.malloc(n, `r${i}`);
   // 100 bytes fit in the first region's free tail, so only two regions exist

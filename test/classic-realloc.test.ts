@@ -6,7 +6,7 @@ import { Heap } from '../src/index.js';
 import { checkPattern, expectedMemory, fillPattern } from './helpers.js';
 
 test('realloc that still fits stays in place and takes the new name', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const a = heap.malloc(100, 'a');
   fillPattern(heap, a, 100, 1);
   assert.is(heap.realloc(a, 110, 'a renamed'), a);
@@ -16,7 +16,7 @@ test('realloc that still fits stays in place and takes the new name', () => {
 });
 
 test('realloc without a name keeps the old one', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const a = heap.malloc(100, 'kept');
   heap.malloc(100, 'neighbour');
   const moved = heap.realloc(a, 5000);
@@ -26,7 +26,7 @@ test('realloc without a name keeps the old one', () => {
 });
 
 test('shrinking by less than 80 bytes leaves the block as it is', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const a = heap.malloc(100, 'a');
   assert.is(heap.realloc(a, 40), a); // needs 112: the 64-byte tail cannot be a block
   assert.is(heap.usableSize(a), 112);
@@ -34,7 +34,7 @@ test('shrinking by less than 80 bytes leaves the block as it is', () => {
 });
 
 test('shrinking splits off the tail, frees it and merges it with a free next block', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const a = heap.malloc(300, 'a');
   fillPattern(heap, a, 100, 2);
   assert.is(heap.realloc(a, 100, 'a'), a);
@@ -45,7 +45,7 @@ test('shrinking splits off the tail, frees it and merges it with a free next blo
 });
 
 test('shrinking next to a used block leaves the trimmed tail free on its own', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const a = heap.malloc(300, 'a');
   heap.malloc(100, 'b');
   heap.realloc(a, 100, 'a');
@@ -58,7 +58,7 @@ test('shrinking next to a used block leaves the trimmed tail free on its own', (
 });
 
 test('growing into a free next block stays in place and splits off what is left', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const [a, b] = ['a', 'b', 'c'].map((n) => heap.malloc(100, n));
   fillPattern(heap, a!, 112, 3);
   heap.free(b!);
@@ -72,7 +72,7 @@ test('growing into a free next block stays in place and splits off what is left'
 });
 
 test('growing takes the whole next block when the rest would be under 80 bytes', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const [a, b] = ['a', 'b', 'c'].map((n) => heap.malloc(100, n));
   heap.free(b!);
   assert.is(heap.realloc(a!, 250), a); // needs 320 of 352: a 32-byte rest stays inside
@@ -82,7 +82,7 @@ test('growing takes the whole next block when the rest would be under 80 bytes',
 });
 
 test('growing with no room after the block moves it: malloc, copy, free', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const a = heap.malloc(100, 'a');
   heap.malloc(100, 'b');
   fillPattern(heap, a, 112, 4);
@@ -97,7 +97,7 @@ test('growing with no room after the block moves it: malloc, copy, free', () => 
 });
 
 test('a moving realloc keeps every byte up to the old size, across regions', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const a = heap.malloc(3000, 'a');
   heap.malloc(100, 'pin'); // keeps a from growing in place
   fillPattern(heap, a, 3000, 5);
@@ -108,7 +108,7 @@ test('a moving realloc keeps every byte up to the old size, across regions', () 
 });
 
 test('realloc(0, n) is malloc(n); realloc(p, 0) frees p and returns 0', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const p = heap.realloc(0, 100, 'from realloc');
   assert.ok(p > 0);
   assert.is(heap.snapshot().regions[0]!.blocks[0]!.name, 'from realloc');
@@ -118,7 +118,7 @@ test('realloc(0, n) is malloc(n); realloc(p, 0) frees p and returns 0', () => {
 });
 
 test('a realloc that cannot be satisfied returns 0 and leaves the block untouched', () => {
-  const heap = new Heap();
+  const heap = new Heap({ preset: 'classic' });
   const a = heap.malloc(100, 'a');
   fillPattern(heap, a, 112, 6);
   const before = heap.formatMemory();

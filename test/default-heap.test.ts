@@ -25,15 +25,24 @@ const six = h.malloc(10, 'Test Allocation: 6');
 console.log(six === p[1] ? 'hole' : six === p[3] ? 'split' : 'tail');
 `;
 
-test('the top-level functions use one default heap, first fit by default', () => {
-  const out = run(EXAMPLE);
+const CLASSIC = { ALLOCATOR_PRESET: 'classic' };
+
+test('the default heap runs the fast preset unless ALLOCATOR_PRESET says otherwise', () => {
+  const script = `h.malloc(1); console.log(h.defaultHeap().preset);`;
+  assert.is(run(script).stdout.trim(), 'fast');
+  assert.is(run(script, CLASSIC).stdout.trim(), 'classic');
+  assert.is(run(script, { ALLOCATOR_PRESET: 'fast' }).stdout.trim(), 'fast');
+});
+
+test('the top-level functions use one default heap; the classic preset uses first fit by default', () => {
+  const out = run(EXAMPLE, CLASSIC);
   assert.is(out.status, 0, out.stderr);
   assert.is(out.stdout.trim(), 'tail');
 });
 
-test('ALLOCATOR_ALGORITHM picks the free-space search', () => {
-  assert.is(run(EXAMPLE, { ALLOCATOR_ALGORITHM: 'best_fit' }).stdout.trim(), 'hole');
-  assert.is(run(EXAMPLE, { ALLOCATOR_ALGORITHM: 'worst_fit' }).stdout.trim(), 'split');
+test('ALLOCATOR_ALGORITHM picks the classic free-space search', () => {
+  assert.is(run(EXAMPLE, { ...CLASSIC, ALLOCATOR_ALGORITHM: 'best_fit' }).stdout.trim(), 'hole');
+  assert.is(run(EXAMPLE, { ...CLASSIC, ALLOCATOR_ALGORITHM: 'worst_fit' }).stdout.trim(), 'split');
 });
 
 test('ALLOCATOR_SCRIBBLE=1 fills new blocks with 0xAA', () => {
@@ -44,14 +53,16 @@ test('ALLOCATOR_SCRIBBLE=1 fills new blocks with 0xAA', () => {
 
 test('ALLOCATOR_LEAK_CHECK=1 prints the leak report at exit', () => {
   const script = `h.malloc(100, 'leaked'); const q = h.malloc(10, 'freed'); h.free(q); h.calloc(4, 4, 'also leaked');`;
-  const out = run(script, { ALLOCATOR_LEAK_CHECK: '1' });
+  const out = run(script, { ...CLASSIC, ALLOCATOR_LEAK_CHECK: '1' });
   assert.is(out.status, 0, out.stderr);
   assert.match(out.stdout, /^-- Leak Check --\n\[BLOCK 0x[0-9a-f]+\] 176\t'leaked'\n\[BLOCK 0x[0-9a-f]+\] 80\t'also leaked'\n\n-- Summary --\n2 blocks lost \(256 bytes\)\n$/);
-  assert.is(run(script).stdout, '', 'no report without the variable');
+  assert.is(run(script, CLASSIC).stdout, '', 'no report without the variable');
+  const fast = run(script, { ALLOCATOR_LEAK_CHECK: '1' });
+  assert.match(fast.stdout, /\n2 blocks lost \(144 bytes\)\n$/, 'the fast preset: blocks of 112 and 32 bytes');
 });
 
 test('printMemory writes the print_memory text to standard output', () => {
-  const out = run(`h.malloc(100, 'shown'); h.printMemory();`);
+  const out = run(`h.malloc(100, 'shown'); h.printMemory();`, CLASSIC);
   assert.match(out.stdout, /^-- Current Memory State --\n\[REGION 0x[0-9a-f]+\]\n  \[BLOCK 0x[0-9a-f]+-0x[0-9a-f]+\] 176\t\[USED\]\t'shown'\n/);
   assert.match(out.stdout, /\n-- Free List --\n\[0x[0-9a-f]+\] -> NULL\n$/);
 });

@@ -1,9 +1,9 @@
 // Bad input is refused with a clear error and changes nothing.
 
 import koffi from 'koffi';
-import { test } from 'uvu';
+import { suite, test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Heap, HeapError } from '../src/index.js';
+import { Heap, HeapError, type Preset } from '../src/index.js';
 import { checkPattern, fillPattern } from './helpers.js';
 
 /** Records the heap's layout now; the returned function proves nothing has changed since. */
@@ -16,9 +16,9 @@ function capture(heap: Heap, live: readonly number[]): () => void {
   };
 }
 
-/** A heap with a few live blocks, each filled with the pattern of its index. */
-function populated(): { heap: Heap; ptrs: number[]; intact: () => void } {
-  const heap = new Heap();
+/** A heap with a few live blocks, each filled with a pattern seeded by its address. */
+function populated(preset: Preset): { heap: Heap; ptrs: number[]; intact: () => void } {
+  const heap = new Heap({ preset });
   const ptrs = [100, 10, 3000, 100].map((n, i) => heap.malloc(n, `live ${i}`));
   for (const p of ptrs) fillPattern(heap, p, heap.usableSize(p), p);
   return { heap, ptrs, intact: capture(heap, ptrs) };
@@ -36,83 +36,123 @@ function throwsCode(fn: () => unknown, code: string): void {
   assert.unreachable(`expected HeapError ${code}`);
 }
 
-test('free(0) does nothing', () => {
-  const { heap, intact } = populated();
-  heap.free(0);
-  intact();
-  heap.destroy();
-});
+const HEADER: Record<Preset, number> = { classic: 64, fast: 8 };
 
-test('sizes that are not non-negative safe integers are TypeError or RangeError', () => {
-  const { heap, intact } = populated();
-  const wrongType: unknown[] = ['100', 100n, null, undefined, {}, true];
-  const outOfRange: unknown[] = [-1, 1.5, NaN, Infinity, -Infinity, 2 ** 53];
-  for (const size of wrongType) {
-    assert.throws(() => heap.malloc(size as number), (e: Error) => e instanceof TypeError, `malloc(${String(size)})`);
-    assert.throws(() => heap.calloc(1, size as number), (e: Error) => e instanceof TypeError);
-    assert.throws(() => heap.realloc(0, size as number), (e: Error) => e instanceof TypeError);
+for (const preset of ['classic', 'fast'] as const) {
+  const test = suite(`${preset} preset`);
+
+  test('free(0) does nothing', () => {
+    const { heap, intact } = populated(preset);
+    heap.free(0);
+    intact();
+    heap.destroy();
+  });
+
+  test('sizes that are not non-negative safe integers are TypeError or RangeError', () => {
+    const { heap, intact } = populated(preset);
+    const wrongType: unknown[] = ['100', 100n, null, undefined, {}, true];
+    const outOfRange: unknown[] = [-1, 1.5, NaN, Infinity, -Infinity, 2 ** 53];
+    for (const size of wrongType) {
+      assert.throws(() => heap.malloc(size as number), (e: Error) => e instanceof TypeError, `malloc(${String(size)})`);
+      assert.throws(() => heap.calloc(1, size as number), (e: Error) => e instanceof TypeError);
+      assert.throws(() => heap.realloc(0, size as number), (e: Error) => e instanceof TypeError);
+    }
+    for (const size of outOfRange) {
+      assert.throws(() => heap.malloc(size as number), (e: Error) => e instanceof RangeError, `malloc(${String(size)})`);
+      assert.throws(() => heap.calloc(size as number, 1), (e: Error) => e instanceof RangeError);
+      assert.throws(() => heap.realloc(0, size as number), (e: Error) => e instanceof RangeError);
+    }
+    assert.throws(() => heap.malloc(10, 42 as unknown as string), (e: Error) => e instanceof TypeError);
+    intact();
+    heap.destroy();
+  });
+
+  test('addresses of the wrong kind are TypeError or RangeError', () => {
+    const { heap, ptrs, intact } = populated(preset);
+    assert.throws(() => heap.free(String(ptrs[0]) as unknown as number), (e: Error) => e instanceof TypeError);
+    assert.throws(() => heap.free(BigInt(ptrs[0]!) as unknown as number), (e: Error) => e instanceof TypeError);
+    assert.throws(() => heap.free(-16), (e: Error) => e instanceof RangeError);
+    assert.throws(() => heap.free(ptrs[0]! + 0.5), (e: Error) => e instanceof RangeError);
+    assert.throws(() => heap.bytes(ptrs[0]!, -1), (e: Error) => e instanceof RangeError);
+    assert.throws(() => heap.bytes(ptrs[0]!, 10_000), (e: Error) => e instanceof RangeError);
+    intact();
+    heap.destroy();
+  });
+
+  test('double free is ERR_DOUBLE_FREE and changes nothing', () => {
+    const { heap, ptrs } = populated(preset);
+    const freed = ptrs[1]!;
+    heap.free(freed);
+    const intact = capture(heap, ptrs.filter((p) => p !== freed));
+    throwsCode(() => heap.free(freed), 'ERR_DOUBLE_FREE');
+    throwsCode(() => heap.realloc(freed, 10), 'ERR_DOUBLE_FREE');
+    intact();
+    heap.destroy();
+  });
+
+  test('interior, misaligned, foreign and never-allocated addresses are ERR_INVALID_POINTER', () => {
+    const { heap, ptrs, intact } = populated(preset);
+    const other = new Heap({ preset });
+    const foreign = other.malloc(100);
+    const region = heap.snapshot().regions[0]!;
+    const cases = [
+      ptrs[0]! + 16, // inside a block, 16-aligned
+      ptrs[0]! + 1, // misaligned
+      ptrs[0]! - HEADER[preset], // the header, not the data
+      region.address + region.size - 16, // inside the free tail
+      foreign, // another heap's block
+      8, // never mapped
+      0x7fff_0000_0000, // far away
+    ];
+    for (const p of cases) {
+      throwsCode(() => heap.free(p), 'ERR_INVALID_POINTER');
+      throwsCode(() => heap.realloc(p, 10), 'ERR_INVALID_POINTER');
+      throwsCode(() => heap.usableSize(p), 'ERR_INVALID_POINTER');
+      throwsCode(() => heap.bytes(p), 'ERR_INVALID_POINTER');
+    }
+    intact();
+    other.free(foreign);
+    other.destroy();
+    heap.destroy();
+  });
+
+  test('a destroyed heap refuses every call with ERR_HEAP_DESTROYED', () => {
+    const heap = new Heap({ preset });
+    const p = heap.malloc(10);
+    heap.destroy();
+    assert.is(heap.stats().mapped, 0);
+    throwsCodeNoAddress(() => heap.malloc(10), 'ERR_HEAP_DESTROYED');
+    throwsCodeNoAddress(() => heap.free(p), 'ERR_HEAP_DESTROYED');
+    throwsCodeNoAddress(() => heap.check(), 'ERR_HEAP_DESTROYED');
+    heap.destroy(); // twice is harmless
+  });
+
+  function throwsCodeNoAddress(fn: () => unknown, code: string): void {
+    assert.throws(fn, (e: Error) => e instanceof HeapError && e.code === code);
   }
-  for (const size of outOfRange) {
-    assert.throws(() => heap.malloc(size as number), (e: Error) => e instanceof RangeError, `malloc(${String(size)})`);
-    assert.throws(() => heap.calloc(size as number, 1), (e: Error) => e instanceof RangeError);
-    assert.throws(() => heap.realloc(0, size as number), (e: Error) => e instanceof RangeError);
-  }
-  assert.throws(() => heap.malloc(10, 42 as unknown as string), (e: Error) => e instanceof TypeError);
-  intact();
-  heap.destroy();
-});
 
-test('addresses of the wrong kind are TypeError or RangeError', () => {
-  const { heap, ptrs, intact } = populated();
-  assert.throws(() => heap.free(String(ptrs[0]) as unknown as number), (e: Error) => e instanceof TypeError);
-  assert.throws(() => heap.free(BigInt(ptrs[0]!) as unknown as number), (e: Error) => e instanceof TypeError);
-  assert.throws(() => heap.free(-16), (e: Error) => e instanceof RangeError);
-  assert.throws(() => heap.free(ptrs[0]! + 0.5), (e: Error) => e instanceof RangeError);
-  assert.throws(() => heap.bytes(ptrs[0]!, -1), (e: Error) => e instanceof RangeError);
-  assert.throws(() => heap.bytes(ptrs[0]!, 10_000), (e: Error) => e instanceof RangeError);
-  intact();
-  heap.destroy();
-});
+  test('bad options are refused when the heap is made', () => {
+    assert.throws(() => new Heap({ algorithm: 'next_fit' as 'first_fit' }), (e: Error) => e instanceof RangeError && /first_fit/.test(e.message));
+    assert.throws(() => new Heap({ preset: 'turbo' as 'classic' }), (e: Error) => e instanceof RangeError);
+    assert.throws(() => new Heap({ scribble: 1 as unknown as boolean }), (e: Error) => e instanceof TypeError);
+    assert.throws(() => new Heap({ scribbel: true } as never), (e: Error) => e instanceof TypeError && /scribbel/.test(e.message));
+  });
 
-test('double free is ERR_DOUBLE_FREE and changes nothing', () => {
-  const { heap, ptrs } = populated();
-  const freed = ptrs[1]!;
-  heap.free(freed);
-  const intact = capture(heap, ptrs.filter((p) => p !== freed));
-  throwsCode(() => heap.free(freed), 'ERR_DOUBLE_FREE');
-  throwsCode(() => heap.realloc(freed, 10), 'ERR_DOUBLE_FREE');
-  intact();
-  heap.destroy();
-});
+  test('requests too large for any mapping return 0', () => {
+    const { heap, intact } = populated(preset);
+    assert.is(heap.malloc(2 ** 40), 0);
+    assert.is(heap.calloc(2 ** 20, 2 ** 30), 0);
+    intact();
+    heap.destroy();
+  });
 
-test('interior, misaligned, foreign and never-allocated addresses are ERR_INVALID_POINTER', () => {
-  const { heap, ptrs, intact } = populated();
-  const other = new Heap();
-  const foreign = other.malloc(100);
-  const region = heap.snapshot().regions[0]!;
-  const cases = [
-    ptrs[0]! + 16, // inside a block, 16-aligned
-    ptrs[0]! + 1, // misaligned
-    ptrs[0]! - 64, // the header, not the data
-    region.address + region.size - 16, // inside the free tail
-    foreign, // another heap's block
-    8, // never mapped
-    0x7fff_0000_0000, // far away
-  ];
-  for (const p of cases) {
-    throwsCode(() => heap.free(p), 'ERR_INVALID_POINTER');
-    throwsCode(() => heap.realloc(p, 10), 'ERR_INVALID_POINTER');
-    throwsCode(() => heap.usableSize(p), 'ERR_INVALID_POINTER');
-    throwsCode(() => heap.bytes(p), 'ERR_INVALID_POINTER');
-  }
-  intact();
-  other.free(foreign);
-  other.destroy();
-  heap.destroy();
-});
+  test.run();
+}
 
-test('a damaged header is ERR_HEAP_CORRUPTED, from free and from check(), and other blocks keep their bytes', () => {
-  const { heap, ptrs } = populated();
+// Damaged metadata: each preset's own header layout.
+
+test('classic: a damaged header is ERR_HEAP_CORRUPTED, from free and from check(), and other blocks keep their bytes', () => {
+  const { heap, ptrs } = populated('classic');
   const victim = ptrs[1]!;
   // Write garbage over the header's size field through a raw view, as a buffer underflow would.
   const header = new Uint8Array(koffi.view(victim - 64, 64) as ArrayBuffer);
@@ -129,8 +169,8 @@ test('a damaged header is ERR_HEAP_CORRUPTED, from free and from check(), and ot
   heap.destroy();
 });
 
-test('a damaged link is caught by check() without reading outside the heap', () => {
-  const { heap, ptrs } = populated();
+test('classic: a damaged link is caught by check() without reading outside the heap', () => {
+  const { heap, ptrs } = populated('classic');
   const header = new Uint32Array(koffi.view(ptrs[2]! - 64, 64) as ArrayBuffer);
   const saved = header.slice();
   header[48 / 4] = 0x1000; // next link: a low address nothing maps
@@ -142,33 +182,48 @@ test('a damaged link is caught by check() without reading outside the heap', () 
   heap.destroy();
 });
 
-test('a destroyed heap refuses every call with ERR_HEAP_DESTROYED', () => {
-  const heap = new Heap();
-  const p = heap.malloc(10);
+test('fast: a damaged size word is ERR_HEAP_CORRUPTED, from free and from check(), and other blocks keep their bytes', () => {
+  const { heap, ptrs } = populated('fast');
+  const victim = ptrs[1]!;
+  const header = new Uint32Array(koffi.view(victim - 8, 8) as ArrayBuffer);
+  const saved = header.slice();
+  header[1] = 0x5a5a5a50; // a size far past the heap's end
+  throwsCode(() => heap.check(), 'ERR_HEAP_CORRUPTED');
+  throwsCode(() => heap.free(victim), 'ERR_HEAP_CORRUPTED');
+  throwsCode(() => heap.realloc(victim, 1), 'ERR_HEAP_CORRUPTED');
+  for (const p of ptrs) {
+    if (p !== victim) assert.is(checkPattern(heap, p, heap.usableSize(p), p), -1);
+  }
+  header.set(saved);
+  heap.check();
+  const before = heap.stats();
+  heap.free(victim);
+  assert.is(heap.stats().usedBlocks, before.usedBlocks - 1, 'the failed frees changed no counter');
   heap.destroy();
-  assert.is(heap.stats().mapped, 0);
-  throwsCodeNoAddress(() => heap.malloc(10), 'ERR_HEAP_DESTROYED');
-  throwsCodeNoAddress(() => heap.free(p), 'ERR_HEAP_DESTROYED');
-  throwsCodeNoAddress(() => heap.check(), 'ERR_HEAP_DESTROYED');
-  heap.destroy(); // twice is harmless
 });
 
-function throwsCodeNoAddress(fn: () => unknown, code: string): void {
-  assert.throws(fn, (e: Error) => e instanceof HeapError && e.code === code);
-}
-
-test('bad options are refused when the heap is made', () => {
-  assert.throws(() => new Heap({ algorithm: 'next_fit' as 'first_fit' }), (e: Error) => e instanceof RangeError && /first_fit/.test(e.message));
-  assert.throws(() => new Heap({ preset: 'turbo' as 'classic' }), (e: Error) => e instanceof RangeError);
-  assert.throws(() => new Heap({ scribble: 1 as unknown as boolean }), (e: Error) => e instanceof TypeError);
-  assert.throws(() => new Heap({ scribbel: true } as never), (e: Error) => e instanceof TypeError && /scribbel/.test(e.message));
+test('fast: a write after free into a cached block is caught, not followed', () => {
+  const { heap, ptrs } = populated('fast');
+  const freed = ptrs[0]!;
+  heap.free(freed); // a small block: parked in its size's cache, its first word the cache link
+  new Uint32Array(koffi.view(freed, 4) as ArrayBuffer)[0] = 0x7fff_fff0; // a stale pointer writes
+  throwsCode(() => heap.check(), 'ERR_HEAP_CORRUPTED');
+  throwsCode(() => heap.malloc(100), 'ERR_HEAP_CORRUPTED');
+  for (const p of ptrs.slice(1)) assert.is(checkPattern(heap, p, heap.usableSize(p), p), -1);
+  heap.destroy();
 });
 
-test('requests too large for any mapping return 0', () => {
-  const { heap, intact } = populated();
-  assert.is(heap.malloc(2 ** 40), 0);
-  assert.is(heap.calloc(2 ** 20, 2 ** 30), 0);
-  intact();
+test('fast: a write after free into a listed block is caught, not followed', () => {
+  const heap = new Heap({ preset: 'fast' });
+  const a = heap.malloc(5000);
+  heap.malloc(5000, 'pin');
+  heap.free(a); // too large for a cache: merged and filed on a free list
+  const links = new Uint32Array(koffi.view(a, 8) as ArrayBuffer);
+  links[0] = 0x7fff_fff0;
+  throwsCode(() => heap.check(), 'ERR_HEAP_CORRUPTED');
+  throwsCode(() => heap.malloc(4000), 'ERR_HEAP_CORRUPTED');
+  links[0] = 0;
+  heap.check();
   heap.destroy();
 });
 

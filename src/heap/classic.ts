@@ -412,7 +412,7 @@ export class ClassicEngine implements Engine, FreeList {
     const moved = this.malloc(size, name ?? this.nameOf(b));
     if (moved === 0) return 0;
     const from = this.regionOf(b);
-    const to = this.regionOf(moved);
+    const to = this.regionOf(moved - HEADER_SIZE);
     const src = ptr - from.base;
     const dst = moved - to.base;
     to.u8.set(from.u8.subarray(src, src + Math.min(current - HEADER_SIZE, size)), dst);
@@ -533,6 +533,9 @@ export class ClassicEngine implements Engine, FreeList {
         `counted ${this.blockCount}, ${this.freeCount}, ${this.inUse}`, 0);
     }
   }
+
+  /** Nothing to do: the classic engine unmaps a region the moment it is free. */
+  trim(): void {}
 
   destroy(): void {
     if (this.destroyed) return;

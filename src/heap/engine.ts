@@ -60,5 +60,7 @@ export interface Engine {
   snapshot(): HeapSnapshot;
   stats(): HeapStats;
   check(): void;
+  /** Gives free memory back to the kernel now, beyond what the engine keeps for reuse. */
+  trim(): void;
   destroy(): void;
 }

@@ -2,6 +2,7 @@
 // preset. Nothing below this layer sees a value of the wrong type.
 
 import { ClassicEngine } from './classic.js';
+import { FastEngine } from './fast.js';
 import type { Engine, HeapSnapshot, HeapStats } from './engine.js';
 import { resolveOptions, type HeapOptions, type Preset } from './options.js';
 import { formatLeaks, formatMemory } from '../debug/format.js';
@@ -28,7 +29,15 @@ function nameError(op: string, value: unknown): TypeError {
   return new TypeError(`${op}: the name must be a string, got ${describe(value)}`);
 }
 
-const isSize = Number.isSafeInteger;
+/** A size or count: a non-negative safe integer. The first test settles the common case. */
+function isSize(value: number): boolean {
+  return (value >>> 0) === value || (Number.isSafeInteger(value) && value >= 0);
+}
+
+/** An address: a non-negative safe integer (0 included). */
+function isAddress(value: number): boolean {
+  return value >= 0 && value <= Number.MAX_SAFE_INTEGER && Math.floor(value) === value;
+}
 
 /**
  * A heap of native memory. Addresses are Numbers: pass them to C through koffi as pointers
@@ -48,20 +57,20 @@ export class Heap {
     this.preset = resolved.preset;
     this.algorithm = resolved.algorithm;
     this.scribble = resolved.scribble;
-    this.engine = new ClassicEngine(resolved);
+    this.engine = resolved.preset === 'classic' ? new ClassicEngine(resolved) : new FastEngine(resolved);
   }
 
   /** Allocates `size` bytes, optionally named. Returns the address, or 0 when no memory can be had. */
   malloc(size: number, name?: string): number {
-    if (typeof size !== 'number' || !isSize(size) || size < 0) throw sizeError('malloc', 'size', size);
+    if (typeof size !== 'number' || !isSize(size)) throw sizeError('malloc', 'size', size);
     if (name !== undefined && typeof name !== 'string') throw nameError('malloc', name);
     return this.engine.malloc(size, name);
   }
 
   /** Allocates `count * size` zeroed bytes. Returns 0 when the product overflows or no memory can be had. */
   calloc(count: number, size: number, name?: string): number {
-    if (typeof count !== 'number' || !isSize(count) || count < 0) throw sizeError('calloc', 'count', count);
-    if (typeof size !== 'number' || !isSize(size) || size < 0) throw sizeError('calloc', 'size', size);
+    if (typeof count !== 'number' || !isSize(count)) throw sizeError('calloc', 'count', count);
+    if (typeof size !== 'number' || !isSize(size)) throw sizeError('calloc', 'size', size);
     if (name !== undefined && typeof name !== 'string') throw nameError('calloc', name);
     const total = count * size;
     if (total > Number.MAX_SAFE_INTEGER) return 0;
@@ -75,8 +84,8 @@ export class Heap {
    * The name, when given, replaces the block's name.
    */
   realloc(ptr: number, size: number, name?: string): number {
-    if (typeof ptr !== 'number' || !isSize(ptr) || ptr < 0) throw pointerError('realloc', ptr);
-    if (typeof size !== 'number' || !isSize(size) || size < 0) throw sizeError('realloc', 'size', size);
+    if (typeof ptr !== 'number' || !isAddress(ptr)) throw pointerError('realloc', ptr);
+    if (typeof size !== 'number' || !isSize(size)) throw sizeError('realloc', 'size', size);
     if (name !== undefined && typeof name !== 'string') throw nameError('realloc', name);
     if (ptr === 0) return this.engine.malloc(size, name);
     return this.engine.realloc(ptr, size, name);
@@ -84,7 +93,7 @@ export class Heap {
 
   /** Frees the block at `ptr`. `free(0)` does nothing. Throws HeapError for anything but a live block. */
   free(ptr: number): void {
-    if (typeof ptr !== 'number' || !isSize(ptr) || ptr < 0) throw pointerError('free', ptr);
+    if (typeof ptr !== 'number' || !isAddress(ptr)) throw pointerError('free', ptr);
     if (ptr !== 0) this.engine.free(ptr);
   }
 
@@ -93,8 +102,8 @@ export class Heap {
    * default). It aliases native memory: do not keep it past `free(ptr)`.
    */
   bytes(ptr: number, length?: number): Uint8Array {
-    if (typeof ptr !== 'number' || !isSize(ptr) || ptr < 0) throw pointerError('bytes', ptr);
-    if (length !== undefined && (typeof length !== 'number' || !isSize(length) || length < 0)) {
+    if (typeof ptr !== 'number' || !isAddress(ptr)) throw pointerError('bytes', ptr);
+    if (length !== undefined && (typeof length !== 'number' || !isSize(length))) {
       throw sizeError('bytes', 'length', length);
     }
     return this.engine.bytes(ptr, length);
@@ -102,7 +111,7 @@ export class Heap {
 
   /** How many bytes the block at `ptr` can hold (at least what was asked for). */
   usableSize(ptr: number): number {
-    if (typeof ptr !== 'number' || !isSize(ptr) || ptr < 0) throw pointerError('usableSize', ptr);
+    if (typeof ptr !== 'number' || !isAddress(ptr)) throw pointerError('usableSize', ptr);
     return this.engine.usableSize(ptr);
   }
 
@@ -134,6 +143,15 @@ export class Heap {
   /** Walks every invariant of the heap; throws HeapError('ERR_HEAP_CORRUPTED') naming the first fault. */
   check(): void {
     this.engine.check();
+  }
+
+  /**
+   * Gives free memory back to the kernel now. The fast preset keeps some free memory at the top
+   * of its heap for reuse; after trim() an empty heap holds nothing. The classic preset already
+   * unmaps every region as soon as it is free.
+   */
+  trim(): void {
+    this.engine.trim();
   }
 
   /** Unmaps all memory. Every address from this heap is invalid afterwards, and so is the heap. */

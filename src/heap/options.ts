@@ -2,13 +2,13 @@
 
 import { FIT_ALGORITHMS, type FitAlgorithm } from '../strategies/fit.js';
 
-export type Preset = 'classic';
-export const PRESETS: readonly Preset[] = ['classic'];
+export type Preset = 'fast' | 'classic';
+export const PRESETS: readonly Preset[] = ['fast', 'classic'];
 
 export interface HeapOptions {
-  /** Which engine runs the heap. Only 'classic' exists until the fast preset lands. */
+  /** Which engine runs the heap: 'fast' (the default) or 'classic' (the course design, exact). */
   preset?: Preset;
-  /** The classic preset's free-list search. Default 'first_fit'. */
+  /** The classic preset's free-list search. Default 'first_fit'; the fast preset ignores it. */
   algorithm?: FitAlgorithm;
   /** Fill every new allocation with 0xAA, so reads of uninitialized memory stand out. */
   scribble?: boolean;
@@ -39,7 +39,7 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
   const scribble = options.scribble ?? false;
   if (typeof scribble !== 'boolean') throw new TypeError(`scribble must be a boolean, got ${typeof scribble}`);
   return {
-    preset: oneOf('preset', options.preset ?? 'classic', PRESETS),
+    preset: oneOf('preset', options.preset ?? 'fast', PRESETS),
     algorithm: oneOf('algorithm', options.algorithm ?? 'first_fit', FIT_ALGORITHMS),
     scribble,
   };

@@ -87,3 +87,69 @@ export function copyNative(dst: number, src: number, n: number): void {
 export function fillNative(dst: number, byte: number, n: number): void {
   if (n > 0) libc().memset(dst, byte, n);
 }
+
+/**
+ * A reserved range of address space: inaccessible (PROT_NONE) until parts of it are committed.
+ * One ArrayBuffer spans all of it, so an address inside is `address + offset` and a header is one
+ * typed-array read away. Only committed parts may be read: the owner tracks which those are.
+ */
+export interface Reservation {
+  readonly address: number;
+  readonly size: number;
+  buffer: ArrayBuffer;
+  mapped: boolean;
+}
+
+/**
+ * Reserves `size` bytes of address space (a multiple of 64 KiB, at most MAX_VIEW_BYTES), trying
+ * halves of it down to `minimum` when the kernel refuses (a small `ulimit -v`, say). Null if even
+ * the minimum cannot be had. Reserved memory costs neither RAM nor swap until committed.
+ */
+export function reserveAddressSpace(size: number, minimum: number): Reservation | null {
+  const lib = libc();
+  const c = lib.constants;
+  for (let want = size; want >= minimum; want /= 2) {
+    const address = lib.mmap(0, want, c.PROT_NONE, c.MAP_PRIVATE | c.MAP_ANONYMOUS | c.MAP_NORESERVE, -1, 0);
+    if (address !== -1 && address > 0 && address < MAX_ADDRESS) {
+      return { address, size: want, buffer: nativeView(address, want), mapped: true };
+    }
+  }
+  return null;
+}
+
+/** Makes `length` bytes at `offset` inside a reservation readable and writable (zeroed). */
+export function commit(reservation: Reservation, offset: number, length: number): boolean {
+  checkInside(reservation, offset, length);
+  const lib = libc();
+  const c = lib.constants;
+  const at = reservation.address + offset;
+  const got = lib.mmap(at, length, c.PROT_READ | c.PROT_WRITE, c.MAP_PRIVATE | c.MAP_ANONYMOUS | c.MAP_FIXED, -1, 0);
+  return got === at;
+}
+
+/**
+ * Gives the pages of a committed range back to the kernel and makes it inaccessible again, keeping
+ * the address range reserved (mapping fresh PROT_NONE pages over it).
+ */
+export function decommit(reservation: Reservation, offset: number, length: number): void {
+  checkInside(reservation, offset, length);
+  const lib = libc();
+  const c = lib.constants;
+  const at = reservation.address + offset;
+  const got = lib.mmap(at, length, c.PROT_NONE,
+    c.MAP_PRIVATE | c.MAP_ANONYMOUS | c.MAP_FIXED | c.MAP_NORESERVE, -1, 0);
+  if (got !== at) throw new Error(`decommit of ${length} bytes at 0x${at.toString(16)} failed, errno ${lib.errno()}`);
+}
+
+/** Returns a whole reservation to the kernel, detaching its buffer where the runtime can. */
+export function releaseReservation(reservation: Reservation): void {
+  unmapMemory(reservation);
+}
+
+function checkInside(reservation: Reservation, offset: number, length: number): void {
+  const page = getPageSize();
+  if (!reservation.mapped || offset < 0 || length <= 0 || offset + length > reservation.size ||
+      offset % page !== 0 || length % page !== 0) {
+    throw new RangeError(`range ${offset}+${length} is not whole pages inside the reservation`);
+  }
+}

@@ -1,0 +1,800 @@
+// The fast engine: O(1) malloc and free over segregated free lists (src/strategies/tlsf.ts), with
+// 8-byte headers (src/layout/fast.ts), in one arena of reserved address space.
+//
+// The arena is reserved once (up to 4 GiB, PROT_NONE) and committed from its start as the heap
+// grows, so the heap is one contiguous range [0, top) with one typed array over it: an address is
+// `base + offset`, a header one array read. Growth commits a fraction of what is committed already
+// (geometric, so a million small allocations cost a few dozen mmap calls); a large free block
+// at the top is given back (decommitted) only when it exceeds twice the growth step, so a
+// malloc/free loop at the boundary does not thrash. Requests at or above `largeThreshold` get a
+// mapping of their own, unmapped on free; like glibc, the threshold rises to the size of a freed
+// large block, so a program that keeps allocating buffers of one size stops paying for mmap.
+//
+// Addresses are validated in O(1): a bitmap kept in JavaScript marks where blocks start, so only
+// the exact start of a live block passes, whatever bytes sit in the heap. Every offset read from
+// native memory is checked against `top` before it is followed, so damaged metadata is reported,
+// never dereferenced outside the committed range.
+//
+// Hot paths (malloc, free, realloc in place) use Numbers and typed arrays only: no FFI call, no
+// object allocated. The slow paths (growth, trimming, large blocks, errors) live apart.
+
+import {
+  alignPage, commit, decommit, getPageSize, mapMemory, releaseReservation, reserveAddressSpace, unmapMemory,
+  MAX_VIEW_BYTES, type Mapping, type Reservation,
+} from '../os/memory.js';
+import {
+  CACHED, FREE, FLAG_MASK, HEADER_SIZE, MIN_BLOCK, NAMED, SIZE_MASK, W_NEXT_FREE, W_PREV_SIZE, W_SIZE, fastBlockSize,
+} from '../layout/fast.js';
+import { SegregatedLists, classOf } from '../strategies/tlsf.js';
+import { HeapError, hex } from './errors.js';
+import { destroyedError } from './classic.js';
+import type { BlockInfo, Engine, HeapSnapshot, HeapStats, RegionInfo } from './engine.js';
+
+/** Address space to reserve for the arena, and the least we accept when the kernel refuses. */
+const ARENA_BYTES = 2 ** 30;
+const ARENA_MIN_BYTES = 16 * 1024 * 1024;
+/** Growth step: committed / GROWTH_DIVISOR, clamped to [GROWTH_MIN, GROWTH_MAX], whole pages. */
+const GROWTH_DIVISOR = 4;
+const GROWTH_MIN = 32 * 1024;
+const GROWTH_MAX = 64 * 1024 * 1024;
+/** Large requests: the threshold starts here and may rise to the maximum. */
+const LARGE_THRESHOLD_START = 256 * 1024;
+const LARGE_THRESHOLD_MAX = 32 * 1024 * 1024;
+/** A free top block is trimmed only above this many bytes, and above twice the growth step. */
+const TRIM_MIN = 128 * 1024;
+
+/**
+ * Small-block caches: a freed block of at most CACHE_MAX_BLOCK bytes is parked, unmerged, on a
+ * LIFO list of its exact size, up to CACHE_DEPTH blocks a size, and handed straight back by the
+ * next malloc of that size. The caches are flushed into the free lists before the heap grows.
+ */
+const CACHE_MAX_BLOCK = 1024;
+const CACHE_MAX_REQUEST = CACHE_MAX_BLOCK - HEADER_SIZE;
+const CACHE_DEPTH = 32;
+
+const SCRIBBLE_BYTE = 0xaa;
+const EMPTY_WORDS = new Uint32Array(0);
+const EMPTY_BYTES = new Uint8Array(0);
+
+/** A block in a mapping of its own. Data starts at the mapping, so it is page-aligned. */
+interface LargeBlock {
+  readonly mapping: Mapping;
+  readonly bytes: Uint8Array;
+  name: string;
+}
+
+export interface FastOptions {
+  scribble: boolean;
+  /** Requests of at least this many bytes start out in mappings of their own. */
+  largeThreshold?: number;
+}
+
+export class FastEngine implements Engine {
+  private readonly scribble: boolean;
+  private arena: Reservation | null = null;
+  /** The arena's address; 0 until reserved. */
+  private base = 0;
+  private mem: Uint32Array = EMPTY_WORDS;
+  private bytesView: Uint8Array = EMPTY_BYTES;
+  /** Committed bytes from the arena's start; the sentinel header is the last 8 of them. */
+  private top = 0;
+  /** Bit (offset >>> 4) is set where a block header starts. */
+  private starts: Int32Array = new Int32Array(0);
+  private readonly lists = new SegregatedLists(EMPTY_WORDS);
+  /** Per size class (block size / 16): the first cached block, and how many are cached. */
+  private readonly cacheHeads = new Uint32Array(CACHE_MAX_BLOCK / 16 + 1);
+  private readonly cacheCounts = new Int32Array(CACHE_MAX_BLOCK / 16 + 1);
+  /** Names of named blocks, by header offset; touched only for blocks flagged NAMED. */
+  private readonly names = new Map<number, string>();
+  private readonly large = new Map<number, LargeBlock>();
+  private largeThreshold: number;
+  /** A free block at the top larger than this is trimmed. */
+  private trimThreshold = TRIM_MIN;
+  private destroyed = false;
+
+  private largeBytes = 0;
+  private peakMapped = 0;
+  private inUse = 0;
+  private peakInUse = 0;
+  private usedBlocks = 0;
+  private mmapCalls = 0;
+  private munmapCalls = 0;
+
+  constructor(options: FastOptions) {
+    this.scribble = options.scribble;
+    this.largeThreshold = options.largeThreshold ?? LARGE_THRESHOLD_START;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Hot paths.
+
+  malloc(size: number, name: string | undefined): number {
+    if (size <= CACHE_MAX_REQUEST) {
+      const need = fastBlockSize(size);
+      const h = this.cacheHeads[need >>> 4]!;
+      if (h !== 0) return this.useCached(h, need, name);
+      return this.mallocFromLists(need, name);
+    }
+    if (size >= this.largeThreshold) return this.mallocLarge(size, name);
+    return this.mallocFromLists(fastBlockSize(size), name);
+  }
+
+  /** Hands out cached block `h` of exactly `need` bytes. */
+  private useCached(h: number, need: number, name: string | undefined): number {
+    const mem = this.mem;
+    const w = h >>> 2;
+    const next = mem[w + W_NEXT_FREE]!;
+    if (next >= this.top || mem[w + W_SIZE] !== (need | CACHED)) {
+      return this.corrupted(h, 'a cached block was overwritten (was it written after free?)');
+    }
+    const c = need >>> 4;
+    this.cacheHeads[c] = next;
+    this.cacheCounts[c]!--;
+    mem[w + W_SIZE] = need;
+    this.usedBlocks++;
+    if ((this.inUse += need) > this.peakInUse) this.peakInUse = this.inUse;
+    if (name !== undefined) this.nameBlock(h, name);
+    if (this.scribble) this.bytesView.fill(SCRIBBLE_BYTE, h + HEADER_SIZE, h + need);
+    return this.base + h + HEADER_SIZE;
+  }
+
+  private mallocFromLists(need: number, name: string | undefined): number {
+    let h = this.lists.takeFit(need);
+    if (h <= 0) {
+      h = h === 0 ? this.growFor(need) : this.corruptedList();
+      if (h === 0) return 0;
+    }
+    return this.use(h, need, name);
+  }
+
+  /** Turns free block `h`, already off its list, into a used block of `need` bytes. */
+  private use(h: number, need: number, name: string | undefined): number {
+    const mem = this.mem;
+    const w = h >>> 2;
+    const sizeWord = mem[w + W_SIZE]!;
+    let size = sizeWord & SIZE_MASK;
+    if ((sizeWord & FREE) === 0 || size < need || h + size > this.top - HEADER_SIZE) {
+      return this.corrupted(h, 'a block on a free list is not a free block of the size its class promises');
+    }
+    const rest = size - need;
+    if (rest >= MIN_BLOCK) {
+      const r = h + need;
+      const rw = r >>> 2;
+      mem[rw + W_PREV_SIZE] = need;
+      mem[rw + W_SIZE] = rest | FREE;
+      mem[(r + rest) >>> 2] = rest;
+      this.starts[r >>> 9]! |= 1 << ((r >>> 4) & 31);
+      this.lists.insert(r, rest);
+      size = need;
+    }
+    mem[w + W_SIZE] = size;
+    this.usedBlocks++;
+    if ((this.inUse += size) > this.peakInUse) this.peakInUse = this.inUse;
+    if (name !== undefined) this.nameBlock(h, name);
+    if (this.scribble) this.bytesView.fill(SCRIBBLE_BYTE, h + HEADER_SIZE, h + size);
+    return this.base + h + HEADER_SIZE;
+  }
+
+  free(ptr: number): void {
+    const h = ptr - this.base - HEADER_SIZE;
+    if (h >= HEADER_SIZE && h < this.top && (h & FLAG_MASK) === HEADER_SIZE &&
+        (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) !== 0) {
+      const mem = this.mem;
+      const w = h >>> 2;
+      const sizeWord = mem[w + W_SIZE]!;
+      const size = sizeWord & SIZE_MASK;
+      if ((sizeWord & (FREE | CACHED | NAMED)) !== 0 || !this.sizeAgrees(h, size)) {
+        if ((sizeWord & (FREE | CACHED)) !== 0) throw doubleFree('free', ptr);
+        if (!this.sizeAgrees(h, size)) this.corrupted(h, `its size ${size} does not match the next header's record of it`);
+        this.names.delete(h);
+      }
+      this.usedBlocks--;
+      this.inUse -= size;
+      if (size <= CACHE_MAX_BLOCK) {
+        const c = size >>> 4;
+        if (this.cacheCounts[c]! < CACHE_DEPTH) {
+          mem[w + W_SIZE] = size | CACHED;
+          mem[w + W_NEXT_FREE] = this.cacheHeads[c]!;
+          this.cacheHeads[c] = h;
+          this.cacheCounts[c]!++;
+          return;
+        }
+      }
+      this.release(h, size, true);
+      return;
+    }
+    this.freeOutsideHeap(ptr);
+  }
+
+  /**
+   * Makes used block `h` of `size` bytes free: merges it with free neighbours, files it, and
+   * (when `trim`) gives back the top if it has become too large. Stats for the used block are
+   * the caller's.
+   */
+  private release(h: number, size: number, trim: boolean): void {
+    const mem = this.mem;
+    const n = h + size;
+    const nextWord = mem[(n >>> 2) + W_SIZE]!;
+    if ((nextWord & FREE) !== 0) {
+      const nsize = nextWord & SIZE_MASK;
+      if (!this.lists.remove(n, nsize)) this.corruptedList();
+      this.starts[n >>> 9]! &= ~(1 << ((n >>> 4) & 31));
+      size += nsize;
+    }
+    const prevSize = mem[(h >>> 2) + W_PREV_SIZE]!;
+    if (prevSize !== 0) {
+      const p = h - prevSize;
+      const prevWord = mem[(p >>> 2) + W_SIZE]!;
+      if ((prevWord & FREE) !== 0) {
+        if ((prevWord & SIZE_MASK) !== prevSize) this.corrupted(h, `its prev size ${prevSize} disagrees with the block before it`);
+        if (!this.lists.remove(p, prevSize)) this.corruptedList();
+        this.starts[h >>> 9]! &= ~(1 << ((h >>> 4) & 31));
+        h = p;
+        size += prevSize;
+      }
+    }
+    mem[(h >>> 2) + W_SIZE] = size | FREE;
+    mem[(h + size) >>> 2] = size;
+    this.lists.insert(h, size);
+    if (trim && size > this.trimThreshold && h + size === this.top - HEADER_SIZE) this.trimTop(h, size, this.growthStep());
+  }
+
+  realloc(ptr: number, size: number, name: string | undefined): number {
+    const h = ptr - this.base - HEADER_SIZE;
+    if (!(h >= HEADER_SIZE && h < this.top)) return this.reallocOutsideHeap(ptr, size, name);
+    const sizeWord = this.liveWord(h, ptr, 'realloc');
+    const current = sizeWord & SIZE_MASK;
+    if (size === 0) {
+      this.free(ptr);
+      return 0;
+    }
+    if (size >= this.largeThreshold) return this.move(ptr, current - HEADER_SIZE, size, name);
+    const need = fastBlockSize(size);
+    const mem = this.mem;
+    const w = h >>> 2;
+
+    if (need <= current) {
+      if (current - need >= MIN_BLOCK) {
+        // Shrink: the tail becomes a block of its own, freed (and merged with a free next block).
+        const t = h + need;
+        const tail = current - need;
+        mem[w + W_SIZE] = need | (sizeWord & NAMED);
+        mem[t >>> 2] = need;
+        mem[(t >>> 2) + W_SIZE] = tail;
+        mem[(t + tail) >>> 2] = tail;
+        this.starts[t >>> 9]! |= 1 << ((t >>> 4) & 31);
+        this.inUse -= tail;
+        this.release(t, tail, true);
+      }
+      if (name !== undefined) this.nameBlock(h, name);
+      return ptr;
+    }
+
+    // Grow into the next block when it is free and large enough; at the top, commit more first.
+    let n = h + current;
+    if (n === this.top - HEADER_SIZE && this.growTop(need - current) !== 0) n = h + current;
+    const nextWord = mem[(n >>> 2) + W_SIZE]!;
+    const nsize = nextWord & SIZE_MASK;
+    if ((nextWord & FREE) !== 0 && current + nsize >= need) {
+      if (!this.lists.remove(n, nsize)) this.corruptedList();
+      this.starts[n >>> 9]! &= ~(1 << ((n >>> 4) & 31));
+      let total = current + nsize;
+      const rest = total - need;
+      if (rest >= MIN_BLOCK) {
+        const r = h + need;
+        mem[r >>> 2] = need;
+        mem[(r >>> 2) + W_SIZE] = rest | FREE;
+        mem[(r + rest) >>> 2] = rest;
+        this.starts[r >>> 9]! |= 1 << ((r >>> 4) & 31);
+        this.lists.insert(r, rest);
+        total = need;
+      } else {
+        mem[(h + total) >>> 2] = total;
+      }
+      mem[w + W_SIZE] = total | (sizeWord & NAMED);
+      if ((this.inUse += total - current) > this.peakInUse) this.peakInUse = this.inUse;
+      if (this.scribble) this.bytesView.fill(SCRIBBLE_BYTE, h + current, h + total);
+      if (name !== undefined) this.nameBlock(h, name);
+      return ptr;
+    }
+    return this.move(ptr, current - HEADER_SIZE, size, name);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Validation.
+
+  /** Whether block `h` of `size` bytes ends inside the heap, at a header that records that size. */
+  private sizeAgrees(h: number, size: number): boolean {
+    const n = h + size;
+    return size >= MIN_BLOCK && n <= this.top - HEADER_SIZE && this.mem[n >>> 2] === size;
+  }
+
+  /** The size word of the live block at header offset `h` (inside the heap), or a HeapError. */
+  private liveWord(h: number, ptr: number, op: string): number {
+    if ((h & FLAG_MASK) !== HEADER_SIZE || (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) === 0) {
+      throw this.destroyed ? destroyedError() : invalidPointer(op, ptr);
+    }
+    const sizeWord = this.mem[(h >>> 2) + W_SIZE]!;
+    if ((sizeWord & (FREE | CACHED)) !== 0) throw doubleFree(op, ptr);
+    const size = sizeWord & SIZE_MASK;
+    if (!this.sizeAgrees(h, size)) this.corrupted(h, `its size ${size} does not match the next header's record of it`);
+    return sizeWord;
+  }
+
+  /** free() of an address outside the heap: a large block, or an error. */
+  private freeOutsideHeap(ptr: number): void {
+    const h = ptr - this.base - HEADER_SIZE;
+    if (h >= HEADER_SIZE && h < this.top) this.liveWord(h, ptr, 'free'); // throws: not a live block
+    const block = this.large.get(ptr);
+    if (block === undefined) throw this.destroyed ? destroyedError() : invalidPointer('free', ptr);
+    this.large.delete(ptr);
+    const size = block.mapping.size;
+    this.largeBytes -= size;
+    this.inUse -= size;
+    this.usedBlocks--;
+    unmapMemory(block.mapping);
+    this.munmapCalls++;
+    // Like glibc: a program that frees a buffer of this size will likely ask for one again, and
+    // from now on it comes from the heap.
+    if (size >= this.largeThreshold && size < LARGE_THRESHOLD_MAX) {
+      this.largeThreshold = size + 1;
+      this.updateTrimThreshold();
+    }
+  }
+
+  private largeBlock(ptr: number, op: string): LargeBlock {
+    const block = this.large.get(ptr);
+    if (block !== undefined) return block;
+    const h = ptr - this.base - HEADER_SIZE;
+    if (h >= HEADER_SIZE && h < this.top) this.liveWord(h, ptr, op);
+    throw this.destroyed ? destroyedError() : invalidPointer(op, ptr);
+  }
+
+  private reallocOutsideHeap(ptr: number, size: number, name: string | undefined): number {
+    const block = this.largeBlock(ptr, 'realloc');
+    if (size === 0) {
+      this.freeOutsideHeap(ptr);
+      return 0;
+    }
+    const capacity = block.mapping.size;
+    // Stay when the mapping still fits and would not be more than half empty.
+    if (size <= capacity && (size > capacity / 2 || size >= this.largeThreshold)) {
+      if (name !== undefined) block.name = name;
+      return ptr;
+    }
+    return this.move(ptr, capacity, size, name);
+  }
+
+  /** malloc, copy `min(oldUsable, size)` bytes, free. 0 (old block untouched) if malloc fails. */
+  private move(ptr: number, oldUsable: number, size: number, name: string | undefined): number {
+    const moved = this.malloc(size, name ?? this.nameAt(ptr));
+    if (moved === 0) return 0;
+    const n = Math.min(oldUsable, size);
+    this.viewOf(moved, n).set(this.viewOf(ptr, n));
+    this.free(ptr);
+    return moved;
+  }
+
+  /** `n` bytes at a validated address, as a view. */
+  private viewOf(ptr: number, n: number): Uint8Array {
+    const large = this.large.get(ptr);
+    if (large !== undefined) return large.bytes.subarray(0, n);
+    const offset = ptr - this.base;
+    return this.bytesView.subarray(offset, offset + n);
+  }
+
+  private nameAt(ptr: number): string | undefined {
+    const large = this.large.get(ptr);
+    if (large !== undefined) return large.name;
+    return this.names.get(ptr - this.base - HEADER_SIZE);
+  }
+
+  private nameBlock(h: number, name: string): void {
+    const w = (h >>> 2) + W_SIZE;
+    if (name === '') {
+      this.mem[w]! &= ~NAMED;
+      this.names.delete(h);
+    } else {
+      this.mem[w]! |= NAMED;
+      this.names.set(h, name);
+    }
+  }
+
+  private corrupted(h: number, what: string): never {
+    throw new HeapError('ERR_HEAP_CORRUPTED',
+      `heap corrupted at ${hex(this.base + h)}: ${what}`, this.base + h);
+  }
+
+  /** A free-list link of `block` (by default, the one the lists last found damaged) is bad. */
+  private corruptedList(block = this.lists.damaged): never {
+    return this.corrupted(block, 'its free-list links point outside the heap or disagree (was it written after free?)');
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Growth and trimming: the only paths that call the kernel.
+
+  /** The growth step for the heap's current size. */
+  private growthStep(): number {
+    const step = alignPage(this.top / GROWTH_DIVISOR);
+    return step < GROWTH_MIN ? GROWTH_MIN : step > GROWTH_MAX ? GROWTH_MAX : step;
+  }
+
+  private updateTrimThreshold(): void {
+    this.trimThreshold = Math.max(TRIM_MIN, 2 * this.growthStep(), 2 * this.largeThreshold);
+  }
+
+  /**
+   * Finds room for a block of `need` bytes when the free lists have none: first by flushing the
+   * caches (their blocks may merge into one large enough), then by growing the heap. Returns the
+   * block, off its list, or 0.
+   */
+  private growFor(need: number): number {
+    if (this.cachedBlocks() > 0) {
+      this.flushCaches();
+      const found = this.lists.takeFit(need);
+      if (found !== 0) return found > 0 ? found : this.corruptedList();
+    }
+    const h = this.growTop(need);
+    if (h === 0) return 0;
+    this.lists.remove(h, this.mem[(h >>> 2) + W_SIZE]! & SIZE_MASK);
+    return h;
+  }
+
+  /**
+   * Commits memory at the top so that the last block is free and at least `need` bytes. Returns
+   * that block's offset (on its free list), or 0 when no memory can be had.
+   */
+  private growTop(need: number): number {
+    if (this.destroyed) throw destroyedError();
+    if (this.arena === null && !this.reserveArena()) return 0;
+    const arena = this.arena!;
+    const mem = this.mem;
+    // A free last block already counts towards the need.
+    let have = 0;
+    if (this.top > 0) {
+      const lastSize = mem[(this.top - HEADER_SIZE) >>> 2]!;
+      const last = this.top - HEADER_SIZE - lastSize;
+      if (lastSize !== 0 && (mem[(last >>> 2) + W_SIZE]! & FREE) !== 0) have = lastSize;
+    }
+    const overhead = this.top === 0 ? 2 * HEADER_SIZE : 0;
+    let step = Math.max(alignPage(need - have + overhead), this.growthStep());
+    if (this.top + step > arena.size) step = alignPage(need - have + overhead);
+    if (this.top + step > arena.size) return 0;
+    this.mmapCalls++;
+    if (!commit(arena, this.top, step)) return 0;
+
+    const oldTop = this.top;
+    this.top += step;
+    this.lists.limit = this.top;
+    this.ensureStartsCapacity();
+    if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
+    // The new space becomes one block: at the old sentinel's place, or after the 8-byte pad.
+    const h = oldTop === 0 ? HEADER_SIZE : oldTop - HEADER_SIZE;
+    const size = this.top - HEADER_SIZE - h;
+    if (oldTop === 0) mem[h >>> 2] = 0;
+    mem[(h >>> 2) + W_SIZE] = size;
+    mem[(this.top - HEADER_SIZE) >>> 2] = size;
+    mem[((this.top - HEADER_SIZE) >>> 2) + W_SIZE] = 0; // the sentinel: size 0, used
+    this.starts[h >>> 9]! |= 1 << ((h >>> 4) & 31);
+    this.updateTrimThreshold();
+    this.release(h, size, false);
+    const lastSize = mem[(this.top - HEADER_SIZE) >>> 2]!;
+    return this.top - HEADER_SIZE - lastSize;
+  }
+
+  /** Gives back the top of free block `h` (the last one) beyond `keep` bytes, in whole pages. */
+  private trimTop(h: number, size: number, keep: number): void {
+    const page = getPageSize();
+    let newTop = alignPage(h + keep + 2 * HEADER_SIZE);
+    if (h === HEADER_SIZE && keep === 0) newTop = 0;
+    else if (newTop - HEADER_SIZE - h < MIN_BLOCK) newTop += page;
+    if (newTop >= this.top) return;
+    this.lists.remove(h, size);
+    decommit(this.arena!, newTop, this.top - newTop);
+    this.munmapCalls++;
+    this.top = newTop;
+    this.lists.limit = newTop;
+    if (newTop === 0) {
+      this.starts[h >>> 9]! &= ~(1 << ((h >>> 4) & 31));
+    } else {
+      const rest = newTop - HEADER_SIZE - h;
+      this.mem[(h >>> 2) + W_SIZE] = rest | FREE;
+      this.mem[(newTop - HEADER_SIZE) >>> 2] = rest;
+      this.mem[((newTop - HEADER_SIZE) >>> 2) + W_SIZE] = 0;
+      this.lists.insert(h, rest);
+    }
+    this.updateTrimThreshold();
+  }
+
+  /** How many blocks the caches hold (kept per size only, off the hot path). */
+  private cachedBlocks(): number {
+    let n = 0;
+    for (let c = 0; c < this.cacheCounts.length; c++) n += this.cacheCounts[c]!;
+    return n;
+  }
+
+  /** Moves every cached block to the free lists, merging it with its free neighbours. */
+  private flushCaches(): void {
+    const mem = this.mem;
+    for (let c = 0; c < this.cacheHeads.length; c++) {
+      let h = this.cacheHeads[c]!;
+      this.cacheHeads[c] = 0;
+      this.cacheCounts[c] = 0;
+      while (h !== 0) {
+        const w = h >>> 2;
+        const next = mem[w + W_NEXT_FREE]!;
+        if (h >= this.top || mem[w + W_SIZE] !== ((c << 4) | CACHED)) this.corrupted(h, 'a cached block was overwritten');
+        mem[w + W_SIZE] = c << 4;
+        this.release(h, c << 4, false);
+        h = next;
+      }
+    }
+  }
+
+  /** Releases every free byte at the top of the heap; all of it when nothing is in use there. */
+  trim(): void {
+    if (this.destroyed || this.top === 0) return;
+    this.flushCaches();
+    const lastSize = this.mem[(this.top - HEADER_SIZE) >>> 2]!;
+    const last = this.top - HEADER_SIZE - lastSize;
+    if (lastSize !== 0 && (this.mem[(last >>> 2) + W_SIZE]! & FREE) !== 0) this.trimTop(last, lastSize, 0);
+  }
+
+  private reserveArena(): boolean {
+    this.mmapCalls++;
+    const arena = reserveAddressSpace(ARENA_BYTES, ARENA_MIN_BYTES);
+    if (arena === null) return false;
+    this.arena = arena;
+    this.base = arena.address;
+    this.mem = new Uint32Array(arena.buffer);
+    this.bytesView = new Uint8Array(arena.buffer);
+    this.lists.mem = this.mem;
+    return true;
+  }
+
+  /** Grows the start bitmap to cover [0, top), doubling. */
+  private ensureStartsCapacity(): void {
+    const needWords = Math.ceil(this.top / 16 / 32);
+    if (needWords <= this.starts.length) return;
+    const grown = new Int32Array(Math.max(needWords, 2 * this.starts.length, 1024));
+    grown.set(this.starts);
+    this.starts = grown;
+  }
+
+  private mallocLarge(size: number, name: string | undefined): number {
+    if (this.destroyed) throw destroyedError();
+    const length = alignPage(Math.max(size, 1));
+    if (length > MAX_VIEW_BYTES) return 0;
+    this.mmapCalls++;
+    const mapping = mapMemory(length);
+    if (mapping === null) return 0;
+    const bytes = new Uint8Array(mapping.buffer);
+    this.large.set(mapping.address, { mapping, bytes, name: name ?? '' });
+    this.largeBytes += length;
+    this.usedBlocks++;
+    if ((this.inUse += length) > this.peakInUse) this.peakInUse = this.inUse;
+    if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
+    if (this.scribble) bytes.fill(SCRIBBLE_BYTE);
+    return mapping.address;
+  }
+
+  private mapped(): number {
+    return this.top + this.largeBytes;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // The rest of the Engine API.
+
+  calloc(size: number, name: string | undefined): number {
+    const ptr = this.malloc(size, name);
+    // Fresh mappings are zero already (unless scribbled); the heap's blocks may not be.
+    if (ptr !== 0 && (this.scribble || !this.large.has(ptr))) this.viewOf(ptr, size).fill(0);
+    return ptr;
+  }
+
+  usableSize(ptr: number): number {
+    const h = ptr - this.base - HEADER_SIZE;
+    if (h >= HEADER_SIZE && h < this.top) return (this.liveWord(h, ptr, 'usableSize') & SIZE_MASK) - HEADER_SIZE;
+    return this.largeBlock(ptr, 'usableSize').mapping.size;
+  }
+
+  bytes(ptr: number, length: number | undefined): Uint8Array {
+    const usable = this.usableSize(ptr);
+    const n = length ?? usable;
+    if (n > usable) throw new RangeError(`bytes(${hex(ptr)}, ${n}): the block has only ${usable} usable bytes`);
+    return this.viewOf(ptr, n);
+  }
+
+  /** The blocks of the heap in address order (without the sentinel). */
+  private heapBlocks(): BlockInfo[] {
+    const blocks: BlockInfo[] = [];
+    const end = this.top - HEADER_SIZE;
+    for (let h = HEADER_SIZE; h < end;) {
+      const word = this.mem[(h >>> 2) + W_SIZE]!;
+      const size = word & SIZE_MASK;
+      if (size < MIN_BLOCK || h + size > end) this.corrupted(h, `size ${size} runs past the end of the heap`);
+      const free = (word & (FREE | CACHED)) !== 0;
+      blocks.push({ address: this.base + h, size, free, name: free ? '' : this.names.get(h) ?? '' });
+      h += size;
+    }
+    return blocks;
+  }
+
+  snapshot(): HeapSnapshot {
+    const regions: RegionInfo[] = [];
+    if (this.top > 0) regions.push({ address: this.base, size: this.top, blocks: this.heapBlocks() });
+    for (const block of this.large.values()) {
+      const { address, size } = block.mapping;
+      regions.push({ address, size, blocks: [{ address, size, free: false, name: block.name }] });
+    }
+    const freeList: number[] = [];
+    const mem = this.mem;
+    for (const head of this.lists.heads) {
+      for (let b = head; b !== 0; b = mem[(b >>> 2) + 2]!) {
+        if (b >= this.top || freeList.length > this.lists.count) this.corruptedList(b);
+        freeList.push(this.base + b);
+      }
+    }
+    for (const head of this.cacheHeads) {
+      for (let b = head; b !== 0; b = mem[(b >>> 2) + W_NEXT_FREE]!) {
+        if (b >= this.top || freeList.length > this.lists.count + this.cachedBlocks()) this.corruptedList(b);
+        freeList.push(this.base + b);
+      }
+    }
+    return { regions, freeList };
+  }
+
+  stats(): HeapStats {
+    const mapped = this.mapped();
+    const cached = this.cachedBlocks();
+    return {
+      mapped,
+      peakMapped: this.peakMapped,
+      inUse: this.inUse,
+      peakInUse: this.peakInUse,
+      freeBytes: mapped - this.inUse,
+      blocks: this.usedBlocks + this.lists.count + cached,
+      usedBlocks: this.usedBlocks,
+      freeBlocks: this.lists.count + cached,
+      regions: (this.top > 0 ? 1 : 0) + this.large.size,
+      mmapCalls: this.mmapCalls,
+      munmapCalls: this.munmapCalls,
+    };
+  }
+
+  check(): void {
+    if (this.destroyed) throw destroyedError();
+    const mem = this.mem;
+    const end = this.top - HEADER_SIZE;
+    let used = 0;
+    let usedBytes = 0;
+    let free = 0;
+    let prevSize = 0;
+    let prevFree = false;
+    let starts = 0;
+    let cached = 0;
+    for (let h = HEADER_SIZE; this.top > 0 && h < end;) {
+      const word = mem[(h >>> 2) + W_SIZE]!;
+      const size = word & SIZE_MASK;
+      if ((this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) === 0) this.corrupted(h, 'a block starts where none was recorded');
+      if (size < MIN_BLOCK || h + size > end) this.corrupted(h, `size ${size} runs past the end of the heap`);
+      if (mem[h >>> 2] !== prevSize) this.corrupted(h, `prev size ${mem[h >>> 2]}, expected ${prevSize}`);
+      const isFree = (word & FREE) !== 0;
+      const isCached = (word & CACHED) !== 0;
+      if (isFree && prevFree) this.corrupted(h, 'two free neighbours were not merged');
+      if ((isFree || isCached) && (word & NAMED) !== 0) this.corrupted(h, 'a free block is flagged as named');
+      if (isFree && isCached) this.corrupted(h, 'a block is flagged both free and cached');
+      if ((word & NAMED) !== 0 && !this.names.has(h)) this.corrupted(h, 'a named block has no name');
+      if (isFree) free++;
+      else if (isCached) cached++;
+      else {
+        used++;
+        usedBytes += size;
+      }
+      starts++;
+      prevFree = isFree;
+      prevSize = size;
+      h += size;
+    }
+    if (this.top > 0) {
+      if (mem[end >>> 2] !== prevSize || mem[(end >>> 2) + W_SIZE] !== 0) this.corrupted(end, 'the sentinel header is damaged');
+    }
+    let recorded = 0;
+    for (let i = 0; i < this.starts.length; i++) {
+      for (let bits = this.starts[i]!; bits !== 0; bits &= bits - 1) recorded++;
+    }
+    if (recorded !== starts) this.corrupted(0, `${recorded} block starts recorded, ${starts} blocks found`);
+    this.checkLists(free);
+    this.checkCaches(cached);
+    for (const name of this.names.keys()) {
+      if (name >= this.top || (mem[(name >>> 2) + W_SIZE]! & NAMED) === 0) this.corrupted(name, 'a name is kept for a block that has none');
+    }
+    let largeBytes = 0;
+    for (const block of this.large.values()) largeBytes += block.mapping.size;
+    if (used + this.large.size !== this.usedBlocks || usedBytes + largeBytes !== this.inUse || largeBytes !== this.largeBytes) {
+      this.corrupted(0, `stats disagree with the walk: ${used + this.large.size} used blocks of ${usedBytes + largeBytes} bytes; ` +
+        `counted ${this.usedBlocks} of ${this.inUse}`);
+    }
+  }
+
+  /** Every cached block is on the cache of its size, each cache within its depth. */
+  private checkCaches(cachedBlocks: number): void {
+    const mem = this.mem;
+    let total = 0;
+    for (let c = 0; c < this.cacheHeads.length; c++) {
+      let count = 0;
+      for (let b = this.cacheHeads[c]!; b !== 0; b = mem[(b >>> 2) + W_NEXT_FREE]!) {
+        if (b >= this.top || count > CACHE_DEPTH) this.corruptedList(b);
+        if (mem[(b >>> 2) + W_SIZE] !== ((c << 4) | CACHED)) this.corrupted(b, `a block in the ${c << 4}-byte cache is not a cached block of that size`);
+        count++;
+      }
+      if (count !== this.cacheCounts[c]) this.corrupted(0, `the ${c << 4}-byte cache holds ${count} blocks, counted ${this.cacheCounts[c]}`);
+      total += count;
+    }
+    if (total !== cachedBlocks) {
+      this.corrupted(0, `${cachedBlocks} cached blocks in the heap, ${total} in the caches`);
+    }
+  }
+
+  /** Every free block is on the list of its class exactly once, and the bitmaps agree. */
+  private checkLists(freeBlocks: number): void {
+    const { heads, slMaps } = this.lists;
+    const mem = this.mem;
+    let listed = 0;
+    let flMap = 0;
+    for (let i = 0; i < heads.length; i++) {
+      const nonEmpty = heads[i] !== 0;
+      const bit = (slMaps[i >>> 5]! >>> (i & 31)) & 1;
+      if (nonEmpty !== (bit === 1)) this.corrupted(heads[i]!, `class ${i}'s bitmap bit disagrees with its list`);
+      if (nonEmpty) flMap |= 1 << (i >>> 5);
+      let prev = 0;
+      for (let b = heads[i]!; b !== 0; b = mem[(b >>> 2) + 2]!) {
+        if (b >= this.top || listed++ > freeBlocks) this.corruptedList(b);
+        const word = mem[(b >>> 2) + W_SIZE]!;
+        if ((word & FREE) === 0) this.corrupted(b, 'a block on a free list is in use');
+        if (classOf(word & SIZE_MASK) !== i) this.corrupted(b, `a block of ${word & SIZE_MASK} bytes is filed under class ${i}`);
+        if (mem[(b >>> 2) + 3] !== prev) this.corrupted(b, 'its prev-free link disagrees with the list');
+        prev = b;
+      }
+    }
+    if (flMap !== this.lists.flMap) this.corrupted(0, 'the first-level bitmap disagrees with the lists');
+    if (listed !== freeBlocks || listed !== this.lists.count) {
+      this.corrupted(0, `${freeBlocks} free blocks in the heap, ${listed} on the lists, ${this.lists.count} counted`);
+    }
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    for (const block of this.large.values()) {
+      unmapMemory(block.mapping);
+      this.munmapCalls++;
+    }
+    this.large.clear();
+    if (this.arena !== null) {
+      releaseReservation(this.arena);
+      this.munmapCalls++;
+    }
+    this.arena = null;
+    this.mem = EMPTY_WORDS;
+    this.bytesView = EMPTY_BYTES;
+    this.lists.mem = EMPTY_WORDS;
+    this.lists.clear();
+    this.cacheHeads.fill(0);
+    this.cacheCounts.fill(0);
+    this.names.clear();
+    this.top = 0;
+    this.largeBytes = 0;
+    this.inUse = 0;
+    this.usedBlocks = 0;
+    this.destroyed = true;
+  }
+}
+
+function invalidPointer(op: string, ptr: number): HeapError {
+  return new HeapError('ERR_INVALID_POINTER',
+    `${op}(${hex(ptr)}): not an address this heap returned (expected the start of a live block's data)`, ptr);
+}
+
+function doubleFree(op: string, ptr: number): HeapError {
+  return new HeapError('ERR_DOUBLE_FREE', `${op}(${hex(ptr)}): the block is already free`, ptr);
+}

@@ -1,0 +1,136 @@
+// Two-level segregated free lists (the TLSF scheme): O(1) insert, remove and good-fit search.
+//
+// Free blocks are sorted into classes by size. Below SMALL_LIMIT each class is one 16-byte step;
+// above it, a first level picks the power of two (fl) and a second level splits that range into
+// SL_COUNT equal steps (sl). One bitmap says which first-level ranges have any free block, one
+// bitmap per range says which of its classes do, so finding the smallest non-empty class that
+// fits is two find-first-set operations. A request is rounded up to the next class boundary
+// before the search, so every block in the class found is large enough.
+//
+// The lists are doubly linked through the free blocks themselves (see src/layout/fast.ts), by
+// header offset; the heads and bitmaps live here.
+
+import { W_NEXT_FREE, W_PREV_FREE } from '../layout/fast.js';
+
+export const SL_LOG2 = 5;
+export const SL_COUNT = 1 << SL_LOG2;
+/** Sizes below this map linearly, one class per 16 bytes. */
+export const SMALL_LIMIT = SL_COUNT * 16;
+const FL_SHIFT = 31 - Math.clz32(SMALL_LIMIT) - 1;
+/** Enough first-level ranges for any size below 2^32. */
+export const FL_COUNT = 32 - FL_SHIFT;
+
+/** The class a free block of `size` bytes is filed under (rounding down). */
+export function classOf(size: number): number {
+  if (size < SMALL_LIMIT) return size >>> 4;
+  const f = 31 - Math.clz32(size);
+  return ((f - FL_SHIFT) << SL_LOG2) | ((size >>> (f - SL_LOG2)) & (SL_COUNT - 1));
+}
+
+export class SegregatedLists {
+  /** Header offset of the first block of each class, 0 when empty. */
+  readonly heads = new Uint32Array(FL_COUNT * SL_COUNT);
+  /** Bit sl of slMaps[fl]: class (fl, sl) is non-empty. */
+  readonly slMaps = new Int32Array(FL_COUNT);
+  /** Bit fl: slMaps[fl] is non-zero. */
+  flMap = 0;
+  /** How many blocks are on the lists. */
+  count = 0;
+  /** The arena, as words. */
+  mem: Uint32Array;
+  /** Offsets at or past this are not committed: a link there means the list was overwritten. */
+  limit = 0;
+  /** The block whose links were last found damaged, for the error message. */
+  damaged = 0;
+
+  constructor(mem: Uint32Array) {
+    this.mem = mem;
+  }
+
+  insert(block: number, size: number): void {
+    const i = classOf(size);
+    const head = this.heads[i]!;
+    const w = block >>> 2;
+    this.mem[w + W_NEXT_FREE] = head;
+    this.mem[w + W_PREV_FREE] = 0;
+    if (head !== 0) this.mem[(head >>> 2) + W_PREV_FREE] = block;
+    this.heads[i] = block;
+    this.slMaps[i >>> SL_LOG2]! |= 1 << (i & (SL_COUNT - 1));
+    this.flMap |= 1 << (i >>> SL_LOG2);
+    this.count++;
+  }
+
+  /** Takes `block`, of `size` bytes, off its list. Returns false if its links are damaged. */
+  remove(block: number, size: number): boolean {
+    const w = block >>> 2;
+    const next = this.mem[w + W_NEXT_FREE]!;
+    const prev = this.mem[w + W_PREV_FREE]!;
+    const i = classOf(size);
+    if (next >= this.limit || prev >= this.limit || (prev === 0 && this.heads[i] !== block)) {
+      this.damaged = block;
+      return false;
+    }
+    if (prev === 0) {
+      this.heads[i] = next;
+      if (next === 0) this.clearClass(i);
+    } else {
+      this.mem[(prev >>> 2) + W_NEXT_FREE] = next;
+    }
+    if (next !== 0) this.mem[(next >>> 2) + W_PREV_FREE] = prev;
+    this.count--;
+    return true;
+  }
+
+  /**
+   * Takes the first block of the smallest class whose every block holds `size` bytes. Returns its
+   * offset, 0 when there is none, or -1 when the list's links are damaged.
+   */
+  takeFit(size: number): number {
+    let fl: number;
+    let sl: number;
+    if (size < SMALL_LIMIT) {
+      fl = 0;
+      sl = size >>> 4;
+    } else {
+      const rounded = size + (1 << (31 - Math.clz32(size) - SL_LOG2)) - 1;
+      const f = 31 - Math.clz32(rounded);
+      fl = f - FL_SHIFT;
+      sl = (rounded >>> (f - SL_LOG2)) & (SL_COUNT - 1);
+    }
+    let slMap = this.slMaps[fl]! & (-1 << sl);
+    if (slMap === 0) {
+      const flMap = this.flMap & (-1 << (fl + 1));
+      if (flMap === 0) return 0;
+      fl = 31 - Math.clz32(flMap & -flMap);
+      slMap = this.slMaps[fl]!;
+    }
+    sl = 31 - Math.clz32(slMap & -slMap);
+    const i = (fl << SL_LOG2) | sl;
+    const block = this.heads[i]!;
+    const next = this.mem[(block >>> 2) + W_NEXT_FREE]!;
+    if (next >= this.limit) {
+      this.damaged = block;
+      return -1;
+    }
+    this.heads[i] = next;
+    if (next !== 0) this.mem[(next >>> 2) + W_PREV_FREE] = 0;
+    else this.clearClass(i);
+    this.count--;
+    return block;
+  }
+
+  private clearClass(i: number): void {
+    const fl = i >>> SL_LOG2;
+    const map = this.slMaps[fl]! & ~(1 << (i & (SL_COUNT - 1)));
+    this.slMaps[fl] = map;
+    if (map === 0) this.flMap &= ~(1 << fl);
+  }
+
+  /** Forgets every block (the arena was released). */
+  clear(): void {
+    this.heads.fill(0);
+    this.slMaps.fill(0);
+    this.flMap = 0;
+    this.count = 0;
+  }
+}
