@@ -270,11 +270,18 @@ export class FastEngine implements Engine {
       return ptr;
     }
 
-    // Grow into the next block when it is free and large enough; at the top, commit more first.
-    let n = h + current;
-    if (n === this.top - HEADER_SIZE && this.growTop(need - current) !== 0) n = h + current;
-    const nextWord = mem[(n >>> 2) + W_SIZE]!;
-    const nsize = nextWord & SIZE_MASK;
+    // Grow into the next block when it is free and large enough. At the top of the heap (the next
+    // block is the sentinel, or a free block just before it), commit more memory first.
+    const n = h + current;
+    let nextWord = mem[(n >>> 2) + W_SIZE]!;
+    let nsize = nextWord & SIZE_MASK;
+    const nextFree = (nextWord & FREE) !== 0;
+    if ((!nextFree || current + nsize < need) &&
+        (n === this.top - HEADER_SIZE || (nextFree && n + nsize === this.top - HEADER_SIZE)) &&
+        this.growTop(need - current) !== 0) {
+      nextWord = mem[(n >>> 2) + W_SIZE]!;
+      nsize = nextWord & SIZE_MASK;
+    }
     if ((nextWord & FREE) !== 0 && current + nsize >= need) {
       if (!this.lists.remove(n, nsize)) this.corruptedList();
       this.starts[n >>> 9]! &= ~(1 << ((n >>> 4) & 31));

@@ -10,7 +10,7 @@
 // The lists are doubly linked through the free blocks themselves (see src/layout/fast.ts), by
 // header offset; the heads and bitmaps live here.
 
-import { W_NEXT_FREE, W_PREV_FREE } from '../layout/fast.js';
+import { SIZE_MASK, W_NEXT_FREE, W_PREV_FREE, W_SIZE } from '../layout/fast.js';
 
 export const SL_LOG2 = 5;
 export const SL_COUNT = 1 << SL_LOG2;
@@ -82,8 +82,9 @@ export class SegregatedLists {
   }
 
   /**
-   * Takes the first block of the smallest class whose every block holds `size` bytes. Returns its
-   * offset, 0 when there is none, or -1 when the list's links are damaged.
+   * Takes a free block of at least `size` bytes: the first of the smallest class whose every block
+   * is large enough (or, above SMALL_LIMIT, the first of size's own class when it happens to fit).
+   * Returns its offset, 0 when there is none, or -1 when the list's links are damaged.
    */
   takeFit(size: number): number {
     let fl: number;
@@ -92,6 +93,10 @@ export class SegregatedLists {
       fl = 0;
       sl = size >>> 4;
     } else {
+      // The class of `size` itself may hold blocks that fit: its first one is worth one look.
+      const own = classOf(size);
+      const first = this.heads[own]!;
+      if (first !== 0 && (this.mem[(first >>> 2) + W_SIZE]! & SIZE_MASK) >= size) return this.popHead(own);
       const rounded = size + (1 << (31 - Math.clz32(size) - SL_LOG2)) - 1;
       const f = 31 - Math.clz32(rounded);
       fl = f - FL_SHIFT;
@@ -105,7 +110,11 @@ export class SegregatedLists {
       slMap = this.slMaps[fl]!;
     }
     sl = 31 - Math.clz32(slMap & -slMap);
-    const i = (fl << SL_LOG2) | sl;
+    return this.popHead((fl << SL_LOG2) | sl);
+  }
+
+  /** Takes the first block of class `i` (which is not empty); -1 if its links are damaged. */
+  private popHead(i: number): number {
     const block = this.heads[i]!;
     const next = this.mem[(block >>> 2) + W_NEXT_FREE]!;
     if (next >= this.limit) {

@@ -1,0 +1,205 @@
+// The fast preset's own promises: its block sizes, merging on both sides, the small-block
+// caches, in-place realloc both ways, large mappings, growth without thrashing, trimming, and a
+// million live blocks freed in any order.
+
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Heap } from '../src/index.js';
+import { checkPattern, fillPattern, random } from './helpers.js';
+
+const HEADER = 8;
+const MiB = 1024 * 1024;
+const fast = (): Heap => new Heap({ preset: 'fast' });
+
+/** The blocks of the heap's arena region (the first region), as [size, free] pairs. */
+function layout(heap: Heap): Array<[number, boolean]> {
+  return heap.snapshot().regions[0]!.blocks.map((b) => [b.size, b.free]);
+}
+
+test('blocks are align16(request + 8) bytes, at least 16, and data is 16-byte aligned', () => {
+  const heap = fast();
+  const usable = [0, 1, 8, 9, 24, 25, 100, 1000].map((n) => {
+    const p = heap.malloc(n);
+    assert.is(p % 16, 0);
+    return heap.usableSize(p);
+  });
+  assert.equal(usable, [8, 8, 8, 24, 24, 40, 104, 1000]);
+  heap.destroy();
+});
+
+test('free merges with both neighbours into one block', () => {
+  const heap = fast();
+  const [a, b, c] = [2000, 2000, 2000, 2000].map((n) => heap.malloc(n)); // too large for the caches
+  heap.free(a!);
+  heap.free(c!);
+  assert.equal(layout(heap).slice(0, 4), [[2016, true], [2016, false], [2016, true], [2016, false]]);
+  heap.free(b!);
+  assert.equal(layout(heap).slice(0, 2), [[3 * 2016, true], [2016, false]]);
+  assert.is(heap.malloc(3 * 2016 - HEADER), a, 'the merged block serves a request of its whole size');
+  heap.check();
+  heap.destroy();
+});
+
+test('a freed small block is cached and handed back to the next request of its size', () => {
+  const heap = fast();
+  const a = heap.malloc(64);
+  const b = heap.malloc(64);
+  heap.free(a);
+  assert.is(heap.stats().freeBlocks, 2, 'the cached block and the free rest of the heap');
+  assert.equal(layout(heap).slice(0, 2), [[80, true], [80, false]], 'a cached block shows as free, unmerged');
+  assert.is(heap.malloc(64), a);
+  heap.free(a);
+  heap.free(b);
+  assert.equal([heap.malloc(64), heap.malloc(64)], [b, a], 'last in, first out');
+  heap.check();
+  heap.destroy();
+});
+
+test('the caches are flushed and merged before the heap grows', () => {
+  const heap = fast();
+  const small = Array.from({ length: 20 }, () => heap.malloc(64));
+  const pin = heap.malloc(64, 'pin');
+  const rest = layout(heap).at(-1)![0];
+  heap.malloc(rest - 512 - HEADER, 'filler'); // leaves a 512-byte free block at the top
+  for (const p of small) heap.free(p); // 20 cached 80-byte blocks, side by side, unmerged
+  const { mmapCalls, mapped } = heap.stats();
+  // Too large for the 512 free bytes, small enough for the 1600 the flush merges.
+  const big = heap.malloc(1200);
+  assert.is(big, small[0]);
+  assert.equal([heap.stats().mmapCalls, heap.stats().mapped], [mmapCalls, mapped]);
+  heap.free(pin);
+  heap.check();
+  heap.destroy();
+});
+
+test('realloc grows in place into a free neighbour and shrinks in place, freeing the tail', () => {
+  const heap = fast();
+  const a = heap.malloc(2000);
+  const b = heap.malloc(2000);
+  heap.malloc(2000, 'pin');
+  fillPattern(heap, a, 2000, 1);
+  heap.free(b);
+  assert.is(heap.realloc(a, 3900), a, 'grew into the freed neighbour');
+  assert.is(checkPattern(heap, a, 2000, 1), -1);
+  assert.equal(layout(heap).slice(0, 2), [[3920, false], [112, true]]);
+  assert.is(heap.realloc(a, 1000), a, 'shrank in place');
+  assert.equal(layout(heap).slice(0, 2), [[1008, false], [3024, true]], 'the tail merged with the free block after it');
+  assert.is(checkPattern(heap, a, 1000, 1), -1);
+  heap.check();
+  heap.destroy();
+});
+
+test('realloc of the last block grows the heap in place', () => {
+  const heap = fast();
+  const a = heap.malloc(1000);
+  fillPattern(heap, a, 1000, 2);
+  const before = heap.stats().mmapCalls;
+  assert.is(heap.realloc(a, 200_000), a);
+  assert.ok(heap.stats().mmapCalls > before, 'more memory was committed');
+  assert.is(checkPattern(heap, a, 1000, 2), -1);
+  heap.check();
+  heap.destroy();
+});
+
+test('a large request gets a page-aligned mapping of its own, unmapped on free', () => {
+  const heap = fast();
+  const p = heap.malloc(MiB, 'large');
+  let s = heap.stats();
+  assert.equal([s.mmapCalls, s.regions, s.mapped], [1, 1, MiB]);
+  assert.is(p % 4096, 0);
+  assert.is(heap.snapshot().regions[0]!.address, p);
+  heap.bytes(p).fill(3);
+  heap.free(p);
+  s = heap.stats();
+  assert.equal([s.munmapCalls, s.regions, s.mapped], [1, 0, 0]);
+  // Having seen a 1 MiB buffer freed, the heap now serves that size itself (glibc does the same).
+  const q = heap.malloc(MiB);
+  assert.is(heap.snapshot().regions.length, 1);
+  assert.ok(heap.snapshot().regions[0]!.address < q, 'q is inside the arena, after its start');
+  heap.free(q);
+  heap.check();
+  heap.destroy();
+});
+
+test('a malloc/free loop at the growth boundary does not thrash mmap', () => {
+  const heap = fast();
+  let last = 0;
+  let calls = heap.stats().mmapCalls;
+  // Allocate until the heap has just grown: the last block sits at the edge of committed memory.
+  for (let i = 0; i < 100_000; i++) {
+    last = heap.malloc(3000);
+    if (heap.stats().mmapCalls > calls && i > 10) break;
+    calls = heap.stats().mmapCalls;
+  }
+  const cycle = (): void => {
+    heap.free(last);
+    last = heap.malloc(3000);
+    heap.free(heap.malloc(100_000));
+  };
+  cycle(); // the first 100 kB may need the heap to grow once
+  const before = heap.stats();
+  for (let i = 0; i < 10_000; i++) cycle();
+  const after = heap.stats();
+  assert.equal([after.mmapCalls, after.munmapCalls], [before.mmapCalls, before.munmapCalls]);
+  heap.check();
+  heap.destroy();
+});
+
+test('freeing most of a large heap gives memory back, and trim() gives back the rest', () => {
+  const heap = fast();
+  const ptrs = Array.from({ length: 1000 }, () => heap.malloc(60_000));
+  const peak = heap.stats().mapped;
+  assert.ok(peak > 60 * MiB);
+  for (const p of ptrs.slice(10)) heap.free(p);
+  const s = heap.stats();
+  assert.ok(s.munmapCalls > 0 && s.mapped < peak / 2, `mapped ${s.mapped} of a ${peak} peak`);
+  for (const p of ptrs.slice(0, 10)) heap.free(p);
+  heap.trim();
+  assert.equal([heap.stats().mapped, heap.stats().blocks], [0, 0]);
+  heap.check();
+  heap.destroy();
+});
+
+test('one million live blocks, freed in random order, leave the heap empty; growth costs under one mmap per MiB', () => {
+  const heap = fast();
+  const n = 1_000_000;
+  const next = random(3);
+  const ptrs = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    ptrs[i] = heap.malloc(16 + Math.floor(next() * 49));
+    if (ptrs[i] === 0) throw new Error('out of memory');
+  }
+  const grown = heap.stats();
+  assert.is(grown.usedBlocks, n);
+  assert.ok(grown.mmapCalls <= grown.mapped / MiB, `${grown.mmapCalls} mmap calls for ${(grown.mapped / MiB).toFixed(1)} MiB`);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(next() * (i + 1));
+    const t = ptrs[i]!;
+    ptrs[i] = ptrs[j]!;
+    ptrs[j] = t;
+  }
+  for (let i = 0; i < n; i++) heap.free(ptrs[i]!);
+  const s = heap.stats();
+  assert.equal([s.inUse, s.usedBlocks], [0, 0]);
+  heap.check();
+  heap.trim();
+  assert.equal([heap.stats().mapped, heap.stats().blocks, heap.stats().regions], [0, 0, 0]);
+  heap.destroy();
+});
+
+test('names are kept only for named blocks and go with them', () => {
+  const heap = fast();
+  const a = heap.malloc(100, 'named');
+  const b = heap.malloc(100);
+  const names = (): string[] => heap.snapshot().regions[0]!.blocks.filter((x) => !x.free).map((x) => x.name);
+  assert.equal(names(), ['named', '']);
+  const moved = heap.realloc(a, 5000);
+  assert.equal(names(), ['', 'named']);
+  heap.realloc(moved, 5000, '');
+  assert.equal(names(), ['', '']);
+  heap.free(b);
+  heap.check();
+  heap.destroy();
+});
+
+test.run();
