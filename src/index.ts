@@ -1,8 +1,9 @@
 // ffi-heap: a native-memory allocator for Node.js and Bun, written in TypeScript over mmap.
 
-export { Heap } from './heap/heap.js';
+export { Heap, ClassicHeap, FastHeap } from './heap/presets.js';
+export type { HeapOperations } from './heap/heap.js';
 export { HeapError, type HeapErrorCode } from './heap/errors.js';
 export type { HeapOptions, Preset } from './heap/options.js';
 export type { FitAlgorithm } from './strategies/fit.js';
-export type { HeapStats, HeapSnapshot, RegionInfo, BlockInfo } from './heap/engine.js';
+export type { HeapStats, HeapSnapshot, RegionInfo, BlockInfo } from './heap/types.js';
 export { defaultHeap, malloc, calloc, realloc, free, printMemory } from './heap/default.js';

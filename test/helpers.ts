@@ -49,14 +49,4 @@ export function checkPattern(heap: Heap, ptr: number, length: number, seed: numb
   return -1;
 }
 
-/** A small deterministic PRNG (mulberry32), so failures replay. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { random } from '../src/debug/random.js';

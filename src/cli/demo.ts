@@ -1,6 +1,6 @@
 // `ffi-heap demo`: a short tour of the classic allocator, printing the heap after each step.
 
-import { Heap } from '../heap/heap.js';
+import { Heap } from '../heap/presets.js';
 
 type Write = (text: string) => void;
 

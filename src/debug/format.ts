@@ -2,7 +2,7 @@
 // They read a snapshot, so every engine prints the same way.
 
 import { hex } from '../heap/errors.js';
-import type { HeapSnapshot } from '../heap/engine.js';
+import type { HeapSnapshot } from '../heap/types.js';
 
 /** print_memory: every region with its blocks, then the free list. Ends with a newline. */
 export function formatMemory(snapshot: HeapSnapshot): string {

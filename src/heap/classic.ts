@@ -14,9 +14,12 @@ import {
   OFF_NAME, OFF_NEXT, OFF_NEXT_FREE, OFF_PREV, OFF_PREV_FREE, OFF_REGION, OFF_SIZE,
   classicBlockSize,
 } from '../layout/classic.js';
-import { FIT_SEARCH, type FitAlgorithm, type FitSearch, type FreeList } from '../strategies/fit.js';
-import { HeapError, hex } from './errors.js';
-import type { BlockInfo, Engine, HeapSnapshot, HeapStats, RegionInfo } from './engine.js';
+import { FIT_SEARCH, type FitSearch, type FreeList } from '../strategies/fit.js';
+import { callocBytes, checkAddress, checkName, checkSize } from './arguments.js';
+import { HeapError, destroyedError, hex } from './errors.js';
+import { Heap, type HeapOperations } from './heap.js';
+import type { ResolvedOptions } from './options.js';
+import type { BlockInfo, HeapSnapshot, HeapStats, RegionInfo } from './types.js';
 
 const TWO_32 = 2 ** 32;
 const SCRIBBLE_BYTE = 0xaa;
@@ -70,14 +73,9 @@ class Region {
   }
 }
 
-export interface ClassicOptions {
-  algorithm: FitAlgorithm;
-  scribble: boolean;
-}
-
-export class ClassicEngine implements Engine, FreeList {
+/** The classic preset. Made by `new Heap({ preset: 'classic' })`. */
+export class ClassicHeap extends Heap implements HeapOperations, FreeList {
   private readonly search: FitSearch;
-  private readonly scribble: boolean;
   /** Regions in the order they were mapped (the order of the block list). */
   private readonly regions: Region[] = [];
   /** The same regions sorted by address, for lookups. */
@@ -99,9 +97,9 @@ export class ClassicEngine implements Engine, FreeList {
   private mmapCalls = 0;
   private munmapCalls = 0;
 
-  constructor(options: ClassicOptions) {
+  constructor(options: ResolvedOptions) {
+    super(options);
     this.search = FIT_SEARCH[options.algorithm];
-    this.scribble = options.scribble;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -359,9 +357,11 @@ export class ClassicEngine implements Engine, FreeList {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Engine API.
+  // The public API (see HeapOperations in ./heap.ts).
 
-  malloc(size: number, name: string | undefined): number {
+  override malloc(size: number, name?: string): number {
+    checkSize('malloc', 'size', size);
+    checkName('malloc', name);
     const need = classicBlockSize(size);
     if (need > MAX_VIEW_BYTES) return 0;
     let b = this.search(this, need);
@@ -372,17 +372,24 @@ export class ClassicEngine implements Engine, FreeList {
     return this.take(b, need, name);
   }
 
-  calloc(size: number, name: string | undefined): number {
-    const ptr = this.malloc(size, name);
-    if (ptr !== 0) this.fill(ptr, 0, size);
+  override calloc(count: number, size: number, name?: string): number {
+    const total = callocBytes(count, size);
+    if (total < 0) return 0;
+    const ptr = this.malloc(total, name);
+    if (ptr !== 0) this.fill(ptr, 0, total);
     return ptr;
   }
 
-  free(ptr: number): void {
-    this.release(this.liveBlock(ptr, 'free'));
+  override free(ptr: number): void {
+    checkAddress('free', ptr);
+    if (ptr !== 0) this.release(this.liveBlock(ptr, 'free'));
   }
 
-  realloc(ptr: number, size: number, name: string | undefined): number {
+  override realloc(ptr: number, size: number, name?: string): number {
+    checkAddress('realloc', ptr);
+    checkSize('realloc', 'size', size);
+    checkName('realloc', name);
+    if (ptr === 0) return this.malloc(size, name);
     const b = this.liveBlock(ptr, 'realloc');
     if (size === 0) {
       this.release(b);
@@ -420,11 +427,14 @@ export class ClassicEngine implements Engine, FreeList {
     return moved;
   }
 
-  usableSize(ptr: number): number {
+  override usableSize(ptr: number): number {
+    checkAddress('usableSize', ptr);
     return this.blockSize(this.liveBlock(ptr, 'usableSize')) - HEADER_SIZE;
   }
 
-  bytes(ptr: number, length: number | undefined): Uint8Array {
+  override bytes(ptr: number, length?: number): Uint8Array {
+    checkAddress('bytes', ptr);
+    if (length !== undefined) checkSize('bytes', 'length', length);
     const b = this.liveBlock(ptr, 'bytes');
     const usable = this.blockSize(b) - HEADER_SIZE;
     const n = length ?? usable;
@@ -439,7 +449,7 @@ export class ClassicEngine implements Engine, FreeList {
   // ---------------------------------------------------------------------------------------------
   // Introspection.
 
-  snapshot(): HeapSnapshot {
+  override snapshot(): HeapSnapshot {
     const regions: RegionInfo[] = [];
     let current: { address: number; size: number; blocks: BlockInfo[] } | null = null;
     let steps = 0;
@@ -460,7 +470,7 @@ export class ClassicEngine implements Engine, FreeList {
     return { regions, freeList };
   }
 
-  stats(): HeapStats {
+  override stats(): HeapStats {
     return {
       mapped: this.mapped,
       peakMapped: this.peakMapped,
@@ -477,7 +487,7 @@ export class ClassicEngine implements Engine, FreeList {
   }
 
   /** Proves every invariant of the layout; throws ERR_HEAP_CORRUPTED at the first that fails. */
-  check(): void {
+  override check(): void {
     if (this.destroyed) throw destroyedError();
     let blocks = 0;
     let inUse = 0;
@@ -534,10 +544,10 @@ export class ClassicEngine implements Engine, FreeList {
     }
   }
 
-  /** Nothing to do: the classic engine unmaps a region the moment it is free. */
-  trim(): void {}
+  /** Nothing to do: the classic preset unmaps a region the moment it is free. */
+  override trim(): void {}
 
-  destroy(): void {
+  override destroy(): void {
     if (this.destroyed) return;
     for (const region of this.regions) {
       unmapMemory(region.mapping);
@@ -554,8 +564,4 @@ export class ClassicEngine implements Engine, FreeList {
 
 function corrupted(what: string, address: number): HeapError {
   return new HeapError('ERR_HEAP_CORRUPTED', `heap corrupted at ${hex(address)}: ${what}`, address);
-}
-
-export function destroyedError(): HeapError {
-  return new HeapError('ERR_HEAP_DESTROYED', 'this heap was destroyed; it takes no more calls');
 }

@@ -3,7 +3,7 @@
 // ALLOCATOR_LEAK_CHECK, which prints the leak report to standard output when the process exits.
 
 import { writeSync } from 'node:fs';
-import { Heap } from './heap.js';
+import { Heap } from './presets.js';
 import { optionsFromEnvironment } from './options.js';
 
 let heap: Heap | undefined;

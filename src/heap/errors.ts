@@ -31,3 +31,7 @@ export class HeapError extends Error {
 export function hex(address: number): string {
   return '0x' + address.toString(16);
 }
+
+export function destroyedError(): HeapError {
+  return new HeapError('ERR_HEAP_DESTROYED', 'this heap was destroyed; it takes no more calls');
+}

@@ -1,7 +1,5 @@
-// The contract between the public Heap and the engines behind its presets. The Heap checks the
-// kinds of its arguments; an engine validates addresses (it alone knows its layout) and does the
-// work. Introspection goes through a snapshot so that printing, leak reports and pictures are
-// written once for every engine.
+// The plain-data shapes of introspection: what stats() and snapshot() return. Printing, leak
+// reports and pictures are built from a snapshot, so they are written once for every preset.
 
 /** One block as introspection sees it. */
 export interface BlockInfo {
@@ -44,23 +42,4 @@ export interface HeapStats {
   regions: number;
   mmapCalls: number;
   munmapCalls: number;
-}
-
-export interface Engine {
-  /** `size` is a safe non-negative integer. Returns 0 when no memory can be had. */
-  malloc(size: number, name: string | undefined): number;
-  /** Like malloc, and the first `size` bytes read as zero. */
-  calloc(size: number, name: string | undefined): number;
-  /** `ptr` is a non-zero Number; throws HeapError when it is not a live block. */
-  free(ptr: number): void;
-  /** `ptr` is a non-zero Number; `size` as for malloc, 0 frees. */
-  realloc(ptr: number, size: number, name: string | undefined): number;
-  usableSize(ptr: number): number;
-  bytes(ptr: number, length: number | undefined): Uint8Array;
-  snapshot(): HeapSnapshot;
-  stats(): HeapStats;
-  check(): void;
-  /** Gives free memory back to the kernel now, beyond what the engine keeps for reuse. */
-  trim(): void;
-  destroy(): void;
 }

@@ -1,0 +1,153 @@
+// npm run bench [-- --json FILE] [--time MS]
+//
+// Runs every microbenchmark row for every peer, each peer in a child process of its own (so no
+// peer's JIT feedback or garbage slows another), then the scaling runs and the memory report, and
+// prints the tables the README quotes. --json FILE also writes every figure as JSON.
+
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Bench } from 'tinybench';
+import { PEERS, peerNamed } from './peers.js';
+import { ROWS } from './rows.js';
+import { hotStack, memory, randomChurn, type MemoryReport, type Timing } from './scaling.js';
+
+interface Measurement {
+  readonly row: string;
+  readonly peer: string;
+  /** Median nanoseconds per operation (see the row's unit). */
+  readonly ns: number;
+}
+
+interface Options {
+  json: string | undefined;
+  time: number;
+}
+
+function parseArgs(argv: readonly string[]): { child: string | undefined; peer: string | undefined; options: Options } {
+  let child: string | undefined;
+  let peer: string | undefined;
+  const options: Options = { json: undefined, time: 400 };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--child') child = value();
+    else if (arg === '--peer') peer = value();
+    else if (arg === '--json') options.json = value();
+    else if (arg === '--time') options.time = Number(value());
+    else throw new Error(`unknown argument ${arg}; usage: npm run bench [-- --json FILE] [--time MS]`);
+  }
+  return { child, peer, options };
+}
+
+async function microChild(peerName: string, time: number): Promise<Measurement[]> {
+  const peer = peerNamed(peerName);
+  const allocator = peer.create();
+  const bench = new Bench({ time, warmupTime: time / 4, iterations: 10 });
+  for (const row of ROWS) bench.add(row.name, row.make(allocator));
+  await bench.run();
+  allocator.dispose();
+  return bench.tasks.map((task) => {
+    const row = ROWS.find((r) => r.name === task.name)!;
+    const result = task.result;
+    if (result.state !== 'completed') throw new Error(`${peerName} / ${task.name}: ${result.state}`);
+    return { row: row.name, peer: peer.name, ns: (result.latency.p50 * 1e6) / row.batch };
+  });
+}
+
+/** Runs this file again as a child and returns what it printed, parsed. */
+function child<T>(args: string[]): T {
+  const self = fileURLToPath(import.meta.url);
+  const run = spawnSync(process.execPath, ['--expose-gc', self, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+  if (run.status !== 0) throw new Error(`benchmark child ${args.join(' ')} failed with status ${run.status}`);
+  return JSON.parse(run.stdout) as T;
+}
+
+const fmt = (ns: number): string => (ns >= 10_000 ? `${(ns / 1000).toFixed(0)} µs` : ns >= 1000 ? `${(ns / 1000).toFixed(1)} µs` : `${ns.toFixed(1)} ns`);
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: readonly string[]): string => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  return [line(header), `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+function machine(): string {
+  let cpu = cpus()[0]?.model ?? 'unknown CPU';
+  try {
+    cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpu;
+  } catch { /* not Linux */ }
+  return `Node ${process.versions.node} (V8 ${process.versions.v8}), ${process.platform}-${process.arch}, ${cpus().length} cores, ${cpu}`;
+}
+
+async function main(): Promise<void> {
+  const { child: role, peer, options } = parseArgs(process.argv.slice(2));
+  if (role === 'micro') {
+    process.stdout.write(JSON.stringify(await microChild(peer!, options.time)));
+    return;
+  }
+  if (role === 'scaling') {
+    const small = await hotStack(1000);
+    const large = await hotStack(1_000_000);
+    const churn = await randomChurn();
+    process.stdout.write(JSON.stringify({ small, large, churn }));
+    return;
+  }
+  if (role === 'memory') {
+    process.stdout.write(JSON.stringify(memory()));
+    return;
+  }
+
+  const started = Date.now();
+  process.stderr.write(`${machine()}\n`);
+  const measurements: Measurement[] = [];
+  for (const p of PEERS) {
+    process.stderr.write(`  measuring ${p.name}...\n`);
+    measurements.push(...child<Measurement[]>(['--child', 'micro', '--peer', p.name, '--time', String(options.time)]));
+  }
+  process.stderr.write('  scaling runs...\n');
+  const scaling = child<{ small: Timing; large: Timing; churn: { heap: Timing; glibc: Timing } }>(['--child', 'scaling']);
+  process.stderr.write('  memory...\n');
+  const mem = child<MemoryReport>(['--child', 'memory']);
+
+  const ns = (row: string, peerName: string): number => measurements.find((m) => m.row === row && m.peer === peerName)!.ns;
+  const others = PEERS.filter((p) => p.name !== 'ffi-heap');
+  let out = `ffi-heap benchmarks: ${machine()}\n\n`;
+  out += 'Median time per operation:\n\n';
+  out += table(['row', 'per', ...PEERS.map((p) => p.name)], ROWS.map((r) => [r.name, r.unit, ...PEERS.map((p) => fmt(ns(r.name, p.name)))]));
+  out += '\n\nffi-heap time as a fraction of each peer\'s (0.25 = four times as fast):\n\n';
+  out += table(['row', ...others.map((p) => `÷ ${p.name}`)], ROWS.map((r) => [r.name, ...others.map((p) => (ns(r.name, 'ffi-heap') / ns(r.name, p.name)).toFixed(2))]));
+  out += '\n\nConstant time: a hot LIFO stack of 32-256 blocks over a fragmented background:\n\n';
+  out += table(['background', 'per malloc or free'], [
+    ['1 thousand live blocks', fmt(scaling.small.ns)],
+    ['1 million live blocks', fmt(scaling.large.ns)],
+    ['ratio (target <= 1.2)', (scaling.large.ns / scaling.small.ns).toFixed(2)],
+  ]);
+  out += '\n\nRandom frees over 1 million live blocks (cache misses dominate), same process:\n\n';
+  out += table(['allocator', 'per malloc or free'], [
+    ['ffi-heap', fmt(scaling.churn.heap.ns)],
+    ['glibc through koffi', fmt(scaling.churn.glibc.ns)],
+    ['ffi-heap ÷ glibc', (scaling.churn.heap.ns / scaling.churn.glibc.ns).toFixed(2)],
+  ]);
+  out += '\n\nMemory:\n\n';
+  out += table(['measure', 'value'], [
+    ['1M allocations of 16-64 B: mmap calls', String(mem.smallRun.mmapCalls)],
+    ['  heap grown to (MiB)', mem.smallRun.mappedMiB.toFixed(1)],
+    ['  mmap calls per MiB (target <= 1)', mem.smallRun.mmapCallsPerMiB.toFixed(2)],
+    ['1M allocations of 16 B: bytes mapped per block', mem.sixteen.bytesPerBlock.toFixed(1)],
+    ['  mapped ÷ payload', mem.sixteen.overhead.toFixed(2)],
+    ['  glibc, bytes from the kernel per block', mem.sixteen.glibcBytesPerBlock.toFixed(1)],
+  ]);
+  out += `\n\n(${((Date.now() - started) / 1000).toFixed(0)} s)\n`;
+  process.stdout.write(out);
+  if (options.json !== undefined) {
+    writeFileSync(options.json, JSON.stringify({ machine: machine(), date: new Date().toISOString(), measurements, scaling, memory: mem }, null, 2) + '\n');
+    process.stderr.write(`wrote ${options.json}\n`);
+  }
+}
+
+await main();

@@ -1,0 +1,48 @@
+// Checks on the kinds of public arguments, shared by every preset. They are tiny so that they
+// inline into the hot paths; the errors are built out of line.
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'number') return String(value);
+  return value === null ? 'null' : typeof value;
+}
+
+function sizeError(op: string, what: string, value: unknown): Error {
+  if (typeof value !== 'number') return new TypeError(`${op}: ${what} must be a number, got ${describe(value)}`);
+  return new RangeError(`${op}: ${what} must be a non-negative safe integer, got ${describe(value)}`);
+}
+
+function addressError(op: string, value: unknown): Error {
+  if (typeof value !== 'number') return new TypeError(`${op}: the address must be a number, got ${describe(value)}`);
+  return new RangeError(`${op}: the address must be a non-negative safe integer, got ${describe(value)}`);
+}
+
+/** A size or count: a non-negative safe integer. The first test settles the common case. */
+export function checkSize(op: string, what: string, value: number): void {
+  if (typeof value !== 'number' || ((value >>> 0) !== value && !(Number.isSafeInteger(value) && value >= 0))) {
+    throw sizeError(op, what, value);
+  }
+}
+
+/** An address: a non-negative safe integer (0, NULL, included). */
+export function checkAddress(op: string, value: number): void {
+  if (typeof value !== 'number' || !(value >= 0 && value <= Number.MAX_SAFE_INTEGER) || Math.floor(value) !== value) {
+    throw addressError(op, value);
+  }
+}
+
+/** A block name: a string, or absent. */
+export function checkName(op: string, value: string | undefined): void {
+  if (value !== undefined && typeof value !== 'string') {
+    throw new TypeError(`${op}: the name must be a string, got ${describe(value)}`);
+  }
+}
+
+/** calloc's `count * size`, or -1 when it is beyond any possible allocation. */
+export function callocBytes(count: number, size: number): number {
+  checkSize('calloc', 'count', count);
+  checkSize('calloc', 'size', size);
+  const total = count * size;
+  return total > Number.MAX_SAFE_INTEGER ? -1 : total;
+}
