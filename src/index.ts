@@ -7,3 +7,5 @@ export type { HeapOptions, Preset } from './heap/options.js';
 export type { FitAlgorithm } from './strategies/fit.js';
 export type { HeapStats, HeapSnapshot, RegionInfo, BlockInfo } from './heap/types.js';
 export { defaultHeap, malloc, calloc, realloc, free, printMemory } from './heap/default.js';
+export type { SvgOptions } from './debug/svg.js';
+export { toSVG } from './debug/svg.js';

@@ -39,7 +39,7 @@ const ARENA_BYTES = 2 ** 30;
 const ARENA_MIN_BYTES = 16 * 1024 * 1024;
 /** Growth step: committed / GROWTH_DIVISOR, clamped to [GROWTH_MIN, GROWTH_MAX], whole pages. */
 const GROWTH_DIVISOR = 4;
-const GROWTH_MIN = 32 * 1024;
+const GROWTH_MIN = 4096;
 const GROWTH_MAX = 64 * 1024 * 1024;
 /** Large requests: the threshold starts here and may rise to the maximum. */
 const LARGE_THRESHOLD_START = 256 * 1024;

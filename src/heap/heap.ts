@@ -4,6 +4,7 @@
 // options, and the text views built from a snapshot.
 
 import { formatLeaks, formatMemory } from '../debug/format.js';
+import { toSVG, type SvgOptions } from '../debug/svg.js';
 import type { FitAlgorithm } from '../strategies/fit.js';
 import { resolveOptions, type HeapOptions, type Preset, type ResolvedOptions } from './options.js';
 import type { HeapSnapshot, HeapStats } from './types.js';
@@ -94,5 +95,10 @@ export class Heap {
   /** The leak-check text: every block still in use, and the totals. */
   leakReport(): string {
     return formatLeaks(this.snapshot());
+  }
+
+  /** A picture of the heap as SVG text: a row of boxes for each region, used and free in two colours. */
+  toSVG(options?: SvgOptions): string {
+    return toSVG(this.snapshot(), options);
   }
 }

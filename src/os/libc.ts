@@ -82,3 +82,27 @@ export function libc(): Libc {
 export function nativeView(address: number, length: number): ArrayBuffer {
   return koffi.view(address, length) as ArrayBuffer;
 }
+
+/** The C library's own allocator, bound for comparison (the replay tool's `libc` peer). */
+export interface CAllocator {
+  malloc(size: number): number;
+  realloc(ptr: number, size: number): number;
+  free(ptr: number): void;
+  /** malloc_usable_size: the bytes usable in the block at `ptr`. */
+  usableSize(ptr: number): number;
+}
+
+let cAllocator: CAllocator | undefined;
+
+export function cLibraryAllocator(): CAllocator {
+  if (cAllocator === undefined) {
+    const { library } = libc();
+    cAllocator = {
+      malloc: library.func('intptr_t malloc(size_t size)'),
+      realloc: library.func('intptr_t realloc(intptr_t ptr, size_t size)'),
+      free: library.func('void free(intptr_t ptr)'),
+      usableSize: library.func('size_t malloc_usable_size(intptr_t ptr)'),
+    };
+  }
+  return cAllocator;
+}

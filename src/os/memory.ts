@@ -153,3 +153,14 @@ function checkInside(reservation: Reservation, offset: number, length: number): 
     throw new RangeError(`range ${offset}+${length} is not whole pages inside the reservation`);
   }
 }
+
+/**
+ * A Uint8Array over `length` bytes at `address`, which another allocator (C's malloc, say) handed
+ * out and the caller vouches for. Never pass an address that is not live memory.
+ */
+export function foreignBytes(address: number, length: number): Uint8Array {
+  if (address <= 0 || length < 0 || length > MAX_VIEW_BYTES) {
+    throw new RangeError(`foreignBytes(0x${address.toString(16)}, ${length}): not a viewable range`);
+  }
+  return length === 0 ? new Uint8Array(0) : new Uint8Array(nativeView(address, length));
+}
