@@ -78,7 +78,8 @@ export function toSVG(snapshot: HeapSnapshot, options: SvgOptions = {}): string 
 
   const height = Math.max(y, TOP + ROW_HEIGHT) + 4;
   const totalWidth = LABEL_WIDTH + width + 8;
-  const heading = `${options.title ? `${options.title}: ` : ''}${snapshot.regions.length} regions, ` +
+  const regions = snapshot.regions.length;
+  const heading = `${options.title ? `${options.title}: ` : ''}${regions} region${regions === 1 ? '' : 's'}, ` +
     `${bytesLabel(used)} used, ${bytesLabel(free)} free, ${bytesLabel(bytesPerRow)} a row`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${totalWidth}" height="${height}" viewBox="0 0 ${totalWidth} ${height}" font-family="monospace" font-size="11">\n` +
     `<style>.used rect{fill:${USED}}.free rect{fill:${FREE}}.block rect{stroke:${STROKE};stroke-width:0.5}` +

@@ -19,7 +19,7 @@
 // object allocated. The slow paths (growth, trimming, large blocks, errors) live apart.
 
 import {
-  alignPage, commit, decommit, getPageSize, mapMemory, releaseReservation, reserveAddressSpace, unmapMemory,
+  alignPage, commit, decommit, getPageSize, mapMemory, releaseReservation, remapMemory, reserveAddressSpace, unmapMemory,
   MAX_VIEW_BYTES, type Mapping, type Reservation,
 } from '../os/memory.js';
 import {
@@ -38,7 +38,7 @@ import type { BlockInfo, HeapSnapshot, HeapStats, RegionInfo } from './types.js'
 const ARENA_BYTES = 2 ** 30;
 const ARENA_MIN_BYTES = 16 * 1024 * 1024;
 /** Growth step: committed / GROWTH_DIVISOR, clamped to [GROWTH_MIN, GROWTH_MAX], whole pages. */
-const GROWTH_DIVISOR = 4;
+const GROWTH_DIVISOR = 6;
 const GROWTH_MIN = 4096;
 const GROWTH_MAX = 64 * 1024 * 1024;
 /** Large requests: the threshold starts here and may rise to the maximum. */
@@ -387,12 +387,31 @@ export class FastHeap extends Heap implements HeapOperations {
       return 0;
     }
     const capacity = block.mapping.size;
+    if (name !== undefined) block.name = name;
     // Stay when the mapping still fits and would not be more than half empty.
-    if (size <= capacity && (size > capacity / 2 || size >= this.largeThreshold)) {
-      if (name !== undefined) block.name = name;
-      return ptr;
+    if (size <= capacity && size > capacity / 2) return ptr;
+    if (size >= this.largeThreshold) {
+      const moved = this.remapLarge(ptr, block, size);
+      if (moved !== 0) return moved;
     }
-    return this.move(ptr, capacity, size, name);
+    return this.move(ptr, capacity, size, name ?? block.name);
+  }
+
+  /** Resizes a large block's mapping in the kernel (no copy, never two at once); 0 if it cannot. */
+  private remapLarge(ptr: number, block: LargeBlock, size: number): number {
+    const length = alignPage(size);
+    const remapped = remapMemory(block.mapping, length);
+    if (remapped === null) return 0;
+    this.mmapCalls++;
+    const old = block.mapping.size;
+    this.large.delete(ptr);
+    const bytes = new Uint8Array(remapped.buffer);
+    this.large.set(remapped.address, { mapping: remapped, bytes, name: block.name });
+    this.largeBytes += length - old;
+    if ((this.inUse += length - old) > this.peakInUse) this.peakInUse = this.inUse;
+    if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
+    if (this.scribble && length > old) bytes.fill(SCRIBBLE_BYTE, old);
+    return remapped.address;
   }
 
   /** malloc, copy `min(oldUsable, size)` bytes, free. 0 (old block untouched) if malloc fails. */

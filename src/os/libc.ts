@@ -43,6 +43,8 @@ export interface Libc {
   munmap(addr: number, length: number): number;
   memcpy(dst: number, src: number, n: number): number;
   memset(dst: number, byte: number, n: number): number;
+  /** Linux's mremap with MREMAP_MAYMOVE: resizes a mapping, moving it if need be. Absent elsewhere. */
+  mremap: ((addr: number, oldLength: number, newLength: number, flags: number) => number) | undefined;
   sysconf(name: number): number;
   /** The calling thread's errno, read right after a failed call. */
   errno(): number;
@@ -68,6 +70,7 @@ export function libc(): Libc {
     munmap: library.func('int munmap(intptr_t addr, size_t length)'),
     memcpy: library.func('intptr_t memcpy(intptr_t dst, intptr_t src, size_t n)'),
     memset: library.func('intptr_t memset(intptr_t dst, int c, size_t n)'),
+    mremap: platform === 'linux' ? library.func('intptr_t mremap(intptr_t addr, size_t old_length, size_t new_length, int flags)') : undefined,
     sysconf: library.func('long sysconf(int name)'),
     errno: () => koffi.errno(),
     library,

@@ -164,3 +164,22 @@ export function foreignBytes(address: number, length: number): Uint8Array {
   }
   return length === 0 ? new Uint8Array(0) : new Uint8Array(nativeView(address, length));
 }
+
+const MREMAP_MAYMOVE = 1;
+
+/**
+ * Resizes a mapping to `size` bytes (whole pages, at most MAX_VIEW_BYTES), letting the kernel move
+ * it without copying. Returns the new mapping (the old one is then gone, its buffer detached where
+ * the runtime can), or null where the platform has no mremap or the kernel refuses; the old
+ * mapping is untouched then.
+ */
+export function remapMemory(mapping: Mapping, size: number): Mapping | null {
+  const { mremap } = libc();
+  if (mremap === undefined || !mapping.mapped || size <= 0 || size > MAX_VIEW_BYTES || size % getPageSize() !== 0) return null;
+  const address = mremap(mapping.address, mapping.size, size, MREMAP_MAYMOVE);
+  if (address === -1 || address <= 0 || address >= MAX_ADDRESS) return null;
+  mapping.mapped = false;
+  if (canDetach) (mapping.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
+  mapping.buffer = new ArrayBuffer(0);
+  return { address, size, buffer: nativeView(address, size), mapped: true };
+}

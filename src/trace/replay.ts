@@ -240,7 +240,9 @@ const TIMED_PASS = `
   }
   return performance.now() - t0;`;
 
+/** Untimed passes before the timed ones: at least this many, and at least WARMUP_OPS requests. */
 const WARMUP_PASSES = 2;
+const WARMUP_OPS = 100_000;
 
 type TimedPass = (a: Requests, kinds: Uint8Array, ids: Uint32Array, sizes: Float64Array, idCount: number) => number;
 const timedPasses = new Map<string, TimedPass>();
@@ -294,7 +296,8 @@ export async function replay(trace: Trace, factory: AllocatorFactory, options: R
   const a = await factory.create(trace);
   let best = Infinity;
   try {
-    for (let r = 0; r < WARMUP_PASSES; r++) pass(a.requests, trace.kinds, trace.ids, trace.sizes, trace.idCount);
+    const warmups = Math.max(WARMUP_PASSES, Math.ceil(WARMUP_OPS / Math.max(1, trace.kinds.length)));
+    for (let r = 0; r < warmups; r++) pass(a.requests, trace.kinds, trace.ids, trace.sizes, trace.idCount);
     for (let r = 0; r < repeat; r++) {
       options.progress?.(`${trace.name} / ${factory.name}: timed pass ${r + 1} of ${repeat}`);
       best = Math.min(best, pass(a.requests, trace.kinds, trace.ids, trace.sizes, trace.idCount));
