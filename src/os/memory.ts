@@ -78,16 +78,6 @@ export function unmapMemory(mapping: Mapping): void {
   }
 }
 
-/** Copies `n` bytes between two validated native ranges (they may not overlap). */
-export function copyNative(dst: number, src: number, n: number): void {
-  if (n > 0) libc().memcpy(dst, src, n);
-}
-
-/** Fills `n` bytes of a validated native range with `byte`. */
-export function fillNative(dst: number, byte: number, n: number): void {
-  if (n > 0) libc().memset(dst, byte, n);
-}
-
 /**
  * A reserved range of address space: inaccessible (PROT_NONE) until parts of it are committed.
  * One ArrayBuffer spans all of it, so an address inside is `address + offset` and a header is one
