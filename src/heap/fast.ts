@@ -108,6 +108,31 @@ export class FastHeap extends Heap implements HeapOperations {
   // Hot paths.
 
   override malloc(size: number, name?: string): number {
+    // The fastest path, small enough for V8 to inline into the caller: an unnamed request of at
+    // most CACHE_MAX_REQUEST bytes whose size's cache holds a block. Anything else, and anything
+    // doubtful, takes mallocSlow.
+    if (typeof size === 'number' && size <= CACHE_MAX_REQUEST && (size >>> 0) === size && name === undefined) {
+      const need = fastBlockSize(size);
+      const c = need >>> 4;
+      const h = this.cacheHeads[c]!;
+      if (h !== 0) {
+        const mem = this.mem;
+        const w = h >>> 2;
+        const next = mem[w + W_NEXT_FREE]!;
+        if (next < this.top && mem[w + W_SIZE] === (need | CACHED)) {
+          this.cacheHeads[c] = next;
+          this.cacheCounts[c]!--;
+          mem[w + W_SIZE] = need;
+          if ((this.inUse += need) > this.peakInUse) this.peakInUse = this.inUse;
+          if (this.scribble) this.dress(h, need, undefined);
+          return this.base + h + HEADER_SIZE;
+        }
+      }
+    }
+    return this.mallocSlow(size, name);
+  }
+
+  private mallocSlow(size: number, name: string | undefined): number {
     // One test passes every size below 4 GiB; anything else takes the careful path.
     if (typeof size !== 'number' || (size >>> 0) !== size) return this.mallocChecked(size, name);
     if (name !== undefined) checkName('malloc', name);
@@ -118,7 +143,7 @@ export class FastHeap extends Heap implements HeapOperations {
     const c = need >>> 4;
     const h = this.cacheHeads[c]!;
     if (h === 0) return this.mallocFromLists(need, name);
-    // The fastest path: pop a cached block of exactly this size. Kept small enough to inline.
+    // A named request served from a cache, or a cache whose first block was overwritten.
     const mem = this.mem;
     const w = h >>> 2;
     const next = mem[w + W_NEXT_FREE]!;
@@ -127,7 +152,7 @@ export class FastHeap extends Heap implements HeapOperations {
     this.cacheCounts[c]!--;
     mem[w + W_SIZE] = need;
     if ((this.inUse += need) > this.peakInUse) this.peakInUse = this.inUse;
-    if (name !== undefined || this.scribble) this.dress(h, need, name);
+    this.dress(h, need, name);
     return this.base + h + HEADER_SIZE;
   }
 
@@ -182,6 +207,32 @@ export class FastHeap extends Heap implements HeapOperations {
   }
 
   override free(ptr: number): void {
+    // The fastest path, small enough to inline: a used, unnamed block of at most CACHE_MAX_BLOCK
+    // bytes, at a recorded block start, whose size the next header confirms, with room in its
+    // size's cache. Anything else, and anything doubtful, takes freeSlow.
+    if (typeof ptr === 'number') {
+      const h = ptr - this.base - HEADER_SIZE;
+      if ((h >>> 0) === h && h >= HEADER_SIZE && h < this.top && (h & FLAG_MASK) === HEADER_SIZE &&
+          (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) !== 0) {
+        const mem = this.mem;
+        const w = h >>> 2;
+        const size = mem[w + W_SIZE]!;
+        const c = size >>> 4;
+        if (size <= CACHE_MAX_BLOCK && (size & FLAG_MASK) === 0 && size !== 0 && h + size <= this.top - HEADER_SIZE &&
+            mem[(h + size) >>> 2] === size && this.cacheCounts[c]! < CACHE_DEPTH) {
+          this.inUse -= size;
+          mem[w + W_SIZE] = size | CACHED;
+          mem[w + W_NEXT_FREE] = this.cacheHeads[c]!;
+          this.cacheHeads[c] = h;
+          this.cacheCounts[c]!++;
+          return;
+        }
+      }
+    }
+    this.freeSlow(ptr);
+  }
+
+  private freeSlow(ptr: number): void {
     if (typeof ptr !== 'number') checkAddress('free', ptr);
     // (h >>> 0) === h: an integer offset inside the arena's 4 GiB; the rest is the careful path.
     const h = ptr - this.base - HEADER_SIZE;
@@ -193,10 +244,7 @@ export class FastHeap extends Heap implements HeapOperations {
     const w = h >>> 2;
     const sizeWord = mem[w + W_SIZE]!;
     const size = sizeWord & SIZE_MASK;
-    // A used, unnamed block whose size the next header confirms; anything else is looked at apart.
-    if ((sizeWord & FLAG_MASK) !== 0 || size < MIN_BLOCK || h + size > this.top - HEADER_SIZE || mem[(h + size) >>> 2] !== size) {
-      this.freeUnusual(h, ptr, sizeWord);
-    }
+    if ((sizeWord & FLAG_MASK) !== 0 || !this.sizeAgrees(h, size)) this.freeUnusual(h, ptr, sizeWord);
     this.inUse -= size;
     if (size <= CACHE_MAX_BLOCK) {
       const c = size >>> 4;
