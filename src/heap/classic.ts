@@ -251,7 +251,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
   private mapRegion(need: number): number {
     if (this.destroyed) throw destroyedError();
     const size = alignPage(need);
-    if (size > MAX_VIEW_BYTES) return 0;
+    if (size > MAX_VIEW_BYTES || this.mapped + size > this.limit) return 0;
     const mapping = mapMemory(size);
     this.mmapCalls++;
     if (mapping === null) return 0;
@@ -363,18 +363,18 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
     checkSize('malloc', 'size', size);
     checkName('malloc', name);
     const need = classicBlockSize(size);
-    if (need > MAX_VIEW_BYTES) return 0;
+    if (need > MAX_VIEW_BYTES) return this.outOfMemory('malloc', size);
     let b = this.search(this, need);
     if (b === 0) {
       b = this.mapRegion(need);
-      if (b === 0) return 0;
+      if (b === 0) return this.outOfMemory('malloc', size);
     }
     return this.take(b, need, name);
   }
 
   override calloc(count: number, size: number, name?: string): number {
     const total = callocBytes(count, size);
-    if (total < 0) return 0;
+    if (total < 0) return this.outOfMemory('calloc', `${count} × ${size}`);
     const ptr = this.malloc(total, name);
     if (ptr !== 0) this.fill(ptr, 0, total);
     return ptr;
@@ -396,7 +396,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
       return 0;
     }
     const need = classicBlockSize(size);
-    if (need > MAX_VIEW_BYTES) return 0;
+    if (need > MAX_VIEW_BYTES) return this.outOfMemory('realloc', size);
     const current = this.blockSize(b);
 
     if (need <= current) {

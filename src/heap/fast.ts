@@ -448,6 +448,7 @@ export class FastHeap extends Heap implements HeapOperations {
   /** Resizes a large block's mapping in the kernel (no copy, never two at once); 0 if it cannot. */
   private remapLarge(ptr: number, block: LargeBlock, size: number): number {
     const length = alignPage(size);
+    if (this.mapped() - block.mapping.size + length > this.limit) return 0;
     const remapped = remapMemory(block.mapping, length);
     if (remapped === null) return 0;
     this.mmapCalls++;
@@ -554,9 +555,11 @@ export class FastHeap extends Heap implements HeapOperations {
       if (lastSize !== 0 && (mem[(last >>> 2) + W_SIZE]! & FREE) !== 0) have = lastSize;
     }
     const overhead = this.top === 0 ? 2 * HEADER_SIZE : 0;
-    let step = Math.max(alignPage(need - have + overhead), this.growthStep());
-    if (this.top + step > arena.size) step = alignPage(need - have + overhead);
-    if (this.top + step > arena.size) return 0;
+    // The growth step, or just what the request needs when the step would pass a limit.
+    const least = alignPage(need - have + overhead);
+    let step = Math.max(least, this.growthStep());
+    if (this.top + step > arena.size || this.mapped() + step > this.limit) step = least;
+    if (this.top + step > arena.size || this.mapped() + step > this.limit) return 0;
     this.mmapCalls++;
     if (!commit(arena, this.top, step)) return 0;
 
@@ -663,10 +666,10 @@ export class FastHeap extends Heap implements HeapOperations {
   private mallocLarge(size: number, name: string | undefined): number {
     if (this.destroyed) throw destroyedError();
     const length = alignPage(Math.max(size, 1));
-    if (length > MAX_VIEW_BYTES) return 0;
+    if (length > MAX_VIEW_BYTES || this.mapped() + length > this.limit) return this.outOfMemory('malloc', size);
     this.mmapCalls++;
     const mapping = mapMemory(length);
-    if (mapping === null) return 0;
+    if (mapping === null) return this.outOfMemory('malloc', size);
     const bytes = new Uint8Array(mapping.buffer);
     this.large.set(mapping.address, { mapping, bytes, name: name ?? '' });
     this.largeBytes += length;
@@ -685,7 +688,7 @@ export class FastHeap extends Heap implements HeapOperations {
 
   override calloc(count: number, size: number, name?: string): number {
     const total = callocBytes(count, size);
-    if (total < 0) return 0;
+    if (total < 0) return this.outOfMemory('calloc', `${count} × ${size}`);
     const ptr = this.malloc(total, name);
     // Fresh mappings are zero already (unless scribbled); the heap's blocks may not be.
     if (ptr !== 0) {

@@ -7,6 +7,7 @@ import { formatLeaks, formatMemory } from '../debug/format.js';
 import { toSVG, type SvgOptions } from '../debug/svg.js';
 import type { FitAlgorithm } from '../strategies/fit.js';
 import { resolveOptions, type HeapOptions, type Preset, type ResolvedOptions } from './options.js';
+import { HeapError } from './errors.js';
 import type { HeapSnapshot, HeapStats } from './types.js';
 
 /** What every preset implements. Addresses are Numbers; 0 is NULL. */
@@ -70,16 +71,34 @@ export class Heap {
   readonly algorithm: FitAlgorithm;
   /** Whether new allocations are filled with 0xAA. */
   readonly scribble: boolean;
+  /** The most bytes the heap may hold from the kernel at once (Infinity: no limit of its own). */
+  readonly limit: number;
+  /** Whether running out of memory throws instead of returning 0. */
+  readonly throwOnOutOfMemory: boolean;
 
   constructor(options: HeapOptions = {}) {
     const resolved = resolveOptions(options);
     this.preset = resolved.preset;
     this.algorithm = resolved.algorithm;
     this.scribble = resolved.scribble;
+    this.limit = resolved.limit;
+    this.throwOnOutOfMemory = resolved.throwOnOutOfMemory;
     if (new.target === Heap) {
       if (createPreset === undefined) throw new Error('ffi-heap: import the package entry point, which registers the presets');
       return createPreset(resolved);
     }
+  }
+
+  /**
+   * What malloc, calloc and realloc return when no memory can be had: 0, or (when the heap was
+   * made with throwOnOutOfMemory) a HeapError('ERR_OUT_OF_MEMORY'). Nothing has changed either way.
+   */
+  protected outOfMemory(op: string, bytes: number | string): number {
+    if (this.throwOnOutOfMemory) {
+      throw new HeapError('ERR_OUT_OF_MEMORY', `${op}: no memory for ${bytes} bytes` +
+        (this.limit === Infinity ? ' (the kernel refused, or the request is beyond any mapping)' : ` within the heap's limit of ${this.limit} bytes`));
+    }
+    return 0;
   }
 
   /** The print_memory text: regions, blocks and the free list. */

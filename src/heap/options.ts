@@ -12,12 +12,18 @@ export interface HeapOptions {
   algorithm?: FitAlgorithm;
   /** Fill every new allocation with 0xAA, so reads of uninitialized memory stand out. */
   scribble?: boolean;
+  /** The most bytes the heap may hold from the kernel at once; past it, allocations fail. */
+  limit?: number;
+  /** Throw HeapError('ERR_OUT_OF_MEMORY') where malloc, calloc and realloc would return 0. */
+  throwOnOutOfMemory?: boolean;
 }
 
 export interface ResolvedOptions {
   preset: Preset;
   algorithm: FitAlgorithm;
   scribble: boolean;
+  limit: number;
+  throwOnOutOfMemory: boolean;
 }
 
 function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[]): T {
@@ -32,16 +38,25 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`Heap options must be an object, got ${options === null ? 'null' : typeof options}`);
   }
-  const known = new Set(['preset', 'algorithm', 'scribble']);
+  const known = new Set(['preset', 'algorithm', 'scribble', 'limit', 'throwOnOutOfMemory']);
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new TypeError(`unknown Heap option '${key}'`);
   }
   const scribble = options.scribble ?? false;
   if (typeof scribble !== 'boolean') throw new TypeError(`scribble must be a boolean, got ${typeof scribble}`);
+  const throwOnOutOfMemory = options.throwOnOutOfMemory ?? false;
+  if (typeof throwOnOutOfMemory !== 'boolean') throw new TypeError(`throwOnOutOfMemory must be a boolean, got ${typeof throwOnOutOfMemory}`);
+  const limit = options.limit ?? Infinity;
+  if (typeof limit !== 'number') throw new TypeError(`limit must be a number of bytes, got ${typeof limit}`);
+  if (limit !== Infinity && !(Number.isSafeInteger(limit) && limit >= 0)) {
+    throw new RangeError(`limit must be a non-negative whole number of bytes (or Infinity), got ${limit}`);
+  }
   return {
     preset: oneOf('preset', options.preset ?? 'fast', PRESETS),
     algorithm: oneOf('algorithm', options.algorithm ?? 'first_fit', FIT_ALGORITHMS),
     scribble,
+    limit,
+    throwOnOutOfMemory,
   };
 }
 

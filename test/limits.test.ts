@@ -1,0 +1,114 @@
+// Running out of memory: a heap's own limit and the kernel's refusal both make malloc, calloc and
+// realloc return 0 (or throw ERR_OUT_OF_MEMORY, by option), with the heap unchanged.
+
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Heap, HeapError } from '../src/index.js';
+import { checkPattern, fillPattern } from './helpers.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+for (const preset of ['fast', 'classic'] as const) {
+  const test = suite(`${preset} preset`);
+
+  test('a limit caps the bytes mapped; past it malloc, calloc and realloc return 0 and change nothing', () => {
+    const heap = new Heap({ preset, limit: MiB });
+    const blocks: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const p = heap.malloc(60 * KiB);
+      if (p === 0) break;
+      fillPattern(heap, p, 60 * KiB, p);
+      blocks.push(p);
+      assert.ok(heap.stats().mapped <= MiB, `mapped ${heap.stats().mapped}`);
+    }
+    assert.ok(blocks.length >= 8 && blocks.length < 1000, `${blocks.length} blocks fit`);
+    const before = heap.formatMemory();
+    const stats = heap.stats();
+    assert.is(heap.malloc(60 * KiB), 0);
+    assert.is(heap.calloc(60, KiB), 0);
+    assert.is(heap.realloc(blocks[0]!, 2 * MiB), 0, 'a realloc that cannot grow fails');
+    assert.is(heap.formatMemory(), before);
+    assert.equal(heap.stats(), stats);
+    for (const p of blocks) assert.is(checkPattern(heap, p, 60 * KiB, p), -1);
+    heap.check();
+    heap.free(blocks.pop()!);
+    assert.ok(heap.malloc(60 * KiB) !== 0, 'freed room is usable again');
+    heap.destroy();
+  });
+
+  test('throwOnOutOfMemory turns those zeros into ERR_OUT_OF_MEMORY, still changing nothing', () => {
+    const heap = new Heap({ preset, limit: 256 * KiB, throwOnOutOfMemory: true });
+    const p = heap.malloc(100 * KiB);
+    fillPattern(heap, p, 100 * KiB, 3);
+    const before = heap.formatMemory();
+    for (const attempt of [() => heap.malloc(MiB), () => heap.calloc(MiB, 1), () => heap.realloc(p, MiB), () => heap.calloc(2 ** 40, 2 ** 40)]) {
+      assert.throws(attempt, (e: Error) => e instanceof HeapError && e.code === 'ERR_OUT_OF_MEMORY' && /no memory for [\d ×]+ bytes/.test(e.message));
+    }
+    assert.is(heap.formatMemory(), before);
+    assert.is(checkPattern(heap, p, 100 * KiB, 3), -1);
+    heap.check();
+    heap.destroy();
+  });
+
+  test.run();
+}
+
+const misc = suite('out of memory');
+
+misc('limit options are checked', () => {
+  assert.throws(() => new Heap({ limit: -1 }), (e: Error) => e instanceof RangeError);
+  assert.throws(() => new Heap({ limit: 1.5 }), (e: Error) => e instanceof RangeError);
+  assert.throws(() => new Heap({ limit: '1' as unknown as number }), (e: Error) => e instanceof TypeError);
+  assert.throws(() => new Heap({ throwOnOutOfMemory: 1 as unknown as boolean }), (e: Error) => e instanceof TypeError);
+  assert.is(new Heap({ limit: 0 }).malloc(1), 0);
+});
+
+// The child fills a heap with 1 MiB blocks until malloc returns 0, under a virtual-memory limit a
+// little above what Node itself takes, so that the kernel's mmap fails for real.
+const CHILD = `
+const { Heap, HeapError } = await import(process.argv[1]);
+const out = {};
+for (const preset of ['fast', 'classic']) {
+  const heap = new Heap({ preset });
+  const blocks = [];
+  let zero = false;
+  for (let i = 0; i < 4000; i++) {
+    const p = heap.malloc(1 << 20);
+    if (p === 0) { zero = true; break; }
+    heap.bytes(p, 64).fill(i & 255);
+    blocks.push(p);
+  }
+  heap.check();
+  const intact = blocks.every((p, i) => heap.bytes(p, 64).every((b) => b === (i & 255)));
+  const thrower = new Heap({ preset, throwOnOutOfMemory: true });
+  let code = null;
+  try { for (let i = 0; i < 4000; i++) thrower.malloc(1 << 20); } catch (e) { code = e instanceof HeapError ? e.code : String(e); }
+  for (const p of blocks) heap.free(p);
+  heap.check();
+  out[preset] = { count: blocks.length, zero, intact, code };
+  heap.destroy();
+  thrower.destroy();
+}
+console.log(JSON.stringify(out));
+`;
+
+misc('a real mmap failure (under ulimit -v) is "no memory": 0 or ERR_OUT_OF_MEMORY, never a crash', () => {
+  const vmKiB = Number(/VmSize:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+  // Node's own reservations plus some 300 MB: far below what 4000 blocks of 1 MiB need.
+  const limitKiB = Math.max(vmKiB, 750_000) + 300_000;
+  const entry = new URL('../src/index.js', import.meta.url).href;
+  const run = spawnSync('bash', ['-c', `ulimit -v ${limitKiB} && exec "$0" --input-type=module -e "$1" "$2"`, process.execPath, CHILD, entry], { encoding: 'utf8' });
+  assert.is(run.status, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as Record<string, { count: number; zero: boolean; intact: boolean; code: string }>;
+  for (const preset of ['fast', 'classic']) {
+    const r = result[preset]!;
+    assert.ok(r.zero && r.count > 0 && r.count < 4000, `${preset}: ${JSON.stringify(r)}`);
+    assert.ok(r.intact, `${preset}: every block kept its bytes`);
+    assert.is(r.code, 'ERR_OUT_OF_MEMORY', preset);
+  }
+});
+
+misc.run();
