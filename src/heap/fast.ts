@@ -1,14 +1,15 @@
-// The fast engine: O(1) malloc and free over segregated free lists (src/strategies/tlsf.ts), with
-// 8-byte headers (src/layout/fast.ts), in one arena of reserved address space.
+// The fast preset: O(1) malloc and free over segregated free lists (src/strategies/tlsf.ts), with
+// 8-byte headers (src/layout/fast.ts), small-block caches, in one arena of reserved address space.
 //
-// The arena is reserved once (up to 4 GiB, PROT_NONE) and committed from its start as the heap
-// grows, so the heap is one contiguous range [0, top) with one typed array over it: an address is
-// `base + offset`, a header one array read. Growth commits a fraction of what is committed already
-// (geometric, so a million small allocations cost a few dozen mmap calls); a large free block
+// The arena is reserved once (1 GiB, PROT_NONE) and committed from its start as the heap grows,
+// so the heap is one contiguous range [0, top) with one typed array over it: an address is
+// `base + offset`, a header one array read. Growth commits a sixth of what is committed already
+// (geometric, so a million small allocations cost about one mmap call a MiB); a large free block
 // at the top is given back (decommitted) only when it exceeds twice the growth step, so a
 // malloc/free loop at the boundary does not thrash. Requests at or above `largeThreshold` get a
-// mapping of their own, unmapped on free; like glibc, the threshold rises to the size of a freed
-// large block, so a program that keeps allocating buffers of one size stops paying for mmap.
+// mapping of their own, unmapped on free and resized by mremap; like glibc, the threshold rises to
+// the size of a freed large block, so a program that keeps allocating buffers of one size stops
+// paying for mmap.
 //
 // Addresses are validated in O(1): a bitmap kept in JavaScript marks where blocks start, so only
 // the exact start of a live block passes, whatever bytes sit in the heap. Every offset read from

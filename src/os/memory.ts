@@ -55,9 +55,6 @@ export function mapMemory(size: number): Mapping | null {
 
 const canDetach = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
 
-/** True where the runtime can detach a native view, so stale typed arrays read as empty. */
-export const DETACHES_VIEWS = canDetach;
-
 /**
  * Returns a mapping to the kernel. Where the runtime has ArrayBuffer.prototype.transfer (Node 22+,
  * Bun) the buffer is detached first, so any typed array still over it has length 0 instead of
