@@ -179,6 +179,19 @@ test('freeing most of a large heap gives memory back, and trim() gives back the 
   heap.destroy();
 });
 
+test('a view kept past trim() reads zeros instead of crashing: given-back pages are the zero page', () => {
+  const heap = fast();
+  const ptrs = Array.from({ length: 2000 }, () => heap.malloc(1000));
+  const last = ptrs.at(-1)!;
+  heap.bytes(last).fill(7);
+  const stale = heap.bytes(last, 16);
+  for (const p of ptrs) heap.free(p);
+  heap.trim();
+  assert.is(heap.stats().mapped, 0);
+  assert.ok(stale.every((v) => v === 0), 'reads as zeros, from memory the heap no longer holds');
+  heap.destroy();
+});
+
 test('one million live blocks, freed in random order, leave the heap empty; growth costs under one mmap per MiB', () => {
   const heap = fast();
   const n = 1_000_000;

@@ -115,15 +115,17 @@ export function commit(reservation: Reservation, offset: number, length: number)
 }
 
 /**
- * Gives the pages of a committed range back to the kernel and makes it inaccessible again, keeping
- * the address range reserved (mapping fresh PROT_NONE pages over it).
+ * Gives the pages of a committed range back to the kernel, keeping the address range reserved:
+ * fresh anonymous pages are mapped over it read-only, which cost no memory (every one is the
+ * kernel's shared zero page). A typed array someone kept over the range then reads zeros instead
+ * of killing the process; a write through it still faults.
  */
 export function decommit(reservation: Reservation, offset: number, length: number): void {
   checkInside(reservation, offset, length);
   const lib = libc();
   const c = lib.constants;
   const at = reservation.address + offset;
-  const got = lib.mmap(at, length, c.PROT_NONE,
+  const got = lib.mmap(at, length, c.PROT_READ,
     c.MAP_PRIVATE | c.MAP_ANONYMOUS | c.MAP_FIXED | c.MAP_NORESERVE, -1, 0);
   if (got !== at) throw new Error(`decommit of ${length} bytes at 0x${at.toString(16)} failed, errno ${lib.errno()}`);
 }
