@@ -1,6 +1,6 @@
 // ffi-heap: a native-memory allocator for Node.js and Bun, written in TypeScript over mmap.
 
-export { Heap, ClassicHeap, FastHeap } from './heap/presets.js';
+export { Heap, ClassicHeap, FastHeap, DebugHeap } from './heap/presets.js';
 export type { HeapOperations } from './heap/heap.js';
 export { HeapError, type HeapErrorCode } from './heap/errors.js';
 export type { HeapOptions, Preset } from './heap/options.js';

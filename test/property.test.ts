@@ -14,10 +14,10 @@ import { ModelRun } from './model.js';
 const RUNS = 200;
 const STEPS = 1000;
 
-function program(preset: 'fast' | 'classic', seed: number): void {
+function program(preset: 'fast' | 'classic', seed: number, debug = false): void {
   const next = random(seed);
   const int = (): number => Math.floor(next() * 2 ** 31);
-  const run = new ModelRun(preset);
+  const run = new ModelRun(preset, debug);
   try {
     for (let i = 0; i < STEPS; i++) run.step([Math.floor(next() * 100), int(), int()]);
     run.finish();
@@ -30,6 +30,12 @@ function program(preset: 'fast' | 'classic', seed: number): void {
 for (const preset of ['fast', 'classic'] as const) {
   test(`${preset}: ${RUNS} random programs of ${STEPS} steps keep the heap sound`, () => {
     fc.assert(fc.property(fc.nat(), (seed) => program(preset, seed)), { numRuns: RUNS, seed: 20261126 });
+  });
+}
+
+for (const preset of ['fast', 'classic'] as const) {
+  test(`${preset}, debug: ${RUNS / 10} random programs of ${STEPS} steps keep the heap sound`, () => {
+    fc.assert(fc.property(fc.nat(), (seed) => program(preset, seed, true)), { numRuns: RUNS / 10, seed: 20261127 });
   });
 }
 

@@ -75,6 +75,8 @@ export class Heap {
   readonly limit: number;
   /** Whether running out of memory throws instead of returning 0. */
   readonly throwOnOutOfMemory: boolean;
+  /** Whether the debug checks run (canaries, quarantine of freed blocks). */
+  readonly debug: boolean;
 
   constructor(options: HeapOptions = {}) {
     const resolved = resolveOptions(options);
@@ -83,6 +85,7 @@ export class Heap {
     this.scribble = resolved.scribble;
     this.limit = resolved.limit;
     this.throwOnOutOfMemory = resolved.throwOnOutOfMemory;
+    this.debug = resolved.debug;
     if (new.target === Heap) {
       if (createPreset === undefined) throw new Error('ffi-heap: import the package entry point, which registers the presets');
       return createPreset(resolved);

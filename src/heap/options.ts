@@ -16,6 +16,8 @@ export interface HeapOptions {
   limit?: number;
   /** Throw HeapError('ERR_OUT_OF_MEMORY') where malloc, calloc and realloc would return 0. */
   throwOnOutOfMemory?: boolean;
+  /** Canaries around every block, freed blocks filled and quarantined: slower, catches more. */
+  debug?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -24,6 +26,7 @@ export interface ResolvedOptions {
   scribble: boolean;
   limit: number;
   throwOnOutOfMemory: boolean;
+  debug: boolean;
 }
 
 function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[]): T {
@@ -38,12 +41,14 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`Heap options must be an object, got ${options === null ? 'null' : typeof options}`);
   }
-  const known = new Set(['preset', 'algorithm', 'scribble', 'limit', 'throwOnOutOfMemory']);
+  const known = new Set(['preset', 'algorithm', 'scribble', 'limit', 'throwOnOutOfMemory', 'debug']);
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new TypeError(`unknown Heap option '${key}'`);
   }
   const scribble = options.scribble ?? false;
   if (typeof scribble !== 'boolean') throw new TypeError(`scribble must be a boolean, got ${typeof scribble}`);
+  const debug = options.debug ?? false;
+  if (typeof debug !== 'boolean') throw new TypeError(`debug must be a boolean, got ${typeof debug}`);
   const throwOnOutOfMemory = options.throwOnOutOfMemory ?? false;
   if (typeof throwOnOutOfMemory !== 'boolean') throw new TypeError(`throwOnOutOfMemory must be a boolean, got ${typeof throwOnOutOfMemory}`);
   const limit = options.limit ?? Infinity;
@@ -57,6 +62,7 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
     scribble,
     limit,
     throwOnOutOfMemory,
+    debug,
   };
 }
 
@@ -78,5 +84,6 @@ export function optionsFromEnvironment(env: NodeJS.ProcessEnv = process.env): En
   if (env.ALLOCATOR_PRESET) options.preset = oneOf('ALLOCATOR_PRESET', env.ALLOCATOR_PRESET, PRESETS);
   if (env.ALLOCATOR_ALGORITHM) options.algorithm = oneOf('ALLOCATOR_ALGORITHM', env.ALLOCATOR_ALGORITHM, FIT_ALGORITHMS);
   if (flag(env, 'ALLOCATOR_SCRIBBLE')) options.scribble = true;
+  if (flag(env, 'ALLOCATOR_DEBUG')) options.debug = true;
   return { options, leakCheck: flag(env, 'ALLOCATOR_LEAK_CHECK') };
 }

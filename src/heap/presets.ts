@@ -1,10 +1,17 @@
 // Wires the presets into `new Heap()`. Kept apart from heap.ts so that the preset classes can
 // extend Heap without a cycle between the modules.
 
+import { DebugHeap } from '../debug/debug-heap.js';
 import { ClassicHeap } from './classic.js';
 import { FastHeap } from './fast.js';
 import { Heap, setPresetFactory } from './heap.js';
+import type { ResolvedOptions } from './options.js';
 
-setPresetFactory((options) => (options.preset === 'classic' ? new ClassicHeap(options) : new FastHeap(options)));
+function create(options: ResolvedOptions): Heap {
+  if (options.debug) return new DebugHeap(options, create({ ...options, debug: false }));
+  return options.preset === 'classic' ? new ClassicHeap(options) : new FastHeap(options);
+}
 
-export { Heap, ClassicHeap, FastHeap };
+setPresetFactory(create);
+
+export { Heap, ClassicHeap, FastHeap, DebugHeap };
