@@ -14,7 +14,7 @@
 
 import { HeapError, hex } from '../heap/errors.js';
 import { Heap, type HeapOperations } from '../heap/heap.js';
-import { callocBytes, checkAddress, checkName, checkSize } from '../heap/arguments.js';
+import { callocBytes, checkAddress, checkName, checkRealloc, checkSize } from '../heap/arguments.js';
 import type { ResolvedOptions } from '../heap/options.js';
 import type { HeapSnapshot, HeapStats } from '../heap/types.js';
 
@@ -129,9 +129,7 @@ export class DebugHeap extends Heap implements HeapOperations {
   }
 
   override realloc(ptr: number, size: number, name?: string): number {
-    checkAddress('realloc', ptr);
-    checkSize('realloc', 'size', size);
-    checkName('realloc', name);
+    checkRealloc(ptr, size, name);
     if (ptr === 0) return this.malloc(size, name);
     const block = this.known(ptr, 'realloc');
     this.checkCanaries(block);

@@ -46,3 +46,10 @@ export function callocBytes(count: number, size: number): number {
   const total = count * size;
   return total > Number.MAX_SAFE_INTEGER ? -1 : total;
 }
+
+/** realloc's three arguments, in the order a reader expects them checked. */
+export function checkRealloc(ptr: number, size: number, name: string | undefined): void {
+  checkAddress('realloc', ptr);
+  checkSize('realloc', 'size', size);
+  checkName('realloc', name);
+}

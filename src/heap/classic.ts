@@ -15,7 +15,7 @@ import {
   classicBlockSize,
 } from '../layout/classic.js';
 import { FIT_SEARCH, type FitSearch, type FreeList } from '../strategies/fit.js';
-import { callocBytes, checkAddress, checkName, checkSize } from './arguments.js';
+import { callocBytes, checkAddress, checkName, checkRealloc, checkSize } from './arguments.js';
 import { HeapError, destroyedError, hex } from './errors.js';
 import { Heap, type HeapOperations } from './heap.js';
 import type { ResolvedOptions } from './options.js';
@@ -386,9 +386,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
   }
 
   override realloc(ptr: number, size: number, name?: string): number {
-    checkAddress('realloc', ptr);
-    checkSize('realloc', 'size', size);
-    checkName('realloc', name);
+    checkRealloc(ptr, size, name);
     if (ptr === 0) return this.malloc(size, name);
     const b = this.liveBlock(ptr, 'realloc');
     if (size === 0) {

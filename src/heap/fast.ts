@@ -27,10 +27,9 @@ import {
   CACHED, FREE, FLAG_MASK, HEADER_SIZE, MIN_BLOCK, NAMED, SIZE_MASK, W_NEXT_FREE, W_PREV_SIZE, W_SIZE, fastBlockSize,
 } from '../layout/fast.js';
 import { SegregatedLists, classOf } from '../strategies/tlsf.js';
-import { callocBytes, checkAddress, checkName, checkSize } from './arguments.js';
+import { callocBytes, checkAddress, checkName, checkRealloc, checkSize } from './arguments.js';
 import { HeapError, destroyedError, hex } from './errors.js';
 import { Heap, type HeapOperations } from './heap.js';
-import type { ResolvedOptions } from './options.js';
 import type { BlockInfo, HeapSnapshot, HeapStats, RegionInfo } from './types.js';
 
 /** Address space to reserve for the arena, and the least we accept when the kernel refuses. */
@@ -100,10 +99,6 @@ export class FastHeap extends Heap implements HeapOperations {
   private blockCount = 0;
   private mmapCalls = 0;
   private munmapCalls = 0;
-
-  constructor(options: ResolvedOptions) {
-    super(options);
-  }
 
   // ---------------------------------------------------------------------------------------------
   // Hot paths.
@@ -304,9 +299,7 @@ export class FastHeap extends Heap implements HeapOperations {
   }
 
   override realloc(ptr: number, size: number, name?: string): number {
-    checkAddress('realloc', ptr);
-    checkSize('realloc', 'size', size);
-    checkName('realloc', name);
+    checkRealloc(ptr, size, name);
     if (ptr === 0) return this.malloc(size, name);
     const h = ptr - this.base - HEADER_SIZE;
     if (!(h >= HEADER_SIZE && h < this.top)) return this.reallocOutsideHeap(ptr, size, name);
