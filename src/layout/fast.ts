@@ -43,7 +43,10 @@ export const CACHED = 4;
 export const FLAG_MASK = ALIGNMENT - 1;
 export const SIZE_MASK = ~FLAG_MASK;
 
-/** Block size for a request of `bytes` (below 2^31): header plus data, rounded up to 16. */
+/**
+ * Block size for a request of `bytes` (below 2^31): header plus data, rounded up to 16. Requests
+ * of 0 to 8 bytes come out at MIN_BLOCK (16) by the rounding alone.
+ */
 export function fastBlockSize(bytes: number): number {
-  return bytes <= MIN_BLOCK - HEADER_SIZE ? MIN_BLOCK : (bytes + HEADER_SIZE + ALIGNMENT - 1) & SIZE_MASK;
+  return (bytes + HEADER_SIZE + ALIGNMENT - 1) & SIZE_MASK;
 }
