@@ -84,6 +84,17 @@ for (const preset of ['fast', 'classic'] as const) {
     heap.destroy();
   });
 
+  test('the leak report counts live blocks only, not quarantined ones', () => {
+    const heap = make();
+    const kept = heap.malloc(100, 'kept');
+    heap.free(heap.malloc(100, 'freed'));
+    assert.match(heap.leakReport(), /'kept'\n\n-- Summary --\n1 blocks lost/);
+    assert.not.match(heap.leakReport(), /'freed'/);
+    heap.free(kept);
+    assert.match(heap.leakReport(), /\n0 blocks lost \(0 bytes\)\n$/);
+    heap.destroy();
+  });
+
   test.run();
 }
 

@@ -196,8 +196,28 @@ export class DebugHeap extends Heap implements HeapOperations {
     return this.inner.stats();
   }
 
+  /** The preset's snapshot, with quarantined blocks shown as what they are to the caller: free. */
   override snapshot(): HeapSnapshot {
-    return this.inner.snapshot();
+    const snapshot = this.inner.snapshot();
+    if (this.quarantine.length === 0) return snapshot;
+    const held = this.quarantine.map((q) => q.ptr - CANARY).sort((a, b) => a - b);
+    const quarantined = (address: number, size: number): boolean => {
+      let lo = 0;
+      let hi = held.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (held[mid]! <= address) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo < held.length && held[lo]! < address + size;
+    };
+    return {
+      freeList: snapshot.freeList,
+      regions: snapshot.regions.map((region) => ({
+        ...region,
+        blocks: region.blocks.map((b) => (!b.free && quarantined(b.address, b.size) ? { ...b, free: true, name: '' } : b)),
+      })),
+    };
   }
 
   /** The preset's invariants, every live block's canaries, and every quarantined block's fill. */
