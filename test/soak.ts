@@ -28,7 +28,7 @@ for (const preset of presets) {
     if (i % 100_000 === 0) {
       const counts = run.counts;
       run.finish();
-      process.stderr.write(`  ${preset}: ${i} steps, ${JSON.stringify(counts)}\n`);
+      process.stderr.write(`  ${preset}: ${i} steps; the last 100000: ${JSON.stringify(counts)}\n`);
       run = new ModelRun(preset);
     }
   }
