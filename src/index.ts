@@ -9,3 +9,5 @@ export type { HeapStats, HeapSnapshot, RegionInfo, BlockInfo } from './heap/type
 export { defaultHeap, malloc, calloc, realloc, free, printMemory } from './heap/default.js';
 export type { SvgOptions } from './debug/svg.js';
 export { toSVG } from './debug/svg.js';
+export { Scope, Arena } from './interop/scope.js';
+export type { TypedArrayConstructor } from './interop/views.js';

@@ -69,7 +69,7 @@ interface LargeBlock {
 
 /** The fast preset, the default. Made by `new Heap()` or `new Heap({ preset: 'fast' })`. */
 export class FastHeap extends Heap implements HeapOperations {
-  private arena: Reservation | null = null;
+  private reservation: Reservation | null = null;
   /** The arena's address; 0 until reserved. */
   private base = 0;
   private mem: Uint32Array = EMPTY_WORDS;
@@ -538,8 +538,8 @@ export class FastHeap extends Heap implements HeapOperations {
    */
   private growTop(need: number): number {
     if (this.destroyed) throw destroyedError();
-    if (this.arena === null && !this.reserveArena()) return 0;
-    const arena = this.arena!;
+    if (this.reservation === null && !this.reserveArena()) return 0;
+    const arena = this.reservation!;
     const mem = this.mem;
     // A free last block already counts towards the need.
     let have = 0;
@@ -585,7 +585,7 @@ export class FastHeap extends Heap implements HeapOperations {
     else if (newTop - HEADER_SIZE - h < MIN_BLOCK) newTop += page;
     if (newTop >= this.top) return;
     this.lists.remove(h, size);
-    decommit(this.arena!, newTop, this.top - newTop);
+    decommit(this.reservation!, newTop, this.top - newTop);
     this.munmapCalls++;
     this.top = newTop;
     this.lists.limit = newTop;
@@ -640,7 +640,7 @@ export class FastHeap extends Heap implements HeapOperations {
     this.mmapCalls++;
     const arena = reserveAddressSpace(ARENA_BYTES, ARENA_MIN_BYTES);
     if (arena === null) return false;
-    this.arena = arena;
+    this.reservation = arena;
     this.base = arena.address;
     this.mem = new Uint32Array(arena.buffer);
     this.bytesView = new Uint8Array(arena.buffer);
@@ -873,11 +873,11 @@ export class FastHeap extends Heap implements HeapOperations {
       this.munmapCalls++;
     }
     this.large.clear();
-    if (this.arena !== null) {
-      releaseReservation(this.arena);
+    if (this.reservation !== null) {
+      releaseReservation(this.reservation);
       this.munmapCalls++;
     }
-    this.arena = null;
+    this.reservation = null;
     this.mem = EMPTY_WORDS;
     this.bytesView = EMPTY_BYTES;
     this.lists.mem = EMPTY_WORDS;

@@ -5,6 +5,8 @@
 
 import { formatLeaks, formatMemory } from '../debug/format.js';
 import { toSVG, type SvgOptions } from '../debug/svg.js';
+import { Arena, Scope } from '../interop/scope.js';
+import { readCString, typedView, writeCString, type TypedArrayConstructor } from '../interop/views.js';
 import type { FitAlgorithm } from '../strategies/fit.js';
 import { resolveOptions, type HeapOptions, type Preset, type ResolvedOptions } from './options.js';
 import { HeapError } from './errors.js';
@@ -117,6 +119,44 @@ export class Heap {
   /** The leak-check text: every block still in use, and the totals. */
   leakReport(): string {
     return formatLeaks(this.snapshot());
+  }
+
+  /**
+   * A typed view of `count` elements (all that fit, by default) over the live block at `ptr`,
+   * bounds-checked against the block: `heap.view(p, Float64Array, 100)`.
+   */
+  view<T extends TypedArrayConstructor>(ptr: number, type: T, count?: number): InstanceType<T> {
+    return typedView(this, ptr, type, count);
+  }
+
+  /** A new block holding `text` as UTF-8 plus a NUL, for C functions that take `const char *`. */
+  cstring(text: string, name?: string): number {
+    return writeCString(this, text, name);
+  }
+
+  /** The NUL-terminated UTF-8 string at the start of the live block at `ptr`. */
+  readCString(ptr: number): string {
+    return readCString(this, ptr);
+  }
+
+  /** A scope whose allocations are all freed when it ends: `using scope = heap.scope()`. */
+  scope(): Scope {
+    return new Scope(this);
+  }
+
+  /** Runs `fn` with a scope, freeing what it allocated there when `fn` returns or throws. */
+  withScope<R>(fn: (scope: Scope) => R): R {
+    const scope = new Scope(this);
+    try {
+      return fn(scope);
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  /** An arena of `capacity` bytes in one block: bump allocation, all freed at once. */
+  arena(capacity: number, name?: string): Arena {
+    return new Arena(this, capacity, name);
   }
 
   /** A picture of the heap as SVG text: a row of boxes for each region, used and free in two colours. */

@@ -1,0 +1,133 @@
+// Lifetimes for native memory: a scope that frees what was allocated in it when it ends, and an
+// arena that hands out pieces of one block and gives them all back at once.
+
+import type { Heap } from '../heap/heap.js';
+import { checkSize } from '../heap/arguments.js';
+import { HeapError, hex } from '../heap/errors.js';
+
+/**
+ * Allocations that end together. Everything allocated through the scope and still live is freed
+ * when the scope is disposed: at the end of a `using` block, by `dispose()`, or by
+ * `heap.withScope(fn)` when `fn` returns or throws.
+ */
+export class Scope implements Disposable {
+  private readonly heap: Heap;
+  private readonly owned = new Set<number>();
+  private disposed = false;
+
+  constructor(heap: Heap) {
+    this.heap = heap;
+  }
+
+  private keep(ptr: number): number {
+    if (this.disposed) {
+      if (ptr !== 0) this.heap.free(ptr);
+      throw new HeapError('ERR_HEAP_DESTROYED', 'this scope has ended; it takes no more allocations');
+    }
+    if (ptr !== 0) this.owned.add(ptr);
+    return ptr;
+  }
+
+  malloc(size: number, name?: string): number {
+    return this.keep(this.heap.malloc(size, name));
+  }
+
+  calloc(count: number, size: number, name?: string): number {
+    return this.keep(this.heap.calloc(count, size, name));
+  }
+
+  /** A NUL-terminated UTF-8 copy of `text`, freed with the scope. */
+  cstring(text: string, name?: string): number {
+    return this.keep(this.heap.cstring(text, name));
+  }
+
+  /** realloc of a block this scope owns; the result stays owned. */
+  realloc(ptr: number, size: number, name?: string): number {
+    if (ptr !== 0 && !this.owned.has(ptr)) {
+      throw new HeapError('ERR_INVALID_POINTER', `realloc(${hex(ptr)}): not a live block of this scope`, ptr);
+    }
+    const moved = this.heap.realloc(ptr, size, name);
+    if (moved !== 0 || size === 0) this.owned.delete(ptr);
+    return moved === 0 ? 0 : this.keep(moved);
+  }
+
+  /** Frees one block early; the scope forgets it. */
+  free(ptr: number): void {
+    if (ptr === 0) return;
+    if (!this.owned.has(ptr)) throw new HeapError('ERR_INVALID_POINTER', `free(${hex(ptr)}): not a live block of this scope`, ptr);
+    this.heap.free(ptr);
+    this.owned.delete(ptr);
+  }
+
+  /** How many blocks the scope still owns. */
+  get size(): number {
+    return this.owned.size;
+  }
+
+  /** Frees every block the scope still owns. Twice is harmless. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const ptr of this.owned) this.heap.free(ptr);
+    this.owned.clear();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/**
+ * Bump allocation inside one block of the heap: `alloc` is a few additions, nothing is freed one
+ * by one, and `reset()` or `dispose()` ends every piece at once. For per-call temporaries.
+ */
+export class Arena implements Disposable {
+  private readonly heap: Heap;
+  /** The arena's block, 0 once disposed. */
+  private block: number;
+  private readonly capacity: number;
+  private used = 0;
+
+  constructor(heap: Heap, capacity: number, name?: string) {
+    checkSize('arena', 'capacity', capacity);
+    this.heap = heap;
+    this.capacity = capacity;
+    this.block = heap.malloc(capacity, name ?? 'arena');
+    if (this.block === 0) throw new HeapError('ERR_OUT_OF_MEMORY', `arena: no memory for ${capacity} bytes`);
+  }
+
+  /** `size` bytes aligned to `alignment` (a power of two, default 16), or 0 when the arena is full. */
+  alloc(size: number, alignment = 16): number {
+    checkSize('arena.alloc', 'size', size);
+    if (!(alignment > 0 && (alignment & (alignment - 1)) === 0 && alignment <= 4096)) {
+      throw new RangeError(`arena.alloc: alignment must be a power of two up to 4096, got ${alignment}`);
+    }
+    if (this.block === 0) throw new HeapError('ERR_HEAP_DESTROYED', 'this arena was disposed');
+    const start = Math.ceil((this.block + this.used) / alignment) * alignment;
+    const end = start + size;
+    if (end > this.block + this.capacity) return 0;
+    this.used = end - this.block;
+    return start;
+  }
+
+  /** Bytes handed out so far (alignment padding included). */
+  get bytesUsed(): number {
+    return this.used;
+  }
+
+  /** Ends every piece handed out; the arena can be used again. */
+  reset(): void {
+    this.used = 0;
+  }
+
+  /** Frees the arena's block. Twice is harmless. */
+  dispose(): void {
+    if (this.block === 0) return;
+    this.heap.free(this.block);
+    this.block = 0;
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}

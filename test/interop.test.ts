@@ -1,0 +1,107 @@
+// Interop helpers: typed views with bounds, C strings that C reads and writes, scopes that free what
+// they allocated (also when their body throws), and arenas.
+
+import koffi from 'koffi';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Heap, HeapError } from '../src/index.js';
+
+const libc = koffi.load('libc.so.6');
+const strlen = libc.func('size_t strlen(intptr_t s)');
+const strcpy = libc.func('intptr_t strcpy(intptr_t dst, intptr_t src)');
+
+for (const preset of ['fast', 'classic'] as const) {
+  const test = suite(`${preset} preset, interop`);
+  const make = (): Heap => new Heap({ preset });
+
+  test('typed views cover the block, bounds-checked, for every element type', () => {
+    const heap = make();
+    const p = heap.malloc(800);
+    const doubles = heap.view(p, Float64Array, 100);
+    doubles.forEach((_, i) => (doubles[i] = i / 4));
+    assert.is(new Float64Array(heap.bytes(p, 800).slice().buffer)[99], 99 / 4);
+    assert.is(heap.view(p, BigInt64Array, 1)[0], new BigInt64Array(doubles.buffer, doubles.byteOffset, 1)[0]);
+    assert.ok(heap.view(p, Uint32Array).length >= 200, 'by default, all the elements that fit');
+    assert.throws(() => heap.view(p, Float64Array, 10_000), (e: Error) => e instanceof RangeError);
+    assert.throws(() => heap.view(p + 16, Float64Array, 1), (e: Error) => e instanceof HeapError && e.code === 'ERR_INVALID_POINTER');
+    assert.throws(() => heap.view(p, Array as unknown as Float64ArrayConstructor, 1), (e: Error) => e instanceof TypeError);
+    heap.destroy();
+  });
+
+  test('C strings: written as UTF-8 plus NUL, read by C, and read back from what C wrote', () => {
+    const heap = make();
+    const text = 'héllo, wörld';
+    const s = heap.cstring(text, 'greeting');
+    assert.is(strlen(s), Buffer.byteLength(text));
+    assert.is(heap.readCString(s), text);
+    const copy = heap.malloc(64);
+    strcpy(copy, s);
+    assert.is(heap.readCString(copy), text);
+    assert.throws(() => heap.cstring('a\0b'), (e: Error) => e instanceof RangeError);
+    const full = heap.malloc(16);
+    heap.bytes(full).fill(0x41);
+    assert.throws(() => heap.readCString(full), (e: Error) => e instanceof RangeError && /no NUL/.test(e.message));
+    heap.destroy();
+  });
+
+  test('a scope frees everything allocated in it when it ends, and only that', () => {
+    const heap = make();
+    const outside = heap.malloc(100);
+    const before = heap.stats().usedBlocks;
+    {
+      using scope = heap.scope();
+      const a = scope.malloc(100);
+      scope.calloc(10, 10);
+      scope.cstring('temporary');
+      const b = scope.realloc(a, 5000);
+      assert.ok(b !== 0);
+      const c = scope.malloc(10);
+      scope.free(c);
+      assert.is(scope.size, 3);
+      assert.is(heap.stats().usedBlocks, before + 3);
+      assert.throws(() => scope.free(outside), (e: Error) => e instanceof HeapError && e.code === 'ERR_INVALID_POINTER');
+    }
+    assert.is(heap.stats().usedBlocks, before);
+    heap.free(outside);
+    heap.check();
+    heap.destroy();
+  });
+
+  test('withScope frees the scope when its body throws, and the error comes through', () => {
+    const heap = make();
+    assert.throws(() => heap.withScope((scope) => {
+      scope.malloc(1000);
+      scope.cstring('lost?');
+      throw new Error('body failed');
+    }), /body failed/);
+    assert.is(heap.stats().usedBlocks, 0);
+    assert.is(heap.withScope((scope) => heap.readCString(scope.cstring('kept until the end'))), 'kept until the end');
+    assert.is(heap.stats().usedBlocks, 0);
+    const scope = heap.scope();
+    scope.dispose();
+    assert.throws(() => scope.malloc(10), (e: Error) => e instanceof HeapError);
+    assert.is(heap.stats().usedBlocks, 0, 'a refused allocation is not leaked');
+    heap.destroy();
+  });
+
+  test('an arena bump-allocates aligned pieces of one block and frees them all at once', () => {
+    const heap = make();
+    const used = heap.stats().usedBlocks;
+    {
+      using arena = heap.arena(1024);
+      assert.is(heap.stats().usedBlocks, used + 1);
+      const a = arena.alloc(10);
+      const b = arena.alloc(10, 64);
+      assert.equal([a % 16, b % 64], [0, 0]);
+      assert.ok(b >= a + 10);
+      assert.is(arena.alloc(2000), 0, 'past the end: 0');
+      arena.reset();
+      assert.is(arena.alloc(10), a, 'after reset, from the start again');
+      assert.throws(() => arena.alloc(8, 3), (e: Error) => e instanceof RangeError);
+    }
+    assert.is(heap.stats().usedBlocks, used);
+    heap.destroy();
+  });
+
+  test.run();
+}
