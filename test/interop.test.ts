@@ -9,6 +9,9 @@ import { Heap, HeapError } from '../src/index.js';
 const libc = koffi.load('libc.so.6');
 const strlen = libc.func('size_t strlen(intptr_t s)');
 const strcpy = libc.func('intptr_t strcpy(intptr_t dst, intptr_t src)');
+const Compare = koffi.proto('int ffi_heap_compare(const void *a, const void *b)');
+const qsort = libc.func('void qsort(intptr_t base, size_t count, size_t size, ffi_heap_compare *compare)');
+const Point = koffi.struct('ffi_heap_point', { x: 'double', y: 'int32_t', tag: 'char[8]' });
 
 for (const preset of ['fast', 'classic'] as const) {
   const test = suite(`${preset} preset, interop`);
@@ -41,6 +44,25 @@ for (const preset of ['fast', 'classic'] as const) {
     const full = heap.malloc(16);
     heap.bytes(full).fill(0x41);
     assert.throws(() => heap.readCString(full), (e: Error) => e instanceof RangeError && /no NUL/.test(e.message));
+    heap.destroy();
+  });
+
+  test('C types: structs and arrays allocated zeroed, written and read with bounds, and sorted by C', () => {
+    const heap = make();
+    const points = heap.alloc(Point, 3, 'points');
+    assert.equal(heap.decode(points, Point, 2), { x: 0, y: 0, tag: '' }, 'allocated zeroed');
+    heap.encode(points, Point, { x: 1.5, y: -7, tag: 'first' }, 0);
+    heap.encode(points, Point, { x: 2.5, y: 8, tag: 'third' }, 2);
+    assert.equal(heap.decode(points, Point, 0), { x: 1.5, y: -7, tag: 'first' });
+    assert.equal(heap.decode(points, Point, 2), { x: 2.5, y: 8, tag: 'third' });
+    assert.throws(() => heap.decode(points, Point, 3), (e: Error) => e instanceof RangeError && /ends past the block/.test(e.message));
+    assert.throws(() => heap.encode(points + 8, 'double', 1), (e: Error) => e instanceof HeapError);
+
+    const values = [3.5, -1, 10, 0.25, 7];
+    const array = heap.alloc('double', values.length);
+    values.forEach((v, i) => heap.encode(array, 'double', v, i));
+    qsort(array, values.length, 8, (a: unknown, b: unknown) => Math.sign((koffi.decode(a, 'double') as number) - (koffi.decode(b, 'double') as number)));
+    assert.equal([...heap.view(array, Float64Array, values.length)], [...values].sort((a, b) => a - b));
     heap.destroy();
   });
 

@@ -5,7 +5,9 @@
 
 import { formatLeaks, formatMemory } from '../debug/format.js';
 import { toSVG, type SvgOptions } from '../debug/svg.js';
+import { allocTyped, decodeTyped, encodeTyped } from '../interop/ctypes.js';
 import { Arena, Scope } from '../interop/scope.js';
+import type { CType } from '../os/libc.js';
 import { readCString, typedView, writeCString, type TypedArrayConstructor } from '../interop/views.js';
 import type { FitAlgorithm } from '../strategies/fit.js';
 import { resolveOptions, type HeapOptions, type Preset, type ResolvedOptions } from './options.js';
@@ -137,6 +139,24 @@ export class Heap {
   /** The NUL-terminated UTF-8 string at the start of the live block at `ptr`. */
   readCString(ptr: number): string {
     return readCString(this, ptr);
+  }
+
+  /**
+   * Room for `count` zeroed values of a C type described with koffi ('double', a koffi.struct...):
+   * the heap's answer to koffi.alloc. Returns the address, or 0 when no memory can be had.
+   */
+  alloc(type: CType, count = 1, name?: string): number {
+    return allocTyped(this, type, count, name);
+  }
+
+  /** Writes `value` as element `index` of C type `type` in the block at `ptr` (koffi.encode, bounds-checked). */
+  encode(ptr: number, type: CType, value: unknown, index = 0): void {
+    encodeTyped(this, ptr, type, value, index);
+  }
+
+  /** Reads element `index` of C type `type` from the block at `ptr` (koffi.decode, bounds-checked). */
+  decode(ptr: number, type: CType, index = 0): unknown {
+    return decodeTyped(this, ptr, type, index);
   }
 
   /** A scope whose allocations are all freed when it ends: `using scope = heap.scope()`. */

@@ -109,3 +109,21 @@ export function cLibraryAllocator(): CAllocator {
   }
   return cAllocator;
 }
+
+/** A C type as koffi describes it: a name such as 'double' or 'int32_t', or a koffi type object. */
+export type CType = string | object;
+
+/** Size and alignment of a C type, in bytes. Throws koffi's TypeError for an unknown type. */
+export function cTypeLayout(type: CType): { size: number; alignment: number } {
+  return { size: koffi.sizeof(type as never), alignment: koffi.alignof(type as never) };
+}
+
+/** Writes `value` as C type `type` at `address + offset`; the caller has bounds-checked it. */
+export function encodeAt(address: number, offset: number, type: CType, value: unknown): void {
+  koffi.encode(address, offset, type as never, value);
+}
+
+/** Reads C type `type` at `address + offset`; the caller has bounds-checked it. */
+export function decodeAt(address: number, offset: number, type: CType): unknown {
+  return (koffi.decode as (ref: unknown, offset: number, type: unknown) => unknown)(address, offset, type);
+}
