@@ -1,0 +1,96 @@
+// SQLite allocating from an ffi-heap: `installSqliteAllocator(heap)` hands SQLite a
+// sqlite3_mem_methods whose functions are koffi callbacks into the heap, so every allocation the
+// library makes in this process comes from the heap. (An interop module: like the OS layer, it
+// binds a C library with koffi; the core does not load it.)
+
+import koffi, { type LibraryHandle } from 'koffi';
+import type { Heap } from '../heap/heap.js';
+
+const SQLITE_OK = 0;
+const SQLITE_MISUSE = 21;
+const SQLITE_CONFIG_MALLOC = 4;
+
+const XMalloc = koffi.proto('intptr_t ffi_heap_sqlite_xmalloc(int size)');
+const XFree = koffi.proto('void ffi_heap_sqlite_xfree(intptr_t ptr)');
+const XRealloc = koffi.proto('intptr_t ffi_heap_sqlite_xrealloc(intptr_t ptr, int size)');
+const XSize = koffi.proto('int ffi_heap_sqlite_xsize(intptr_t ptr)');
+const XRoundup = koffi.proto('int ffi_heap_sqlite_xroundup(int size)');
+const XInit = koffi.proto('int ffi_heap_sqlite_xinit(void *data)');
+const XShutdown = koffi.proto('void ffi_heap_sqlite_xshutdown(void *data)');
+const MemMethods = koffi.struct('ffi_heap_sqlite3_mem_methods', {
+  xMalloc: koffi.pointer(XMalloc),
+  xFree: koffi.pointer(XFree),
+  xRealloc: koffi.pointer(XRealloc),
+  xSize: koffi.pointer(XSize),
+  xRoundup: koffi.pointer(XRoundup),
+  xInit: koffi.pointer(XInit),
+  xShutdown: koffi.pointer(XShutdown),
+  pAppData: 'void *',
+});
+
+/** What installSqliteAllocator leaves in place. */
+export interface SqliteAllocator {
+  /** The library handle the allocator was installed into. */
+  readonly library: LibraryHandle;
+  /**
+   * The first error a callback met (a callback may not throw into C, so it is kept here and the
+   * callback reports failure to SQLite), or undefined.
+   */
+  readonly error: Error | undefined;
+  /**
+   * Releases the callbacks. Only after sqlite3_shutdown() has returned SQLite to an uninitialized
+   * state, and nothing will call into it again with these methods.
+   */
+  release(): void;
+}
+
+/**
+ * Makes `heap` SQLite's allocator, then initializes SQLite. `library` is a koffi library handle
+ * or a path (default: the system's libsqlite3.so.0). Throws if SQLite was already initialized
+ * (sqlite3_config refuses then), or if the configuration fails.
+ */
+export function installSqliteAllocator(heap: Heap, library: LibraryHandle | string = 'libsqlite3.so.0'): SqliteAllocator {
+  const lib = typeof library === 'string' ? koffi.load(library) : library;
+  const config = lib.func('int sqlite3_config(int op, ...)');
+  const initialize = lib.func('int sqlite3_initialize(void)');
+  let error: Error | undefined;
+  const guard = <A extends unknown[], R>(fallback: R, fn: (...args: A) => R) => (...args: A): R => {
+    try {
+      return fn(...args);
+    } catch (e) {
+      error ??= e as Error;
+      return fallback;
+    }
+  };
+  // The heap's side of each callback is one call; sizes never exceed 2^31 (SQLite passes int).
+  const callbacks = [
+    koffi.register(guard(0, (size: number) => heap.malloc(size)), koffi.pointer(XMalloc)),
+    koffi.register(guard(undefined, (ptr: number) => heap.free(ptr)), koffi.pointer(XFree)),
+    koffi.register(guard(0, (ptr: number, size: number) => heap.realloc(ptr, size)), koffi.pointer(XRealloc)),
+    koffi.register(guard(0, (ptr: number) => heap.usableSize(ptr)), koffi.pointer(XSize)),
+    koffi.register((size: number) => (size + 7) & ~7, koffi.pointer(XRoundup)),
+    koffi.register(() => SQLITE_OK, koffi.pointer(XInit)),
+    koffi.register(() => {}, koffi.pointer(XShutdown)),
+  ];
+  const release = (): void => {
+    for (const callback of callbacks) koffi.unregister(callback);
+  };
+  const [xMalloc, xFree, xRealloc, xSize, xRoundup, xInit, xShutdown] = callbacks;
+  const rc = config(SQLITE_CONFIG_MALLOC, 'ffi_heap_sqlite3_mem_methods *',
+    { xMalloc, xFree, xRealloc, xSize, xRoundup, xInit, xShutdown, pAppData: null }) as number;
+  if (rc !== SQLITE_OK) {
+    release();
+    throw new Error(rc === SQLITE_MISUSE
+      ? 'installSqliteAllocator: SQLite is already initialized in this process; install the allocator before anything opens a database'
+      : `installSqliteAllocator: sqlite3_config(SQLITE_CONFIG_MALLOC) failed with code ${rc}`);
+  }
+  const init = initialize() as number;
+  if (init !== SQLITE_OK) throw new Error(`installSqliteAllocator: sqlite3_initialize failed with code ${init}`);
+  return {
+    library: lib,
+    get error() {
+      return error;
+    },
+    release,
+  };
+}
