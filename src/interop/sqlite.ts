@@ -54,23 +54,46 @@ export function installSqliteAllocator(heap: Heap, library: LibraryHandle | stri
   const config = lib.func('int sqlite3_config(int op, ...)');
   const initialize = lib.func('int sqlite3_initialize(void)');
   let error: Error | undefined;
-  const guard = <A extends unknown[], R>(fallback: R, fn: (...args: A) => R) => (...args: A): R => {
-    try {
-      return fn(...args);
-    } catch (e) {
-      error ??= e as Error;
-      return fallback;
-    }
+  const failed = (e: unknown): void => {
+    error ??= e as Error;
   };
-  // The heap's side of each callback is one call; sizes never exceed 2^31 (SQLite passes int).
+  // The heap's side of each callback is one call, with no closure or array made per call; sizes
+  // never exceed 2^31 (SQLite passes int). A callback must not throw into C: errors are kept.
   const callbacks = [
-    koffi.register(guard(0, (size: number) => heap.malloc(size)), koffi.pointer(XMalloc)),
-    koffi.register(guard(undefined, (ptr: number) => heap.free(ptr)), koffi.pointer(XFree)),
-    koffi.register(guard(0, (ptr: number, size: number) => heap.realloc(ptr, size)), koffi.pointer(XRealloc)),
-    koffi.register(guard(0, (ptr: number) => heap.usableSize(ptr)), koffi.pointer(XSize)),
-    koffi.register((size: number) => (size + 7) & ~7, koffi.pointer(XRoundup)),
-    koffi.register(() => SQLITE_OK, koffi.pointer(XInit)),
-    koffi.register(() => {}, koffi.pointer(XShutdown)),
+    koffi.register((size: number): number => {
+      try {
+        return heap.malloc(size);
+      } catch (e) {
+        failed(e);
+        return 0;
+      }
+    }, koffi.pointer(XMalloc)),
+    koffi.register((ptr: number): void => {
+      try {
+        heap.free(ptr);
+      } catch (e) {
+        failed(e);
+      }
+    }, koffi.pointer(XFree)),
+    koffi.register((ptr: number, size: number): number => {
+      try {
+        return heap.realloc(ptr, size);
+      } catch (e) {
+        failed(e);
+        return 0;
+      }
+    }, koffi.pointer(XRealloc)),
+    koffi.register((ptr: number): number => {
+      try {
+        return heap.usableSize(ptr);
+      } catch (e) {
+        failed(e);
+        return 0;
+      }
+    }, koffi.pointer(XSize)),
+    koffi.register((size: number): number => (size + 7) & ~7, koffi.pointer(XRoundup)),
+    koffi.register((): number => SQLITE_OK, koffi.pointer(XInit)),
+    koffi.register((): void => {}, koffi.pointer(XShutdown)),
   ];
   const release = (): void => {
     for (const callback of callbacks) koffi.unregister(callback);
