@@ -10,7 +10,7 @@ const libc = koffi.load('libc.so.6');
 const strlen = libc.func('size_t strlen(intptr_t s)');
 const strcpy = libc.func('intptr_t strcpy(intptr_t dst, intptr_t src)');
 const Compare = koffi.proto('int ffi_heap_compare(const void *a, const void *b)');
-const qsort = libc.func('void qsort(intptr_t base, size_t count, size_t size, ffi_heap_compare *compare)');
+const qsort = libc.func('qsort', 'void', ['intptr_t', 'size_t', 'size_t', koffi.pointer(Compare)]);
 const Point = koffi.struct('ffi_heap_point', { x: 'double', y: 'int32_t', tag: 'char[8]' });
 
 for (const preset of ['fast', 'classic'] as const) {

@@ -6,7 +6,7 @@ export type Preset = 'fast' | 'classic';
 export const PRESETS: readonly Preset[] = ['fast', 'classic'];
 
 export interface HeapOptions {
-  /** Which engine runs the heap: 'fast' (the default) or 'classic' (the course design, exact). */
+  /** Which preset runs the heap: 'fast' (the default) or 'classic' (the course design, exact). */
   preset?: Preset;
   /** The classic preset's free-list search. Default 'first_fit'; the fast preset ignores it. */
   algorithm?: FitAlgorithm;

@@ -99,7 +99,7 @@ export function installSqliteAllocator(heap: Heap, library: LibraryHandle | stri
     for (const callback of callbacks) koffi.unregister(callback);
   };
   const [xMalloc, xFree, xRealloc, xSize, xRoundup, xInit, xShutdown] = callbacks;
-  const rc = config(SQLITE_CONFIG_MALLOC, 'ffi_heap_sqlite3_mem_methods *',
+  const rc = config(SQLITE_CONFIG_MALLOC, koffi.pointer(MemMethods),
     { xMalloc, xFree, xRealloc, xSize, xRoundup, xInit, xShutdown, pAppData: null }) as number;
   if (rc !== SQLITE_OK) {
     release();
