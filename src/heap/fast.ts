@@ -23,9 +23,7 @@ import {
   alignPage, commit, decommit, getPageSize, mapMemory, releaseReservation, remapMemory, reserveAddressSpace, unmapMemory,
   MAX_VIEW_BYTES, type Mapping, type Reservation,
 } from '../os/memory.js';
-import {
-  CACHED, FREE, FLAG_MASK, HEADER_SIZE, MIN_BLOCK, NAMED, SIZE_MASK, W_NEXT_FREE, W_PREV_SIZE, W_SIZE, fastBlockSize,
-} from '../layout/fast.js';
+import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
 import { SegregatedLists, classOf } from '../strategies/tlsf.js';
 import { callocBytes, checkAddress, checkName, checkRealloc, checkSize } from './arguments.js';
 import { HeapError, destroyedError, hex } from './errors.js';
@@ -53,10 +51,14 @@ const TRIM_MIN = 128 * 1024;
  * next malloc of that size. The caches are flushed into the free lists before the heap grows.
  */
 const CACHE_MAX_BLOCK = 2048;
-const CACHE_MAX_REQUEST = CACHE_MAX_BLOCK - HEADER_SIZE;
+const CACHE_MAX_REQUEST = CACHE_MAX_BLOCK - Block.HEADER;
 const CACHE_DEPTH = 32;
 
 const SCRIBBLE_BYTE = 0xaa;
+
+// The block-size function through a module-level const: V8 folds the const to the function and
+// inlines it, where each use of the imported binding would read a module cell and check it.
+const blockSize = fastBlockSize;
 const EMPTY_WORDS = new Uint32Array(0);
 const EMPTY_BYTES = new Uint8Array(0);
 
@@ -82,7 +84,7 @@ export class FastHeap extends Heap implements HeapOperations {
   /** Per size class (block size / 16): the first cached block, and how many are cached. */
   private readonly cacheHeads = new Uint32Array(CACHE_MAX_BLOCK / 16 + 1);
   private readonly cacheCounts = new Int32Array(CACHE_MAX_BLOCK / 16 + 1);
-  /** Names of named blocks, by header offset; touched only for blocks flagged NAMED. */
+  /** Names of named blocks, by header offset; touched only for blocks flagged Flag.NAMED. */
   private readonly names = new Map<number, string>();
   private readonly large = new Map<number, LargeBlock>();
   /** Requests of at least this many bytes get mappings of their own. */
@@ -108,20 +110,21 @@ export class FastHeap extends Heap implements HeapOperations {
     // most CACHE_MAX_REQUEST bytes whose size's cache holds a block. Anything else, and anything
     // doubtful, takes mallocSlow.
     if (typeof size === 'number' && size <= CACHE_MAX_REQUEST && (size >>> 0) === size && name === undefined) {
-      const need = fastBlockSize(size);
+      const need = blockSize(size);
       const c = need >>> 4;
       const h = this.cacheHeads[c]!;
       if (h !== 0) {
         const mem = this.mem;
         const w = h >>> 2;
-        const next = mem[w + W_NEXT_FREE]!;
-        if (next < this.top && mem[w + W_SIZE] === (need | CACHED)) {
+        const next = mem[w + Word.NEXT_FREE]!;
+        if (next < this.top && mem[w + Word.SIZE] === (need | Flag.CACHED)) {
           this.cacheHeads[c] = next;
           this.cacheCounts[c]!--;
-          mem[w + W_SIZE] = need;
+          mem[w + Word.SIZE] = need;
           if ((this.inUse += need) > this.peakInUse) this.peakInUse = this.inUse;
-          if (this.scribble) this.dress(h, need, undefined);
-          return this.base + h + HEADER_SIZE;
+          // `=== true`: a pointer comparison, where a bare truth test of the field is generic.
+          if (this.scribble === true) this.dress(h, need, undefined);
+          return this.base + h + Block.HEADER;
         }
       }
     }
@@ -133,29 +136,29 @@ export class FastHeap extends Heap implements HeapOperations {
     if (typeof size !== 'number' || (size >>> 0) !== size) return this.mallocChecked(size, name);
     if (name !== undefined) checkName('malloc', name);
     if (size > CACHE_MAX_REQUEST) {
-      return size >= this.largeThreshold ? this.mallocLarge(size, name) : this.mallocFromLists(fastBlockSize(size), name);
+      return size >= this.largeThreshold ? this.mallocLarge(size, name) : this.mallocFromLists(blockSize(size), name);
     }
-    const need = fastBlockSize(size);
+    const need = blockSize(size);
     const c = need >>> 4;
     const h = this.cacheHeads[c]!;
     if (h === 0) return this.mallocFromLists(need, name);
     // A named request served from a cache, or a cache whose first block was overwritten.
     const mem = this.mem;
     const w = h >>> 2;
-    const next = mem[w + W_NEXT_FREE]!;
-    if (next >= this.top || mem[w + W_SIZE] !== (need | CACHED)) this.corrupted(h, 'a cached block was overwritten (was it written after free?)');
+    const next = mem[w + Word.NEXT_FREE]!;
+    if (next >= this.top || mem[w + Word.SIZE] !== (need | Flag.CACHED)) this.corrupted(h, 'a cached block was overwritten (was it written after free?)');
     this.cacheHeads[c] = next;
     this.cacheCounts[c]!--;
-    mem[w + W_SIZE] = need;
+    mem[w + Word.SIZE] = need;
     if ((this.inUse += need) > this.peakInUse) this.peakInUse = this.inUse;
     this.dress(h, need, name);
-    return this.base + h + HEADER_SIZE;
+    return this.base + h + Block.HEADER;
   }
 
   /** Names and scribbles a new block, when asked to: kept off the inlined fast path. */
   private dress(h: number, size: number, name: string | undefined): void {
     if (name !== undefined) this.nameBlock(h, name);
-    if (this.scribble) this.bytesView.fill(SCRIBBLE_BYTE, h + HEADER_SIZE, h + size);
+    if (this.scribble) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER, h + size);
   }
 
   /** malloc of a size that is not a Number below 4 GiB: an error, or a request no view can hold. */
@@ -170,7 +173,7 @@ export class FastHeap extends Heap implements HeapOperations {
     if (h <= 0) {
       h = h === 0 ? this.growFor(need) : this.corruptedList();
       // The arena is full (or could not be reserved): a mapping of its own is still worth a try.
-      if (h === 0) return this.mallocLarge(need - HEADER_SIZE, name);
+      if (h === 0) return this.mallocLarge(need - Block.HEADER, name);
     }
     return this.use(h, need, name);
   }
@@ -179,27 +182,27 @@ export class FastHeap extends Heap implements HeapOperations {
   private use(h: number, need: number, name: string | undefined): number {
     const mem = this.mem;
     const w = h >>> 2;
-    const sizeWord = mem[w + W_SIZE]!;
-    let size = sizeWord & SIZE_MASK;
-    if ((sizeWord & FREE) === 0 || size < need || h + size > this.top - HEADER_SIZE) {
+    const sizeWord = mem[w + Word.SIZE]!;
+    let size = sizeWord & Flag.SIZE_MASK;
+    if ((sizeWord & Flag.FREE) === 0 || size < need || h + size > this.top - Block.HEADER) {
       return this.corrupted(h, 'a block on a free list is not a free block of the size its class promises');
     }
     const rest = size - need;
-    if (rest >= MIN_BLOCK) {
+    if (rest >= Block.MIN) {
       const r = h + need;
       const rw = r >>> 2;
-      mem[rw + W_PREV_SIZE] = need;
-      mem[rw + W_SIZE] = rest | FREE;
+      mem[rw + Word.PREV_SIZE] = need;
+      mem[rw + Word.SIZE] = rest | Flag.FREE;
       mem[(r + rest) >>> 2] = rest;
       this.starts[r >>> 9]! |= 1 << ((r >>> 4) & 31);
       this.lists.insert(r, rest);
       this.blockCount++;
       size = need;
     }
-    mem[w + W_SIZE] = size;
+    mem[w + Word.SIZE] = size;
     if ((this.inUse += size) > this.peakInUse) this.peakInUse = this.inUse;
-    if (name !== undefined || this.scribble) this.dress(h, size, name);
-    return this.base + h + HEADER_SIZE;
+    if (name !== undefined || this.scribble === true) this.dress(h, size, name);
+    return this.base + h + Block.HEADER;
   }
 
   override free(ptr: number): void {
@@ -207,18 +210,18 @@ export class FastHeap extends Heap implements HeapOperations {
     // bytes, at a recorded block start, whose size the next header confirms, with room in its
     // size's cache. Anything else, and anything doubtful, takes freeSlow.
     if (typeof ptr === 'number') {
-      const h = ptr - this.base - HEADER_SIZE;
-      if ((h >>> 0) === h && h >= HEADER_SIZE && h < this.top && (h & FLAG_MASK) === HEADER_SIZE &&
+      const h = ptr - this.base - Block.HEADER;
+      if ((h >>> 0) === h && h >= Block.HEADER && h < this.top && (h & Flag.MASK) === Block.HEADER &&
           (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) !== 0) {
         const mem = this.mem;
         const w = h >>> 2;
-        const size = mem[w + W_SIZE]!;
+        const size = mem[w + Word.SIZE]!;
         const c = size >>> 4;
-        if (size <= CACHE_MAX_BLOCK && (size & FLAG_MASK) === 0 && size !== 0 && h + size <= this.top - HEADER_SIZE &&
+        if (size <= CACHE_MAX_BLOCK && (size & Flag.MASK) === 0 && size !== 0 && h + size <= this.top - Block.HEADER &&
             mem[(h + size) >>> 2] === size && this.cacheCounts[c]! < CACHE_DEPTH) {
           this.inUse -= size;
-          mem[w + W_SIZE] = size | CACHED;
-          mem[w + W_NEXT_FREE] = this.cacheHeads[c]!;
+          mem[w + Word.SIZE] = size | Flag.CACHED;
+          mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;
           this.cacheHeads[c] = h;
           this.cacheCounts[c]!++;
           return;
@@ -231,22 +234,22 @@ export class FastHeap extends Heap implements HeapOperations {
   private freeSlow(ptr: number): void {
     if (typeof ptr !== 'number') checkAddress('free', ptr);
     // (h >>> 0) === h: an integer offset inside the arena's 4 GiB; the rest is the careful path.
-    const h = ptr - this.base - HEADER_SIZE;
-    if ((h >>> 0) !== h || h < HEADER_SIZE || h >= this.top || (h & FLAG_MASK) !== HEADER_SIZE ||
+    const h = ptr - this.base - Block.HEADER;
+    if ((h >>> 0) !== h || h < Block.HEADER || h >= this.top || (h & Flag.MASK) !== Block.HEADER ||
         (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) === 0) {
       return this.freeOutsideHeap(ptr);
     }
     const mem = this.mem;
     const w = h >>> 2;
-    const sizeWord = mem[w + W_SIZE]!;
-    const size = sizeWord & SIZE_MASK;
-    if ((sizeWord & FLAG_MASK) !== 0 || !this.sizeAgrees(h, size)) this.freeUnusual(h, ptr, sizeWord);
+    const sizeWord = mem[w + Word.SIZE]!;
+    const size = sizeWord & Flag.SIZE_MASK;
+    if ((sizeWord & Flag.MASK) !== 0 || !this.sizeAgrees(h, size)) this.freeUnusual(h, ptr, sizeWord);
     this.inUse -= size;
     if (size <= CACHE_MAX_BLOCK) {
       const c = size >>> 4;
       if (this.cacheCounts[c]! < CACHE_DEPTH) {
-        mem[w + W_SIZE] = size | CACHED;
-        mem[w + W_NEXT_FREE] = this.cacheHeads[c]!;
+        mem[w + Word.SIZE] = size | Flag.CACHED;
+        mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;
         this.cacheHeads[c] = h;
         this.cacheCounts[c]!++;
         return;
@@ -257,8 +260,8 @@ export class FastHeap extends Heap implements HeapOperations {
 
   /** free() of a block with flags set or a size in doubt: throws, or forgets the block's name. */
   private freeUnusual(h: number, ptr: number, sizeWord: number): void {
-    if ((sizeWord & (FREE | CACHED)) !== 0) throw doubleFree('free', ptr);
-    const size = sizeWord & SIZE_MASK;
+    if ((sizeWord & (Flag.FREE | Flag.CACHED)) !== 0) throw doubleFree('free', ptr);
+    const size = sizeWord & Flag.SIZE_MASK;
     if (!this.sizeAgrees(h, size)) this.corrupted(h, `its size ${size} does not match the next header's record of it`);
     this.names.delete(h);
   }
@@ -271,20 +274,20 @@ export class FastHeap extends Heap implements HeapOperations {
   private release(h: number, size: number, trim: boolean): void {
     const mem = this.mem;
     const n = h + size;
-    const nextWord = mem[(n >>> 2) + W_SIZE]!;
-    if ((nextWord & FREE) !== 0) {
-      const nsize = nextWord & SIZE_MASK;
+    const nextWord = mem[(n >>> 2) + Word.SIZE]!;
+    if ((nextWord & Flag.FREE) !== 0) {
+      const nsize = nextWord & Flag.SIZE_MASK;
       if (!this.lists.remove(n, nsize)) this.corruptedList();
       this.starts[n >>> 9]! &= ~(1 << ((n >>> 4) & 31));
       this.blockCount--;
       size += nsize;
     }
-    const prevSize = mem[(h >>> 2) + W_PREV_SIZE]!;
+    const prevSize = mem[(h >>> 2) + Word.PREV_SIZE]!;
     if (prevSize !== 0) {
       const p = h - prevSize;
-      const prevWord = mem[(p >>> 2) + W_SIZE]!;
-      if ((prevWord & FREE) !== 0) {
-        if ((prevWord & SIZE_MASK) !== prevSize) this.corrupted(h, `its prev size ${prevSize} disagrees with the block before it`);
+      const prevWord = mem[(p >>> 2) + Word.SIZE]!;
+      if ((prevWord & Flag.FREE) !== 0) {
+        if ((prevWord & Flag.SIZE_MASK) !== prevSize) this.corrupted(h, `its prev size ${prevSize} disagrees with the block before it`);
         if (!this.lists.remove(p, prevSize)) this.corruptedList();
         this.starts[h >>> 9]! &= ~(1 << ((h >>> 4) & 31));
         this.blockCount--;
@@ -292,36 +295,36 @@ export class FastHeap extends Heap implements HeapOperations {
         size += prevSize;
       }
     }
-    mem[(h >>> 2) + W_SIZE] = size | FREE;
+    mem[(h >>> 2) + Word.SIZE] = size | Flag.FREE;
     mem[(h + size) >>> 2] = size;
     this.lists.insert(h, size);
-    if (trim && size > this.trimThreshold && h + size === this.top - HEADER_SIZE) this.trimTop(h, size, this.growthStep());
+    if (trim && size > this.trimThreshold && h + size === this.top - Block.HEADER) this.trimTop(h, size, this.growthStep());
   }
 
   override realloc(ptr: number, size: number, name?: string): number {
     checkRealloc(ptr, size, name);
     if (ptr === 0) return this.malloc(size, name);
-    const h = ptr - this.base - HEADER_SIZE;
-    if (!(h >= HEADER_SIZE && h < this.top)) return this.reallocOutsideHeap(ptr, size, name);
+    const h = ptr - this.base - Block.HEADER;
+    if (!(h >= Block.HEADER && h < this.top)) return this.reallocOutsideHeap(ptr, size, name);
     const sizeWord = this.liveWord(h, ptr, 'realloc');
-    const current = sizeWord & SIZE_MASK;
+    const current = sizeWord & Flag.SIZE_MASK;
     if (size === 0) {
       this.free(ptr);
       return 0;
     }
-    if (size >= this.largeThreshold) return this.move(ptr, current - HEADER_SIZE, size, name);
-    const need = fastBlockSize(size);
+    if (size >= this.largeThreshold) return this.move(ptr, current - Block.HEADER, size, name);
+    const need = blockSize(size);
     const mem = this.mem;
     const w = h >>> 2;
 
     if (need <= current) {
-      if (current - need >= MIN_BLOCK) {
+      if (current - need >= Block.MIN) {
         // Shrink: the tail becomes a block of its own, freed (and merged with a free next block).
         const t = h + need;
         const tail = current - need;
-        mem[w + W_SIZE] = need | (sizeWord & NAMED);
+        mem[w + Word.SIZE] = need | (sizeWord & Flag.NAMED);
         mem[t >>> 2] = need;
-        mem[(t >>> 2) + W_SIZE] = tail;
+        mem[(t >>> 2) + Word.SIZE] = tail;
         mem[(t + tail) >>> 2] = tail;
         this.starts[t >>> 9]! |= 1 << ((t >>> 4) & 31);
         this.blockCount++;
@@ -335,25 +338,25 @@ export class FastHeap extends Heap implements HeapOperations {
     // Grow into the next block when it is free and large enough. At the top of the heap (the next
     // block is the sentinel, or a free block just before it), commit more memory first.
     const n = h + current;
-    let nextWord = mem[(n >>> 2) + W_SIZE]!;
-    let nsize = nextWord & SIZE_MASK;
-    const nextFree = (nextWord & FREE) !== 0;
+    let nextWord = mem[(n >>> 2) + Word.SIZE]!;
+    let nsize = nextWord & Flag.SIZE_MASK;
+    const nextFree = (nextWord & Flag.FREE) !== 0;
     if ((!nextFree || current + nsize < need) &&
-        (n === this.top - HEADER_SIZE || (nextFree && n + nsize === this.top - HEADER_SIZE)) &&
+        (n === this.top - Block.HEADER || (nextFree && n + nsize === this.top - Block.HEADER)) &&
         this.growTop(need - current) !== 0) {
-      nextWord = mem[(n >>> 2) + W_SIZE]!;
-      nsize = nextWord & SIZE_MASK;
+      nextWord = mem[(n >>> 2) + Word.SIZE]!;
+      nsize = nextWord & Flag.SIZE_MASK;
     }
-    if ((nextWord & FREE) !== 0 && current + nsize >= need) {
+    if ((nextWord & Flag.FREE) !== 0 && current + nsize >= need) {
       if (!this.lists.remove(n, nsize)) this.corruptedList();
       this.starts[n >>> 9]! &= ~(1 << ((n >>> 4) & 31));
       let total = current + nsize;
       this.blockCount--;
       const rest = total - need;
-      if (rest >= MIN_BLOCK) {
+      if (rest >= Block.MIN) {
         const r = h + need;
         mem[r >>> 2] = need;
-        mem[(r >>> 2) + W_SIZE] = rest | FREE;
+        mem[(r >>> 2) + Word.SIZE] = rest | Flag.FREE;
         mem[(r + rest) >>> 2] = rest;
         this.starts[r >>> 9]! |= 1 << ((r >>> 4) & 31);
         this.lists.insert(r, rest);
@@ -362,13 +365,13 @@ export class FastHeap extends Heap implements HeapOperations {
       } else {
         mem[(h + total) >>> 2] = total;
       }
-      mem[w + W_SIZE] = total | (sizeWord & NAMED);
+      mem[w + Word.SIZE] = total | (sizeWord & Flag.NAMED);
       if ((this.inUse += total - current) > this.peakInUse) this.peakInUse = this.inUse;
-      if (this.scribble) this.bytesView.fill(SCRIBBLE_BYTE, h + current, h + total);
+      if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + current, h + total);
       if (name !== undefined) this.nameBlock(h, name);
       return ptr;
     }
-    return this.move(ptr, current - HEADER_SIZE, size, name);
+    return this.move(ptr, current - Block.HEADER, size, name);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -377,17 +380,17 @@ export class FastHeap extends Heap implements HeapOperations {
   /** Whether block `h` of `size` bytes ends inside the heap, at a header that records that size. */
   private sizeAgrees(h: number, size: number): boolean {
     const n = h + size;
-    return size >= MIN_BLOCK && n <= this.top - HEADER_SIZE && this.mem[n >>> 2] === size;
+    return size >= Block.MIN && n <= this.top - Block.HEADER && this.mem[n >>> 2] === size;
   }
 
   /** The size word of the live block at header offset `h` (inside the heap), or a HeapError. */
   private liveWord(h: number, ptr: number, op: string): number {
-    if ((h & FLAG_MASK) !== HEADER_SIZE || (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) === 0) {
+    if ((h & Flag.MASK) !== Block.HEADER || (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) === 0) {
       throw this.destroyed ? destroyedError() : invalidPointer(op, ptr);
     }
-    const sizeWord = this.mem[(h >>> 2) + W_SIZE]!;
-    if ((sizeWord & (FREE | CACHED)) !== 0) throw doubleFree(op, ptr);
-    const size = sizeWord & SIZE_MASK;
+    const sizeWord = this.mem[(h >>> 2) + Word.SIZE]!;
+    if ((sizeWord & (Flag.FREE | Flag.CACHED)) !== 0) throw doubleFree(op, ptr);
+    const size = sizeWord & Flag.SIZE_MASK;
     if (!this.sizeAgrees(h, size)) this.corrupted(h, `its size ${size} does not match the next header's record of it`);
     return sizeWord;
   }
@@ -396,8 +399,8 @@ export class FastHeap extends Heap implements HeapOperations {
   private freeOutsideHeap(ptr: number): void {
     checkAddress('free', ptr);
     if (ptr === 0) return;
-    const h = ptr - this.base - HEADER_SIZE;
-    if (h >= HEADER_SIZE && h < this.top) this.liveWord(h, ptr, 'free'); // throws: not a live block
+    const h = ptr - this.base - Block.HEADER;
+    if (h >= Block.HEADER && h < this.top) this.liveWord(h, ptr, 'free'); // throws: not a live block
     const block = this.large.get(ptr);
     if (block === undefined) throw this.destroyed ? destroyedError() : invalidPointer('free', ptr);
     this.large.delete(ptr);
@@ -417,8 +420,8 @@ export class FastHeap extends Heap implements HeapOperations {
   private largeBlock(ptr: number, op: string): LargeBlock {
     const block = this.large.get(ptr);
     if (block !== undefined) return block;
-    const h = ptr - this.base - HEADER_SIZE;
-    if (h >= HEADER_SIZE && h < this.top) this.liveWord(h, ptr, op);
+    const h = ptr - this.base - Block.HEADER;
+    if (h >= Block.HEADER && h < this.top) this.liveWord(h, ptr, op);
     throw this.destroyed ? destroyedError() : invalidPointer(op, ptr);
   }
 
@@ -478,16 +481,16 @@ export class FastHeap extends Heap implements HeapOperations {
   private nameAt(ptr: number): string | undefined {
     const large = this.large.get(ptr);
     if (large !== undefined) return large.name;
-    return this.names.get(ptr - this.base - HEADER_SIZE);
+    return this.names.get(ptr - this.base - Block.HEADER);
   }
 
   private nameBlock(h: number, name: string): void {
-    const w = (h >>> 2) + W_SIZE;
+    const w = (h >>> 2) + Word.SIZE;
     if (name === '') {
-      this.mem[w]! &= ~NAMED;
+      this.mem[w]! &= ~Flag.NAMED;
       this.names.delete(h);
     } else {
-      this.mem[w]! |= NAMED;
+      this.mem[w]! |= Flag.NAMED;
       this.names.set(h, name);
     }
   }
@@ -528,7 +531,7 @@ export class FastHeap extends Heap implements HeapOperations {
     }
     const h = this.growTop(need);
     if (h === 0) return 0;
-    this.lists.remove(h, this.mem[(h >>> 2) + W_SIZE]! & SIZE_MASK);
+    this.lists.remove(h, this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK);
     return h;
   }
 
@@ -544,11 +547,11 @@ export class FastHeap extends Heap implements HeapOperations {
     // A free last block already counts towards the need.
     let have = 0;
     if (this.top > 0) {
-      const lastSize = mem[(this.top - HEADER_SIZE) >>> 2]!;
-      const last = this.top - HEADER_SIZE - lastSize;
-      if (lastSize !== 0 && (mem[(last >>> 2) + W_SIZE]! & FREE) !== 0) have = lastSize;
+      const lastSize = mem[(this.top - Block.HEADER) >>> 2]!;
+      const last = this.top - Block.HEADER - lastSize;
+      if (lastSize !== 0 && (mem[(last >>> 2) + Word.SIZE]! & Flag.FREE) !== 0) have = lastSize;
     }
-    const overhead = this.top === 0 ? 2 * HEADER_SIZE : 0;
+    const overhead = this.top === 0 ? 2 * Block.HEADER : 0;
     // The growth step, or just what the request needs when the step would pass a limit.
     const least = alignPage(need - have + overhead);
     let step = Math.max(least, this.growthStep());
@@ -563,26 +566,26 @@ export class FastHeap extends Heap implements HeapOperations {
     this.ensureStartsCapacity();
     if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
     // The new space becomes one block: at the old sentinel's place, or after the 8-byte pad.
-    const h = oldTop === 0 ? HEADER_SIZE : oldTop - HEADER_SIZE;
-    const size = this.top - HEADER_SIZE - h;
+    const h = oldTop === 0 ? Block.HEADER : oldTop - Block.HEADER;
+    const size = this.top - Block.HEADER - h;
     if (oldTop === 0) mem[h >>> 2] = 0;
-    mem[(h >>> 2) + W_SIZE] = size;
-    mem[(this.top - HEADER_SIZE) >>> 2] = size;
-    mem[((this.top - HEADER_SIZE) >>> 2) + W_SIZE] = 0; // the sentinel: size 0, used
+    mem[(h >>> 2) + Word.SIZE] = size;
+    mem[(this.top - Block.HEADER) >>> 2] = size;
+    mem[((this.top - Block.HEADER) >>> 2) + Word.SIZE] = 0; // the sentinel: size 0, used
     this.starts[h >>> 9]! |= 1 << ((h >>> 4) & 31);
     this.blockCount++;
     this.updateTrimThreshold();
     this.release(h, size, false);
-    const lastSize = mem[(this.top - HEADER_SIZE) >>> 2]!;
-    return this.top - HEADER_SIZE - lastSize;
+    const lastSize = mem[(this.top - Block.HEADER) >>> 2]!;
+    return this.top - Block.HEADER - lastSize;
   }
 
   /** Gives back the top of free block `h` (the last one) beyond `keep` bytes, in whole pages. */
   private trimTop(h: number, size: number, keep: number): void {
     const page = getPageSize();
-    let newTop = alignPage(h + keep + 2 * HEADER_SIZE);
-    if (h === HEADER_SIZE && keep === 0) newTop = 0;
-    else if (newTop - HEADER_SIZE - h < MIN_BLOCK) newTop += page;
+    let newTop = alignPage(h + keep + 2 * Block.HEADER);
+    if (h === Block.HEADER && keep === 0) newTop = 0;
+    else if (newTop - Block.HEADER - h < Block.MIN) newTop += page;
     if (newTop >= this.top) return;
     this.lists.remove(h, size);
     decommit(this.reservation!, newTop, this.top - newTop);
@@ -593,10 +596,10 @@ export class FastHeap extends Heap implements HeapOperations {
       this.starts[h >>> 9]! &= ~(1 << ((h >>> 4) & 31));
       this.blockCount--;
     } else {
-      const rest = newTop - HEADER_SIZE - h;
-      this.mem[(h >>> 2) + W_SIZE] = rest | FREE;
-      this.mem[(newTop - HEADER_SIZE) >>> 2] = rest;
-      this.mem[((newTop - HEADER_SIZE) >>> 2) + W_SIZE] = 0;
+      const rest = newTop - Block.HEADER - h;
+      this.mem[(h >>> 2) + Word.SIZE] = rest | Flag.FREE;
+      this.mem[(newTop - Block.HEADER) >>> 2] = rest;
+      this.mem[((newTop - Block.HEADER) >>> 2) + Word.SIZE] = 0;
       this.lists.insert(h, rest);
     }
     this.updateTrimThreshold();
@@ -618,9 +621,9 @@ export class FastHeap extends Heap implements HeapOperations {
       this.cacheCounts[c] = 0;
       while (h !== 0) {
         const w = h >>> 2;
-        const next = mem[w + W_NEXT_FREE]!;
-        if (h >= this.top || mem[w + W_SIZE] !== ((c << 4) | CACHED)) this.corrupted(h, 'a cached block was overwritten');
-        mem[w + W_SIZE] = c << 4;
+        const next = mem[w + Word.NEXT_FREE]!;
+        if (h >= this.top || mem[w + Word.SIZE] !== ((c << 4) | Flag.CACHED)) this.corrupted(h, 'a cached block was overwritten');
+        mem[w + Word.SIZE] = c << 4;
         this.release(h, c << 4, false);
         h = next;
       }
@@ -631,9 +634,9 @@ export class FastHeap extends Heap implements HeapOperations {
   override trim(): void {
     if (this.destroyed || this.top === 0) return;
     this.flushCaches();
-    const lastSize = this.mem[(this.top - HEADER_SIZE) >>> 2]!;
-    const last = this.top - HEADER_SIZE - lastSize;
-    if (lastSize !== 0 && (this.mem[(last >>> 2) + W_SIZE]! & FREE) !== 0) this.trimTop(last, lastSize, 0);
+    const lastSize = this.mem[(this.top - Block.HEADER) >>> 2]!;
+    const last = this.top - Block.HEADER - lastSize;
+    if (lastSize !== 0 && (this.mem[(last >>> 2) + Word.SIZE]! & Flag.FREE) !== 0) this.trimTop(last, lastSize, 0);
   }
 
   private reserveArena(): boolean {
@@ -695,8 +698,8 @@ export class FastHeap extends Heap implements HeapOperations {
 
   override usableSize(ptr: number): number {
     checkAddress('usableSize', ptr);
-    const h = ptr - this.base - HEADER_SIZE;
-    if (h >= HEADER_SIZE && h < this.top) return (this.liveWord(h, ptr, 'usableSize') & SIZE_MASK) - HEADER_SIZE;
+    const h = ptr - this.base - Block.HEADER;
+    if (h >= Block.HEADER && h < this.top) return (this.liveWord(h, ptr, 'usableSize') & Flag.SIZE_MASK) - Block.HEADER;
     return this.largeBlock(ptr, 'usableSize').mapping.size;
   }
 
@@ -711,12 +714,12 @@ export class FastHeap extends Heap implements HeapOperations {
   /** The blocks of the heap in address order (without the sentinel). */
   private heapBlocks(): BlockInfo[] {
     const blocks: BlockInfo[] = [];
-    const end = this.top - HEADER_SIZE;
-    for (let h = HEADER_SIZE; h < end;) {
-      const word = this.mem[(h >>> 2) + W_SIZE]!;
-      const size = word & SIZE_MASK;
-      if (size < MIN_BLOCK || h + size > end) this.corrupted(h, `size ${size} runs past the end of the heap`);
-      const free = (word & (FREE | CACHED)) !== 0;
+    const end = this.top - Block.HEADER;
+    for (let h = Block.HEADER; h < end;) {
+      const word = this.mem[(h >>> 2) + Word.SIZE]!;
+      const size = word & Flag.SIZE_MASK;
+      if (size < Block.MIN || h + size > end) this.corrupted(h, `size ${size} runs past the end of the heap`);
+      const free = (word & (Flag.FREE | Flag.CACHED)) !== 0;
       blocks.push({ address: this.base + h, size, free, name: free ? '' : this.names.get(h) ?? '' });
       h += size;
     }
@@ -739,7 +742,7 @@ export class FastHeap extends Heap implements HeapOperations {
       }
     }
     for (const head of this.cacheHeads) {
-      for (let b = head; b !== 0; b = mem[(b >>> 2) + W_NEXT_FREE]!) {
+      for (let b = head; b !== 0; b = mem[(b >>> 2) + Word.NEXT_FREE]!) {
         if (b >= this.top || freeList.length > this.lists.count + this.cachedBlocks()) this.corruptedList(b);
         freeList.push(this.base + b);
       }
@@ -768,7 +771,7 @@ export class FastHeap extends Heap implements HeapOperations {
   override check(): void {
     if (this.destroyed) throw destroyedError();
     const mem = this.mem;
-    const end = this.top - HEADER_SIZE;
+    const end = this.top - Block.HEADER;
     let used = 0;
     let usedBytes = 0;
     let free = 0;
@@ -776,18 +779,18 @@ export class FastHeap extends Heap implements HeapOperations {
     let prevFree = false;
     let starts = 0;
     let cached = 0;
-    for (let h = HEADER_SIZE; this.top > 0 && h < end;) {
-      const word = mem[(h >>> 2) + W_SIZE]!;
-      const size = word & SIZE_MASK;
+    for (let h = Block.HEADER; this.top > 0 && h < end;) {
+      const word = mem[(h >>> 2) + Word.SIZE]!;
+      const size = word & Flag.SIZE_MASK;
       if ((this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) === 0) this.corrupted(h, 'a block starts where none was recorded');
-      if (size < MIN_BLOCK || h + size > end) this.corrupted(h, `size ${size} runs past the end of the heap`);
+      if (size < Block.MIN || h + size > end) this.corrupted(h, `size ${size} runs past the end of the heap`);
       if (mem[h >>> 2] !== prevSize) this.corrupted(h, `prev size ${mem[h >>> 2]}, expected ${prevSize}`);
-      const isFree = (word & FREE) !== 0;
-      const isCached = (word & CACHED) !== 0;
+      const isFree = (word & Flag.FREE) !== 0;
+      const isCached = (word & Flag.CACHED) !== 0;
       if (isFree && prevFree) this.corrupted(h, 'two free neighbours were not merged');
-      if ((isFree || isCached) && (word & NAMED) !== 0) this.corrupted(h, 'a free block is flagged as named');
+      if ((isFree || isCached) && (word & Flag.NAMED) !== 0) this.corrupted(h, 'a free block is flagged as named');
       if (isFree && isCached) this.corrupted(h, 'a block is flagged both free and cached');
-      if ((word & NAMED) !== 0 && !this.names.has(h)) this.corrupted(h, 'a named block has no name');
+      if ((word & Flag.NAMED) !== 0 && !this.names.has(h)) this.corrupted(h, 'a named block has no name');
       if (isFree) free++;
       else if (isCached) cached++;
       else {
@@ -800,7 +803,7 @@ export class FastHeap extends Heap implements HeapOperations {
       h += size;
     }
     if (this.top > 0) {
-      if (mem[end >>> 2] !== prevSize || mem[(end >>> 2) + W_SIZE] !== 0) this.corrupted(end, 'the sentinel header is damaged');
+      if (mem[end >>> 2] !== prevSize || mem[(end >>> 2) + Word.SIZE] !== 0) this.corrupted(end, 'the sentinel header is damaged');
     }
     let recorded = 0;
     for (let i = 0; i < this.starts.length; i++) {
@@ -810,7 +813,7 @@ export class FastHeap extends Heap implements HeapOperations {
     this.checkLists(free);
     this.checkCaches(cached);
     for (const name of this.names.keys()) {
-      if (name >= this.top || (mem[(name >>> 2) + W_SIZE]! & NAMED) === 0) this.corrupted(name, 'a name is kept for a block that has none');
+      if (name >= this.top || (mem[(name >>> 2) + Word.SIZE]! & Flag.NAMED) === 0) this.corrupted(name, 'a name is kept for a block that has none');
     }
     let largeBytes = 0;
     for (const block of this.large.values()) largeBytes += block.mapping.size;
@@ -826,9 +829,9 @@ export class FastHeap extends Heap implements HeapOperations {
     let total = 0;
     for (let c = 0; c < this.cacheHeads.length; c++) {
       let count = 0;
-      for (let b = this.cacheHeads[c]!; b !== 0; b = mem[(b >>> 2) + W_NEXT_FREE]!) {
+      for (let b = this.cacheHeads[c]!; b !== 0; b = mem[(b >>> 2) + Word.NEXT_FREE]!) {
         if (b >= this.top || count > CACHE_DEPTH) this.corruptedList(b);
-        if (mem[(b >>> 2) + W_SIZE] !== ((c << 4) | CACHED)) this.corrupted(b, `a block in the ${c << 4}-byte cache is not a cached block of that size`);
+        if (mem[(b >>> 2) + Word.SIZE] !== ((c << 4) | Flag.CACHED)) this.corrupted(b, `a block in the ${c << 4}-byte cache is not a cached block of that size`);
         count++;
       }
       if (count !== this.cacheCounts[c]) this.corrupted(0, `the ${c << 4}-byte cache holds ${count} blocks, counted ${this.cacheCounts[c]}`);
@@ -853,9 +856,9 @@ export class FastHeap extends Heap implements HeapOperations {
       let prev = 0;
       for (let b = heads[i]!; b !== 0; b = mem[(b >>> 2) + 2]!) {
         if (b >= this.top || listed++ > freeBlocks) this.corruptedList(b);
-        const word = mem[(b >>> 2) + W_SIZE]!;
-        if ((word & FREE) === 0) this.corrupted(b, 'a block on a free list is in use');
-        if (classOf(word & SIZE_MASK) !== i) this.corrupted(b, `a block of ${word & SIZE_MASK} bytes is filed under class ${i}`);
+        const word = mem[(b >>> 2) + Word.SIZE]!;
+        if ((word & Flag.FREE) === 0) this.corrupted(b, 'a block on a free list is in use');
+        if (classOf(word & Flag.SIZE_MASK) !== i) this.corrupted(b, `a block of ${word & Flag.SIZE_MASK} bytes is filed under class ${i}`);
         if (mem[(b >>> 2) + 3] !== prev) this.corrupted(b, 'its prev-free link disagrees with the list');
         prev = b;
       }

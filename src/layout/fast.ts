@@ -20,33 +20,45 @@
 // - A free block is either FREE (on a segregated list, merged with its neighbours) or CACHED
 //   (parked whole in a per-size LIFO cache for fast reuse); never both.
 
-export const HEADER_SIZE = 8;
+// The constants are const enums, so tsc writes their values into the code that uses them: V8 reads
+// an imported `const` through a module cell, with a check for the temporal dead zone, on every use
+// (some six instructions each in the optimized malloc and free, measured on Node 20).
+
+/** Sizes, in bytes. */
+export const enum Block {
+  HEADER = 8,
+  ALIGNMENT = 16,
+  /** The smallest block: a header and 8 data bytes, room for a free block's two u32 links. */
+  MIN = 16,
+}
+
 /** Word (u32) indexes inside a block, from the header's first word. */
-export const W_PREV_SIZE = 0;
-export const W_SIZE = 1;
-export const W_NEXT_FREE = 2;
-export const W_PREV_FREE = 3;
+export const enum Word {
+  PREV_SIZE = 0,
+  SIZE = 1,
+  NEXT_FREE = 2,
+  PREV_FREE = 3,
+}
 
-export const ALIGNMENT = 16;
-export const MIN_BLOCK = 16;
-
-/** Flags in the low bits of the size word. */
-export const FREE = 1;
-/** The block has a name, kept in a side table; unnamed blocks never touch it. */
-export const NAMED = 2;
-/**
- * The block is free but parked in a small-block cache instead of the free lists: not merged with
- * its neighbours (they see it as used) until the caches are flushed. Its next-free link is the
- * cache's.
- */
-export const CACHED = 4;
-export const FLAG_MASK = ALIGNMENT - 1;
-export const SIZE_MASK = ~FLAG_MASK;
+/** Flags in the low bits of the size word, and the masks that split it. */
+export const enum Flag {
+  FREE = 1,
+  /** The block has a name, kept in a side table; unnamed blocks never touch it. */
+  NAMED = 2,
+  /**
+   * The block is free but parked in a small-block cache instead of the free lists: not merged with
+   * its neighbours (they see it as used) until the caches are flushed. Its next-free link is the
+   * cache's.
+   */
+  CACHED = 4,
+  MASK = 15,
+  SIZE_MASK = ~15,
+}
 
 /**
  * Block size for a request of `bytes` (below 2^31): header plus data, rounded up to 16. Requests
- * of 0 to 8 bytes come out at MIN_BLOCK (16) by the rounding alone.
+ * of 0 to 8 bytes come out at Block.MIN (16) by the rounding alone.
  */
 export function fastBlockSize(bytes: number): number {
-  return (bytes + HEADER_SIZE + ALIGNMENT - 1) & SIZE_MASK;
+  return (bytes + Block.HEADER + Block.ALIGNMENT - 1) & Flag.SIZE_MASK;
 }

@@ -10,7 +10,7 @@
 // The lists are doubly linked through the free blocks themselves (see src/layout/fast.ts), by
 // header offset; the heads and bitmaps live here.
 
-import { SIZE_MASK, W_NEXT_FREE, W_PREV_FREE, W_SIZE } from '../layout/fast.js';
+import { Flag, Word } from '../layout/fast.js';
 
 export const SL_LOG2 = 5;
 export const SL_COUNT = 1 << SL_LOG2;
@@ -51,9 +51,9 @@ export class SegregatedLists {
     const i = classOf(size);
     const head = this.heads[i]!;
     const w = block >>> 2;
-    this.mem[w + W_NEXT_FREE] = head;
-    this.mem[w + W_PREV_FREE] = 0;
-    if (head !== 0) this.mem[(head >>> 2) + W_PREV_FREE] = block;
+    this.mem[w + Word.NEXT_FREE] = head;
+    this.mem[w + Word.PREV_FREE] = 0;
+    if (head !== 0) this.mem[(head >>> 2) + Word.PREV_FREE] = block;
     this.heads[i] = block;
     this.slMaps[i >>> SL_LOG2]! |= 1 << (i & (SL_COUNT - 1));
     this.flMap |= 1 << (i >>> SL_LOG2);
@@ -63,8 +63,8 @@ export class SegregatedLists {
   /** Takes `block`, of `size` bytes, off its list. Returns false if its links are damaged. */
   remove(block: number, size: number): boolean {
     const w = block >>> 2;
-    const next = this.mem[w + W_NEXT_FREE]!;
-    const prev = this.mem[w + W_PREV_FREE]!;
+    const next = this.mem[w + Word.NEXT_FREE]!;
+    const prev = this.mem[w + Word.PREV_FREE]!;
     const i = classOf(size);
     if (next >= this.limit || prev >= this.limit || (prev === 0 && this.heads[i] !== block)) {
       this.damaged = block;
@@ -74,9 +74,9 @@ export class SegregatedLists {
       this.heads[i] = next;
       if (next === 0) this.clearClass(i);
     } else {
-      this.mem[(prev >>> 2) + W_NEXT_FREE] = next;
+      this.mem[(prev >>> 2) + Word.NEXT_FREE] = next;
     }
-    if (next !== 0) this.mem[(next >>> 2) + W_PREV_FREE] = prev;
+    if (next !== 0) this.mem[(next >>> 2) + Word.PREV_FREE] = prev;
     this.count--;
     return true;
   }
@@ -96,7 +96,7 @@ export class SegregatedLists {
       // The class of `size` itself may hold blocks that fit: its first one is worth one look.
       const own = classOf(size);
       const first = this.heads[own]!;
-      if (first !== 0 && (this.mem[(first >>> 2) + W_SIZE]! & SIZE_MASK) >= size) return this.popHead(own);
+      if (first !== 0 && (this.mem[(first >>> 2) + Word.SIZE]! & Flag.SIZE_MASK) >= size) return this.popHead(own);
       const rounded = size + (1 << (31 - Math.clz32(size) - SL_LOG2)) - 1;
       const f = 31 - Math.clz32(rounded);
       fl = f - FL_SHIFT;
@@ -116,13 +116,13 @@ export class SegregatedLists {
   /** Takes the first block of class `i` (which is not empty); -1 if its links are damaged. */
   private popHead(i: number): number {
     const block = this.heads[i]!;
-    const next = this.mem[(block >>> 2) + W_NEXT_FREE]!;
+    const next = this.mem[(block >>> 2) + Word.NEXT_FREE]!;
     if (next >= this.limit) {
       this.damaged = block;
       return -1;
     }
     this.heads[i] = next;
-    if (next !== 0) this.mem[(next >>> 2) + W_PREV_FREE] = 0;
+    if (next !== 0) this.mem[(next >>> 2) + Word.PREV_FREE] = 0;
     else this.clearClass(i);
     this.count--;
     return block;
