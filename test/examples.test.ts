@@ -33,4 +33,14 @@ test('sqlite-session: the heap holds SQLite while it runs and nothing after shut
   assert.match(out, /after sqlite3_shutdown +0 blocks, +0 bytes in use/);
 });
 
+test('zlib-roundtrip: zlib\'s state is in the heap while the stream is open, and all of it is freed', () => {
+  const out = run('zlib-roundtrip.mjs');
+  const before = Number(/before deflateInit +(\d+) blocks/.exec(out)![1]);
+  const open = Number(/stream open +(\d+) blocks/.exec(out)![1]);
+  assert.ok(open >= before + 3, `deflateInit allocated in the heap: ${before} -> ${open} blocks`);
+  assert.match(out, /after deflateEnd +3 blocks/);
+  assert.match(out, /inflated to 64000, identical: true/);
+  assert.match(out, /all freed +0 blocks, 0 bytes in use/);
+});
+
 test.run();

@@ -141,6 +141,7 @@ export class DebugHeap extends Heap implements HeapOperations {
     if (moved === 0) return 0;
     const keep = Math.min(block.size, size);
     this.span(this.live.get(moved)!).set(this.span(block).subarray(CANARY, CANARY + keep), CANARY);
+    this.owners?.moved(ptr, moved);
     this.free(ptr);
     return moved;
   }
@@ -158,6 +159,7 @@ export class DebugHeap extends Heap implements HeapOperations {
     if (ptr === 0) return;
     const block = this.known(ptr, 'free');
     this.checkCanaries(block);
+    this.owners?.forget(ptr);
     const at = this.indexOf(ptr);
     for (const neighbour of [this.order[at - 1], this.order[at + 1]]) {
       if (neighbour !== undefined) this.checkCanaries(this.live.get(neighbour)!);
@@ -234,6 +236,7 @@ export class DebugHeap extends Heap implements HeapOperations {
   }
 
   override destroy(): void {
+    this.owners?.clear();
     this.live.clear();
     this.order.length = 0;
     this.quarantine.length = 0;

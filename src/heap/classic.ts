@@ -382,7 +382,10 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
 
   override free(ptr: number): void {
     checkAddress('free', ptr);
-    if (ptr !== 0) this.release(this.liveBlock(ptr, 'free'));
+    if (ptr === 0) return;
+    const b = this.liveBlock(ptr, 'free');
+    this.owners?.forget(ptr);
+    this.release(b);
   }
 
   override realloc(ptr: number, size: number, name?: string): number {
@@ -390,6 +393,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
     if (ptr === 0) return this.malloc(size, name);
     const b = this.liveBlock(ptr, 'realloc');
     if (size === 0) {
+      this.owners?.forget(ptr);
       this.release(b);
       return 0;
     }
@@ -421,6 +425,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
     const src = ptr - from.base;
     const dst = moved - to.base;
     to.u8.set(from.u8.subarray(src, src + Math.min(current - HEADER_SIZE, size)), dst);
+    this.owners?.moved(ptr, moved);
     this.release(b);
     return moved;
   }
@@ -547,6 +552,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
 
   override destroy(): void {
     if (this.destroyed) return;
+    this.owners?.clear();
     for (const region of this.regions) {
       unmapMemory(region.mapping);
       this.munmapCalls++;

@@ -263,7 +263,8 @@ export class FastHeap extends Heap implements HeapOperations {
     if ((sizeWord & (Flag.FREE | Flag.CACHED)) !== 0) throw doubleFree('free', ptr);
     const size = sizeWord & Flag.SIZE_MASK;
     if (!this.sizeAgrees(h, size)) this.corrupted(h, `its size ${size} does not match the next header's record of it`);
-    this.names.delete(h);
+    if ((sizeWord & Flag.NAMED) !== 0) this.names.delete(h);
+    if ((sizeWord & Flag.OWNED) !== 0) this.owners?.forget(ptr);
   }
 
   /**
@@ -322,7 +323,7 @@ export class FastHeap extends Heap implements HeapOperations {
         // Shrink: the tail becomes a block of its own, freed (and merged with a free next block).
         const t = h + need;
         const tail = current - need;
-        mem[w + Word.SIZE] = need | (sizeWord & Flag.NAMED);
+        mem[w + Word.SIZE] = need | (sizeWord & (Flag.NAMED | Flag.OWNED));
         mem[t >>> 2] = need;
         mem[(t >>> 2) + Word.SIZE] = tail;
         mem[(t + tail) >>> 2] = tail;
@@ -365,7 +366,7 @@ export class FastHeap extends Heap implements HeapOperations {
       } else {
         mem[(h + total) >>> 2] = total;
       }
-      mem[w + Word.SIZE] = total | (sizeWord & Flag.NAMED);
+      mem[w + Word.SIZE] = total | (sizeWord & (Flag.NAMED | Flag.OWNED));
       if ((this.inUse += total - current) > this.peakInUse) this.peakInUse = this.inUse;
       if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + current, h + total);
       if (name !== undefined) this.nameBlock(h, name);
@@ -404,6 +405,7 @@ export class FastHeap extends Heap implements HeapOperations {
     const block = this.large.get(ptr);
     if (block === undefined) throw this.destroyed ? destroyedError() : invalidPointer('free', ptr);
     this.large.delete(ptr);
+    this.owners?.forget(ptr);
     const size = block.mapping.size;
     this.largeBytes -= size;
     this.inUse -= size;
@@ -453,6 +455,7 @@ export class FastHeap extends Heap implements HeapOperations {
     this.large.delete(ptr);
     const bytes = new Uint8Array(remapped.buffer);
     this.large.set(remapped.address, { mapping: remapped, bytes, name: block.name });
+    this.owners?.moved(ptr, remapped.address);
     this.largeBytes += length - old;
     if ((this.inUse += length - old) > this.peakInUse) this.peakInUse = this.inUse;
     if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
@@ -466,6 +469,7 @@ export class FastHeap extends Heap implements HeapOperations {
     if (moved === 0) return 0;
     const n = Math.min(oldUsable, size);
     this.viewOf(moved, n).set(this.viewOf(ptr, n));
+    this.owners?.moved(ptr, moved);
     this.free(ptr);
     return moved;
   }
@@ -482,6 +486,11 @@ export class FastHeap extends Heap implements HeapOperations {
     const large = this.large.get(ptr);
     if (large !== undefined) return large.name;
     return this.names.get(ptr - this.base - Block.HEADER);
+  }
+
+  protected override markOwned(ptr: number): void {
+    const h = ptr - this.base - Block.HEADER;
+    if (h >= Block.HEADER && h < this.top) this.mem[(h >>> 2) + Word.SIZE]! |= Flag.OWNED;
   }
 
   private nameBlock(h: number, name: string): void {
@@ -788,7 +797,7 @@ export class FastHeap extends Heap implements HeapOperations {
       const isFree = (word & Flag.FREE) !== 0;
       const isCached = (word & Flag.CACHED) !== 0;
       if (isFree && prevFree) this.corrupted(h, 'two free neighbours were not merged');
-      if ((isFree || isCached) && (word & Flag.NAMED) !== 0) this.corrupted(h, 'a free block is flagged as named');
+      if ((isFree || isCached) && (word & (Flag.NAMED | Flag.OWNED)) !== 0) this.corrupted(h, 'a free block is flagged as named or owned');
       if (isFree && isCached) this.corrupted(h, 'a block is flagged both free and cached');
       if ((word & Flag.NAMED) !== 0 && !this.names.has(h)) this.corrupted(h, 'a named block has no name');
       if (isFree) free++;
@@ -871,6 +880,7 @@ export class FastHeap extends Heap implements HeapOperations {
 
   override destroy(): void {
     if (this.destroyed) return;
+    this.owners?.clear();
     for (const block of this.large.values()) {
       unmapMemory(block.mapping);
       this.munmapCalls++;

@@ -6,6 +6,7 @@
 import { formatLeaks, formatMemory } from '../debug/format.js';
 import { toSVG, type SvgOptions } from '../debug/svg.js';
 import { allocTyped, decodeTyped, encodeTyped } from '../interop/ctypes.js';
+import { OwnerRegistry } from '../interop/owners.js';
 import { Arena, Scope } from '../interop/scope.js';
 import type { CType } from '../os/libc.js';
 import { readCString, typedView, writeCString, type TypedArrayConstructor } from '../interop/views.js';
@@ -81,6 +82,8 @@ export class Heap {
   readonly throwOnOutOfMemory: boolean;
   /** Whether the debug checks run (canaries, quarantine of freed blocks). */
   readonly debug: boolean;
+  /** Blocks to free when their owner objects are collected (autoFree); null until first used. */
+  protected owners: OwnerRegistry | null = null;
 
   constructor(options: HeapOptions = {}) {
     const resolved = resolveOptions(options);
@@ -158,6 +161,30 @@ export class Heap {
   decode(ptr: number, type: CType, index = 0): unknown {
     return decodeTyped(this, ptr, type, index);
   }
+
+  /**
+   * A safety net, not the main way to free: frees the live block at `ptr` when `owner` (any
+   * object) is garbage-collected, unless the block is freed first. A block freed by hand is never
+   * freed again by the finalizer, and realloc carries the tracking to the block's new address.
+   * Finalizers run late or never, so memory tracked this way may be held long after its owner is
+   * gone; free blocks when you are done with them, or use a scope.
+   */
+  autoFree(ptr: number, owner: object): void {
+    if ((typeof owner !== 'object' && typeof owner !== 'function') || owner === null) {
+      throw new TypeError(`autoFree: the owner must be an object, got ${owner === null ? 'null' : typeof owner}`);
+    }
+    if (ptr === 0) throw new TypeError('autoFree: the address is NULL');
+    this.usableSize(ptr); // throws for anything but a live block
+    (this.owners ??= new OwnerRegistry(this, (p) => this.markOwned(p))).add(ptr, owner);
+  }
+
+  /** How many blocks autoFree is holding for their owners. */
+  get autoFreeCount(): number {
+    return this.owners?.size ?? 0;
+  }
+
+  /** Flags a block tracked by autoFree, for presets whose fast free path must notice it. */
+  protected markOwned(_ptr: number): void {}
 
   /** A scope whose allocations are all freed when it ends: `using scope = heap.scope()`. */
   scope(): Scope {

@@ -51,6 +51,8 @@ export const enum Flag {
    * cache's.
    */
   CACHED = 4,
+  /** The block is tracked by autoFree: its free must tell the owner registry. */
+  OWNED = 8,
   MASK = 15,
   SIZE_MASK = ~15,
 }
