@@ -34,7 +34,7 @@ function workload(library: LibraryHandle): number {
 
 const role = process.argv[2];
 if (role === 'sqlite' || role === 'ffi-heap') {
-  const library = koffi.load('libsqlite3.so.0');
+  const library = koffi.load('libsqlite3.so.0', { deep: true });
   if (role === 'ffi-heap') installSqliteAllocator(new Heap(), library);
   workload(library); // warm-up
   process.stdout.write(String(workload(library)));

@@ -50,7 +50,9 @@ export interface SqliteAllocator {
  * (sqlite3_config refuses then), or if the configuration fails.
  */
 export function installSqliteAllocator(heap: Heap, library: LibraryHandle | string = 'libsqlite3.so.0'): SqliteAllocator {
-  const lib = typeof library === 'string' ? koffi.load(library) : library;
+  // RTLD_DEEPBIND, as for zlib (src/interop/zlib.ts): should the runtime carry and export its own
+  // SQLite, the library's calls to itself must still reach itself.
+  const lib = typeof library === 'string' ? koffi.load(library, { deep: true }) : library;
   const config = lib.func('int sqlite3_config(int op, ...)');
   const initialize = lib.func('int sqlite3_initialize(void)');
   let error: Error | undefined;

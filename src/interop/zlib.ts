@@ -155,7 +155,7 @@ export interface Zlib {
  * Node carries (see the top of this file).
  */
 export function loadZlib(library: LibraryHandle | string = 'libz.so.1'): Zlib {
-  const lib = typeof library === 'string' ? koffi.load(library, { deep: true } as never) : library;
+  const lib = typeof library === 'string' ? koffi.load(library, { deep: true }) : library;
   const version = (lib.func('const char *zlibVersion(void)') as () => string)();
   const deflateInit = lib.func('int deflateInit_(intptr_t stream, int level, const char *version, int stream_size)');
   const inflateInit = lib.func('int inflateInit_(intptr_t stream, const char *version, int stream_size)');
