@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 import { PEERS, peerNamed } from './peers.js';
 import { ROWS } from './rows.js';
-import { hotStack, memory, randomChurn, type MemoryReport, type Timing } from './scaling.js';
+import { hotStacks, memory, randomChurn, type MemoryReport, type Timing } from './scaling.js';
 
 interface Measurement {
   readonly row: string;
@@ -91,8 +91,7 @@ async function main(): Promise<void> {
     return;
   }
   if (role === 'scaling') {
-    const small = await hotStack(1000);
-    const large = await hotStack(1_000_000);
+    const [small, large] = await hotStacks([1000, 1_000_000]);
     const churn = await randomChurn();
     process.stdout.write(JSON.stringify({ small, large, churn }));
     return;

@@ -128,7 +128,9 @@ export class FastHeap extends Heap implements HeapOperations {
         }
       }
     }
-    return this.mallocSlow(size, name);
+    // The unary plus types the slow result as a Number: without it V8 merges the two results as
+    // tagged values and boxes every fast-path address in a new HeapNumber when malloc is inlined.
+    return +this.mallocSlow(size, name);
   }
 
   private mallocSlow(size: number, name: string | undefined): number {
