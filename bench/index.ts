@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 import { PEERS, peerNamed } from './peers.js';
 import { ROWS } from './rows.js';
+import { runtimeName } from './runtime.js';
 import { hotStacks, memory, randomChurn, type MemoryReport, type Timing } from './scaling.js';
 
 interface Measurement {
@@ -81,7 +82,7 @@ function machine(): string {
   try {
     cpu = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpu;
   } catch { /* not Linux */ }
-  return `Node ${process.versions.node} (V8 ${process.versions.v8}), ${process.platform}-${process.arch}, ${cpus().length} cores, ${cpu}`;
+  return `${runtimeName()}, ${process.platform}-${process.arch}, ${cpus().length} cores, ${cpu}`;
 }
 
 async function main(): Promise<void> {

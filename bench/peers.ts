@@ -4,6 +4,7 @@
 import koffi from 'koffi';
 import { MemPool } from '@thi.ng/malloc';
 import { Heap } from '../src/index.js';
+import { isBun } from './runtime.js';
 
 /** A block handle: an address for native allocators, an object for the JavaScript baselines. */
 export type Block = unknown;
@@ -86,6 +87,37 @@ function thingAllocator(): Allocator {
   };
 }
 
+/** The slice of bun:ffi used here (the project has no Bun types). */
+interface BunFFI {
+  dlopen(path: string, symbols: Record<string, { args: string[]; returns: string }>): { symbols: Record<string, (...args: number[]) => number | null> };
+}
+
+/** bun:ffi, loaded only under Bun (Node cannot resolve the specifier). */
+const bunFFI: BunFFI | undefined = isBun
+  ? (await import('bun:ffi' as string)) as BunFFI
+  : undefined;
+
+/**
+ * glibc through Bun's own FFI. A 'ptr' result is a Number, or null for NULL; 'u64'/'usize' results
+ * would be BigInts, which cost some 40% more per call.
+ */
+function bunGlibcAllocator(): Allocator {
+  const { symbols } = bunFFI!.dlopen('libc.so.6', {
+    malloc: { args: ['u64'], returns: 'ptr' },
+    calloc: { args: ['u64', 'u64'], returns: 'ptr' },
+    realloc: { args: ['ptr', 'u64'], returns: 'ptr' },
+    free: { args: ['ptr'], returns: 'void' },
+  });
+  const { malloc, calloc, realloc, free } = symbols as Record<string, (...args: number[]) => number | null>;
+  return {
+    malloc: (size) => malloc!(size) ?? 0,
+    calloc: (count, size) => calloc!(count, size) ?? 0,
+    realloc: (block, _old, size) => realloc!(block as number, size) ?? 0,
+    free: (block) => { free!(block as number); },
+    dispose: () => {},
+  };
+}
+
 /** A garbage-collected baseline: "free" drops the reference, the collector does the rest. */
 function collectedAllocator(make: (size: number) => Uint8Array | ArrayBuffer): Allocator {
   const copy = (from: Uint8Array | ArrayBuffer, to: Uint8Array | ArrayBuffer): void => {
@@ -113,6 +145,7 @@ export const PEERS: readonly Peer[] = [
   { name: 'thi.ng', description: '@thi.ng/malloc MemPool (JS, over an ArrayBuffer)', create: thingAllocator },
   { name: 'Buffer', description: 'Buffer.allocUnsafe, freed by the GC', create: () => collectedAllocator((n) => Buffer.allocUnsafe(n)) },
   { name: 'ArrayBuffer', description: 'new ArrayBuffer, freed by the GC', create: () => collectedAllocator((n) => new ArrayBuffer(n)) },
+  ...(bunFFI !== undefined ? [{ name: 'bun:ffi', description: 'glibc malloc/free through bun:ffi (Bun only)', create: bunGlibcAllocator }] : []),
 ];
 
 export function peerNamed(name: string): Peer {

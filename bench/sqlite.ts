@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import koffi, { type LibraryHandle } from 'koffi';
 import { Heap } from '../src/index.js';
 import { installSqliteAllocator } from '../src/interop/sqlite.js';
+import { runtimeName } from './runtime.js';
 
 const ROWS = 100_000;
 const RUNS = 5;
@@ -50,7 +51,7 @@ if (role === 'sqlite' || role === 'ffi-heap') {
   };
   const own = median('sqlite');
   const heap = median('ffi-heap');
-  console.log(`SQLite workload (${ROWS.toLocaleString('en')} rows, index, queries), Node ${process.versions.node}, median of ${RUNS} processes:`);
+  console.log(`SQLite workload (${ROWS.toLocaleString('en')} rows, index, queries), ${runtimeName(true)}, median of ${RUNS} processes:`);
   console.log(`  SQLite's own allocator: ${own.toFixed(1)} ms`);
   console.log(`  ffi-heap as allocator:  ${heap.toFixed(1)} ms  (${(heap / own).toFixed(2)} times the time)`);
 }

@@ -6,6 +6,7 @@
 import { Heap } from '../src/index.js';
 import { random } from '../src/debug/random.js';
 import { deflateInHeap, loadZlib, zlibAllocator } from '../src/interop/zlib.js';
+import { runtimeName } from './runtime.js';
 
 const MB = 1024 * 1024;
 const RUNS = 5;
@@ -51,8 +52,7 @@ if (allocator.error !== undefined) throw allocator.error;
 heap.check();
 if (heap.stats().inUse !== 0) throw new Error('the benchmark left blocks allocated');
 
-const runtime = process.versions.bun !== undefined ? `Bun ${process.versions.bun}` : `Node ${process.versions.node}`;
-console.log(`zlib ${zlib.version} deflate (level 6) of 10 MB, ${runtime}, median of ${RUNS} runs:`);
+console.log(`zlib ${zlib.version} deflate (level 6) of 10 MB, ${runtimeName(true)}, median of ${RUNS} runs:`);
 for (const [name, own, ours] of rows) {
   console.log(`  ${name}: zlib's own allocator ${own.toFixed(1)} ms, ffi-heap ${ours.toFixed(1)} ms (${(ours / own).toFixed(2)} times the time)`);
 }

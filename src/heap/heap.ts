@@ -11,6 +11,7 @@ import { Arena, Scope } from '../interop/scope.js';
 import type { CType } from '../os/libc.js';
 import { readCString, typedView, writeCString, type TypedArrayConstructor } from '../interop/views.js';
 import type { FitAlgorithm } from '../strategies/fit.js';
+import { assertSupported } from '../os/support.js';
 import { resolveOptions, type HeapOptions, type Preset, type ResolvedOptions } from './options.js';
 import { HeapError } from './errors.js';
 import type { HeapSnapshot, HeapStats } from './types.js';
@@ -87,6 +88,7 @@ export class Heap {
 
   constructor(options: HeapOptions = {}) {
     const resolved = resolveOptions(options);
+    assertSupported();
     this.preset = resolved.preset;
     this.algorithm = resolved.algorithm;
     this.scribble = resolved.scribble;

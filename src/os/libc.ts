@@ -1,5 +1,6 @@
-// The libc functions ffi-heap needs, bound once with koffi. This file and ./memory.ts are the only
-// code that talks to the operating system; everything above works on Numbers and typed arrays.
+// The libc functions ffi-heap needs, bound once with koffi. This file, ./memory.ts and ./support.ts
+// are the only code that talks to the operating system; everything above works on Numbers and
+// typed arrays.
 //
 // Every pointer is declared as `intptr_t`, so koffi passes and returns plain Numbers (user-space
 // addresses fit in 47 bits) instead of boxed pointers or BigInts.
@@ -31,6 +32,16 @@ const DARWIN: MmapConstants = {
   SC_PAGESIZE: 29,
 };
 
+/** The platforms whose libc and mmap constants this file knows. */
+const PLATFORMS = ['linux', 'darwin'];
+const ARCHES = ['x64', 'arm64'];
+
+/** Why ffi-heap cannot run on this platform and architecture, or undefined if it can. */
+export function platformProblem(platform: string, arch: string): string | undefined {
+  if (PLATFORMS.includes(platform) && ARCHES.includes(arch)) return undefined;
+  return `ffi-heap runs on 64-bit Linux and macOS (x64 or arm64), where it knows libc and the mmap flags; this is ${platform} on ${arch}`;
+}
+
 const LIBRARY: Partial<Record<NodeJS.Platform, string>> = {
   linux: 'libc.so.6',
   darwin: 'libSystem.B.dylib',
@@ -59,10 +70,8 @@ export function libc(): Libc {
   if (bound !== undefined) return bound;
   const platform = process.platform;
   const path = LIBRARY[platform];
-  if (path === undefined || process.arch !== 'x64' && process.arch !== 'arm64') {
-    throw new Error(
-      `ffi-heap supports 64-bit Linux and macOS (x64, arm64); this is ${platform} on ${process.arch}`);
-  }
+  const problem = platformProblem(platform, process.arch);
+  if (path === undefined || problem !== undefined) throw new Error(problem);
   const library = koffi.load(path);
   bound = {
     constants: platform === 'darwin' ? DARWIN : LINUX,
