@@ -34,6 +34,10 @@ function corrupted(what: string, address: number): HeapError {
   return new HeapError('ERR_HEAP_CORRUPTED', `heap corrupted at ${hex(address)}: ${what}`, address);
 }
 
+/**
+ * The debug heap, made by `new Heap({ debug: true })` (or ALLOCATOR_DEBUG=1): a preset's heap
+ * wrapped with canaries around every block and a quarantine of freed blocks, checked on every call.
+ */
 export class DebugHeap extends Heap implements HeapOperations {
   private readonly inner: Heap;
   /** Live blocks by the caller's address. */

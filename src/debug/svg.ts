@@ -5,6 +5,7 @@
 import { hex } from '../heap/errors.js';
 import type { HeapSnapshot } from '../heap/types.js';
 
+/** How `heap.toSVG()` draws: width, title, and how many rows at most. */
 export interface SvgOptions {
   /** Drawing width of a row, in pixels. Default 960. */
   width?: number;

@@ -14,7 +14,12 @@ export type HeapErrorCode =
   /** The heap was destroyed; it owns no memory and takes no more calls. */
   | 'ERR_HEAP_DESTROYED';
 
+/**
+ * What the heap throws for a misused address, damaged metadata, a destroyed heap, or (when asked)
+ * running out of memory. Nothing has changed in the heap when it is thrown.
+ */
 export class HeapError extends Error {
+  /** Which of the failures above it is; stable across releases. */
   readonly code: HeapErrorCode;
   /** The address the error is about, when there is one. */
   readonly address: number | undefined;

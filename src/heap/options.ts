@@ -2,9 +2,11 @@
 
 import { FIT_ALGORITHMS, type FitAlgorithm } from '../strategies/fit.js';
 
+/** A heap's engine: 'fast' (the default) or 'classic' (the course design's layout, exact). */
 export type Preset = 'fast' | 'classic';
 export const PRESETS: readonly Preset[] = ['fast', 'classic'];
 
+/** What `new Heap(options)` accepts; every field is optional, unknown fields are refused. */
 export interface HeapOptions {
   /** Which preset runs the heap: 'fast' (the default) or 'classic' (the course design, exact). */
   preset?: Preset;

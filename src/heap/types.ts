@@ -18,6 +18,7 @@ export interface RegionInfo {
   readonly blocks: readonly BlockInfo[];
 }
 
+/** Every region and block of a heap, and its free list, as plain data: `heap.snapshot()`. */
 export interface HeapSnapshot {
   /** In the order they were mapped. */
   readonly regions: readonly RegionInfo[];

@@ -40,11 +40,17 @@ const AT = {
   zalloc: offset('zalloc'), zfree: offset('zfree'), opaque: offset('opaque'),
 };
 
+/** zlib's return code for success. */
 export const Z_OK = 0;
+/** zlib's return code when a stream has been wholly compressed or decompressed. */
 export const Z_STREAM_END = 1;
+/** The flush argument for deflate/inflate calls that may hold output back. */
 export const Z_NO_FLUSH = 0;
+/** The flush argument that finishes the stream. */
 export const Z_FINISH = 4;
+/** zlib's return code when no progress was possible (not fatal: more input or output room is needed). */
 export const Z_BUF_ERROR = -5;
+/** The compression level zlib picks itself (6). */
 export const Z_DEFAULT_COMPRESSION = -1;
 const RETURN_CODES: Record<number, string> = {
   2: 'Z_NEED_DICT', [-1]: 'Z_ERRNO', [-2]: 'Z_STREAM_ERROR', [-3]: 'Z_DATA_ERROR (the input is not valid deflate data)',
