@@ -67,16 +67,16 @@ test('every export of every entry point is in the README\'s API section', () => 
 });
 
 /** Public members of an interface or class body in a .d.ts, with whether each has a TSDoc comment. */
-function members(text: string, header: RegExp): { name: string; documented: boolean }[] {
+function members(text: string, header: RegExp): { name: string; static: boolean; documented: boolean }[] {
   const start = text.search(header);
   assert.ok(start >= 0, `${header} is declared`);
   const body = text.slice(start, text.indexOf('\n}', start));
-  const found: { name: string; documented: boolean }[] = [];
+  const found: { name: string; static: boolean; documented: boolean }[] = [];
   const lines = body.split('\n').slice(1);
   lines.forEach((line, i) => {
-    const m = /^ {4}(?:readonly |get |static )*(\w+)\??[(<:]/.exec(line);
+    const m = /^ {4}((?:readonly |get |static )*)(\w+)\??[(<:]/.exec(line);
     if (m === null || /^ {4}(private|protected|constructor)/.test(line)) return;
-    found.push({ name: m[1]!, documented: /\*\/\s*$/.test(lines[i - 1] ?? '') });
+    found.push({ name: m[2]!, static: m[1]!.includes('static'), documented: /\*\/\s*$/.test(lines[i - 1] ?? '') });
   });
   return found;
 }
@@ -86,7 +86,8 @@ test('every public member of a heap has a TSDoc comment and is in the README', (
   const all = [...members(text, /^export interface HeapOperations \{/m), ...members(text, /^export declare class Heap \{/m)];
   assert.ok(all.length > 25, `found ${all.length} members`);
   assert.equal(all.filter((m) => !m.documented).map((m) => m.name), [], 'undocumented members');
-  assert.equal(all.filter((m) => !api.includes(`heap.${m.name}`)).map((m) => m.name), [], 'members missing from the README');
+  // Instance members as `heap.name`, static ones as `Heap.name`.
+  assert.equal(all.filter((m) => !api.includes(`${m.static ? 'Heap' : 'heap'}.${m.name}`)).map((m) => m.name), [], 'members missing from the README');
 });
 
 test.run();

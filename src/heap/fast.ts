@@ -43,7 +43,7 @@ const GROWTH_MAX = 64 * 1024 * 1024;
 const LARGE_THRESHOLD_START = 256 * 1024;
 const LARGE_THRESHOLD_MAX = 32 * 1024 * 1024;
 /** A free top block is trimmed only above this many bytes, and above twice the growth step. */
-const TRIM_MIN = 128 * 1024;
+export const TRIM_MIN = 128 * 1024;
 
 /**
  * Small-block caches: a freed block of at most CACHE_MAX_BLOCK bytes is parked, unmerged, on a
@@ -71,16 +71,16 @@ interface LargeBlock {
 
 /** The fast preset, the default. Made by `new Heap()` or `new Heap({ preset: 'fast' })`. */
 export class FastHeap extends Heap implements HeapOperations {
-  private reservation: Reservation | null = null;
+  protected reservation: Reservation | null = null;
   /** The arena's address; 0 until reserved. */
-  private base = 0;
-  private mem: Uint32Array = EMPTY_WORDS;
-  private bytesView: Uint8Array = EMPTY_BYTES;
+  protected base = 0;
+  protected mem: Uint32Array = EMPTY_WORDS;
+  protected bytesView: Uint8Array = EMPTY_BYTES;
   /** Committed bytes from the arena's start; the sentinel header is the last 8 of them. */
-  private top = 0;
+  protected top = 0;
   /** Bit (offset >>> 4) is set where a block header starts. */
-  private starts: Int32Array = new Int32Array(0);
-  private readonly lists = new SegregatedLists(EMPTY_WORDS);
+  protected starts: Int32Array<ArrayBufferLike> = new Int32Array(0);
+  protected readonly lists = new SegregatedLists(EMPTY_WORDS);
   /** Per size class (block size / 16): the first cached block, and how many are cached. */
   private readonly cacheHeads = new Uint32Array(CACHE_MAX_BLOCK / 16 + 1);
   private readonly cacheCounts = new Int32Array(CACHE_MAX_BLOCK / 16 + 1);
@@ -88,19 +88,21 @@ export class FastHeap extends Heap implements HeapOperations {
   private readonly names = new Map<number, string>();
   private readonly large = new Map<number, LargeBlock>();
   /** Requests of at least this many bytes get mappings of their own. */
-  private largeThreshold = LARGE_THRESHOLD_START;
+  protected largeThreshold = LARGE_THRESHOLD_START;
   /** A free block at the top larger than this is trimmed. */
-  private trimThreshold = TRIM_MIN;
-  private destroyed = false;
+  protected trimThreshold = TRIM_MIN;
+  protected destroyed = false;
+  /** Blocks a size's cache may hold: CACHE_DEPTH, or 0 where caching is off (the shared preset). */
+  protected cacheDepth = CACHE_DEPTH;
 
   private largeBytes = 0;
-  private peakMapped = 0;
-  private inUse = 0;
-  private peakInUse = 0;
+  protected peakMapped = 0;
+  protected inUse = 0;
+  protected peakInUse = 0;
   /** Blocks in the arena, used, cached or free (changes only when blocks split or merge). */
-  private blockCount = 0;
-  private mmapCalls = 0;
-  private munmapCalls = 0;
+  protected blockCount = 0;
+  protected mmapCalls = 0;
+  protected munmapCalls = 0;
 
   // ---------------------------------------------------------------------------------------------
   // Hot paths.
@@ -233,7 +235,7 @@ export class FastHeap extends Heap implements HeapOperations {
     this.freeSlow(ptr);
   }
 
-  private freeSlow(ptr: number): void {
+  protected freeSlow(ptr: number): void {
     if (typeof ptr !== 'number') checkAddress('free', ptr);
     // (h >>> 0) === h: an integer offset inside the arena's 4 GiB; the rest is the careful path.
     const h = ptr - this.base - Block.HEADER;
@@ -249,7 +251,7 @@ export class FastHeap extends Heap implements HeapOperations {
     this.inUse -= size;
     if (size <= CACHE_MAX_BLOCK) {
       const c = size >>> 4;
-      if (this.cacheCounts[c]! < CACHE_DEPTH) {
+      if (this.cacheCounts[c]! < this.cacheDepth) {
         mem[w + Word.SIZE] = size | Flag.CACHED;
         mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;
         this.cacheHeads[c] = h;
@@ -520,12 +522,12 @@ export class FastHeap extends Heap implements HeapOperations {
   // Growth and trimming: the only paths that call the kernel.
 
   /** The growth step for the heap's current size. */
-  private growthStep(): number {
+  protected growthStep(): number {
     const step = alignPage(this.top / GROWTH_DIVISOR);
     return step < GROWTH_MIN ? GROWTH_MIN : step > GROWTH_MAX ? GROWTH_MAX : step;
   }
 
-  private updateTrimThreshold(): void {
+  protected updateTrimThreshold(): void {
     this.trimThreshold = Math.max(TRIM_MIN, 2 * this.growthStep(), 2 * this.largeThreshold);
   }
 
@@ -671,7 +673,7 @@ export class FastHeap extends Heap implements HeapOperations {
     this.starts = grown;
   }
 
-  private mallocLarge(size: number, name: string | undefined): number {
+  protected mallocLarge(size: number, name: string | undefined): number {
     if (this.destroyed) throw destroyedError();
     const length = alignPage(Math.max(size, 1));
     if (length > MAX_VIEW_BYTES || this.mapped() + length > this.limit) return this.outOfMemory('malloc', size);

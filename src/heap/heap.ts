@@ -14,7 +14,7 @@ import type { FitAlgorithm } from '../strategies/fit.js';
 import { assertSupported } from '../os/support.js';
 import { resolveOptions, type HeapOptions, type Preset, type ResolvedOptions } from './options.js';
 import { HeapError } from './errors.js';
-import type { HeapSnapshot, HeapStats } from './types.js';
+import type { HeapSnapshot, HeapStats, SharedHeapHandle } from './types.js';
 
 /** What every preset implements. Addresses are Numbers; 0 is NULL. */
 export interface HeapOperations {
@@ -56,10 +56,12 @@ export interface HeapOperations {
 
 type PresetFactory = (options: ResolvedOptions) => Heap;
 let createPreset: PresetFactory | undefined;
+let attachPreset: ((handle: unknown) => Heap) | undefined;
 
 /** Called once by ./presets.ts, which knows every preset's class. */
-export function setPresetFactory(factory: PresetFactory): void {
+export function setPresetFactory(factory: PresetFactory, attach: (handle: unknown) => Heap): void {
   createPreset = factory;
+  attachPreset = attach;
 }
 
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
@@ -83,6 +85,8 @@ export class Heap {
   readonly throwOnOutOfMemory: boolean;
   /** Whether the debug checks run (canaries, quarantine of freed blocks). */
   readonly debug: boolean;
+  /** Whether worker threads can share this heap (`heap.handle()`, `Heap.attach`). */
+  readonly shared: boolean;
   /** Blocks to free when their owner objects are collected (autoFree); null until first used. */
   protected owners: OwnerRegistry | null = null;
 
@@ -95,10 +99,36 @@ export class Heap {
     this.limit = resolved.limit;
     this.throwOnOutOfMemory = resolved.throwOnOutOfMemory;
     this.debug = resolved.debug;
+    this.shared = resolved.shared;
     if (new.target === Heap) {
       if (createPreset === undefined) throw new Error('ffi-heap: import the package entry point, which registers the presets');
       return createPreset(resolved);
     }
+  }
+
+  /**
+   * A heap over the same memory as the shared heap whose `handle()` this is, for this thread (a
+   * worker, usually): blocks allocated in one thread can be used and freed in any other.
+   */
+  static attach(handle: SharedHeapHandle): Heap {
+    if (attachPreset === undefined) throw new Error('ffi-heap: import the package entry point, which registers the presets');
+    return attachPreset(handle);
+  }
+
+  /**
+   * For a shared heap: a structured-cloneable handle to post to a worker, which opens the heap
+   * there with `Heap.attach(handle)`. Other heaps throw a TypeError.
+   */
+  handle(): SharedHeapHandle {
+    throw new TypeError('handle(): only a heap made with { shared: true } has a handle');
+  }
+
+  /**
+   * Lets go of the heap in this thread. For a shared heap, the memory stays for the other threads
+   * (call it before a worker ends); for any other heap it is destroy().
+   */
+  close(): void {
+    this.destroy();
   }
 
   /**

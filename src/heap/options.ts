@@ -20,6 +20,11 @@ export interface HeapOptions {
   throwOnOutOfMemory?: boolean;
   /** Canaries around every block, freed blocks filled and quarantined: slower, catches more. */
   debug?: boolean;
+  /**
+   * One heap for many worker threads: `heap.handle()` posted to a worker, `Heap.attach(handle)`
+   * there. The fast preset only, without names, debug checks or autoFree.
+   */
+  shared?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -29,6 +34,7 @@ export interface ResolvedOptions {
   limit: number;
   throwOnOutOfMemory: boolean;
   debug: boolean;
+  shared: boolean;
 }
 
 function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[]): T {
@@ -43,7 +49,7 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`Heap options must be an object, got ${options === null ? 'null' : typeof options}`);
   }
-  const known = new Set(['preset', 'algorithm', 'scribble', 'limit', 'throwOnOutOfMemory', 'debug']);
+  const known = new Set(['preset', 'algorithm', 'scribble', 'limit', 'throwOnOutOfMemory', 'debug', 'shared']);
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new TypeError(`unknown Heap option '${key}'`);
   }
@@ -51,6 +57,10 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
   if (typeof scribble !== 'boolean') throw new TypeError(`scribble must be a boolean, got ${typeof scribble}`);
   const debug = options.debug ?? false;
   if (typeof debug !== 'boolean') throw new TypeError(`debug must be a boolean, got ${typeof debug}`);
+  const shared = options.shared ?? false;
+  if (typeof shared !== 'boolean') throw new TypeError(`shared must be a boolean, got ${typeof shared}`);
+  if (shared && (options.preset ?? 'fast') !== 'fast') throw new TypeError('a shared heap runs the fast preset only');
+  if (shared && debug) throw new TypeError('a shared heap has no debug mode (its checks keep per-thread state)');
   const throwOnOutOfMemory = options.throwOnOutOfMemory ?? false;
   if (typeof throwOnOutOfMemory !== 'boolean') throw new TypeError(`throwOnOutOfMemory must be a boolean, got ${typeof throwOnOutOfMemory}`);
   const limit = options.limit ?? Infinity;
@@ -65,6 +75,7 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
     limit,
     throwOnOutOfMemory,
     debug,
+    shared,
   };
 }
 

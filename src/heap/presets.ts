@@ -6,12 +6,14 @@ import { ClassicHeap } from './classic.js';
 import { FastHeap } from './fast.js';
 import { Heap, setPresetFactory } from './heap.js';
 import type { ResolvedOptions } from './options.js';
+import { SharedHeap, attachShared } from './shared.js';
 
 function create(options: ResolvedOptions): Heap {
+  if (options.shared) return new SharedHeap(options);
   if (options.debug) return new DebugHeap(options, create({ ...options, debug: false }));
   return options.preset === 'classic' ? new ClassicHeap(options) : new FastHeap(options);
 }
 
-setPresetFactory(create);
+setPresetFactory(create, attachShared);
 
-export { Heap, ClassicHeap, FastHeap, DebugHeap };
+export { Heap, ClassicHeap, FastHeap, DebugHeap, SharedHeap };

@@ -26,6 +26,17 @@ export interface HeapSnapshot {
   readonly freeList: readonly number[];
 }
 
+/**
+ * What `heap.handle()` gives for a shared heap and `Heap.attach(handle)` takes: plain data and a
+ * SharedArrayBuffer (the heap's control block), so it survives postMessage to a worker.
+ */
+export interface SharedHeapHandle {
+  readonly kind: 'ffi-heap/shared';
+  readonly version: 1;
+  readonly control: SharedArrayBuffer;
+  readonly options: { readonly scribble: boolean; readonly limit: number; readonly throwOnOutOfMemory: boolean };
+}
+
 /** Counters kept as the heap runs; `stats()` returns a fresh copy. */
 export interface HeapStats {
   /** Bytes currently mapped from the kernel. */

@@ -131,6 +131,18 @@ export function decommit(reservation: Reservation, offset: number, length: numbe
 }
 
 /** Returns a whole reservation to the kernel, detaching its buffer where the runtime can. */
+/**
+ * A view of this thread's own over a range another thread reserved (the arena of a shared heap).
+ * The caller vouches for the range: it comes from the control block its creator wrote.
+ */
+export function adoptReservation(address: number, size: number): Reservation {
+  if (!Number.isSafeInteger(address) || address <= 0 || address >= MAX_ADDRESS || !Number.isSafeInteger(size) ||
+      size <= 0 || size > MAX_VIEW_BYTES || size % getPageSize() !== 0 || address % getPageSize() !== 0) {
+    throw new RangeError(`adoptReservation: ${size} bytes at ${address} is not a reserved range`);
+  }
+  return { address, size, buffer: nativeView(address, size), mapped: true };
+}
+
 export function releaseReservation(reservation: Reservation): void {
   unmapMemory(reservation);
 }

@@ -29,9 +29,9 @@ export function classOf(size: number): number {
 
 export class SegregatedLists {
   /** Header offset of the first block of each class, 0 when empty. */
-  readonly heads = new Uint32Array(FL_COUNT * SL_COUNT);
+  heads: Uint32Array<ArrayBufferLike> = new Uint32Array(FL_COUNT * SL_COUNT);
   /** Bit sl of slMaps[fl]: class (fl, sl) is non-empty. */
-  readonly slMaps = new Int32Array(FL_COUNT);
+  slMaps: Int32Array<ArrayBufferLike> = new Int32Array(FL_COUNT);
   /** Bit fl: slMaps[fl] is non-zero. */
   flMap = 0;
   /** How many blocks are on the lists. */

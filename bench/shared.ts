@@ -1,0 +1,97 @@
+// npm run bench:shared: throughput of one heap shared by 1 and 2 worker threads, against glibc's
+// malloc/free through koffi (thread-safe, with per-thread caches of its own) in the same run.
+// Each worker allocates and frees blocks of 16 to 512 bytes at random in a window of 256 of its
+// own; the figure is operations per microsecond over all workers (each worker times its own loop,
+// the slowest bounds the run), the median of five runs.
+
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { cpus } from 'node:os';
+import koffi from 'koffi';
+import { Heap, type SharedHeapHandle } from '../src/index.js';
+import { random } from '../src/debug/random.js';
+import { runtimeName } from './runtime.js';
+
+const OPS = 400_000;
+const WINDOW = 256;
+const RUNS = 5;
+
+interface Job {
+  readonly allocator: 'ffi-heap' | 'glibc';
+  readonly handle: SharedHeapHandle | null;
+  readonly seed: number;
+}
+
+/** One worker's share: OPS mallocs or frees; returns the milliseconds it took. */
+function work(job: Job): number {
+  let malloc: (size: number) => number;
+  let free: (ptr: number) => void;
+  let close = (): void => {};
+  if (job.allocator === 'ffi-heap') {
+    const heap = Heap.attach(job.handle!);
+    malloc = (size) => heap.malloc(size);
+    free = (ptr) => heap.free(ptr);
+    close = () => heap.close();
+  } else {
+    const libc = koffi.load('libc.so.6');
+    malloc = libc.func('intptr_t malloc(size_t size)') as (size: number) => number;
+    free = libc.func('void free(intptr_t ptr)') as (ptr: number) => void;
+  }
+  const next = random(job.seed);
+  const held = new Float64Array(WINDOW);
+  const started = performance.now();
+  for (let i = 0; i < OPS; i++) {
+    const s = Math.floor(next() * WINDOW);
+    if (held[s] === 0) {
+      held[s] = malloc(16 + Math.floor(next() * 497));
+    } else {
+      free(held[s]!);
+      held[s] = 0;
+    }
+  }
+  const ms = performance.now() - started;
+  for (const p of held) if (p !== 0) free(p);
+  close();
+  return ms;
+}
+
+function runWorkers(allocator: Job['allocator'], count: number, heap: Heap | null): Promise<number> {
+  return Promise.all(Array.from({ length: count }, (_, i) => new Promise<number>((resolve, reject) => {
+    const worker = new Worker(new URL(import.meta.url), { workerData: { allocator, handle: heap?.handle() ?? null, seed: i + 1 } });
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  }))).then((times) => Math.max(...times));
+}
+
+async function main(): Promise<void> {
+  console.log(`Shared heap throughput, ${runtimeName()}, ${cpus().length} cores: ${OPS.toLocaleString('en')} operations a worker, median of ${RUNS}`);
+  const rows: string[][] = [];
+  for (const count of [1, 2]) {
+    const rates: Record<string, number> = {};
+    for (const allocator of ['ffi-heap', 'glibc'] as const) {
+      const times: number[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        const heap = allocator === 'ffi-heap' ? new Heap({ shared: true }) : null;
+        const ms = await runWorkers(allocator, count, heap);
+        if (heap !== null) {
+          heap.check();
+          if (heap.stats().usedBlocks !== 0) throw new Error('blocks were left');
+          heap.destroy();
+        }
+        times.push(ms);
+      }
+      times.sort((a, b) => a - b);
+      rates[allocator] = (count * OPS) / (times[RUNS >> 1]! * 1000);
+    }
+    rows.push([`${count} worker${count > 1 ? 's' : ''}`, rates['ffi-heap']!.toFixed(1), rates.glibc!.toFixed(1), (rates['ffi-heap']! / rates.glibc!).toFixed(2)]);
+  }
+  console.log('| workers | ffi-heap (ops/µs) | glibc through koffi (ops/µs) | ffi-heap ÷ glibc |');
+  console.log('|---|---:|---:|---:|');
+  for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+}
+
+if (isMainThread) {
+  await main();
+} else {
+  const ms = work(workerData as Job);
+  parentPort!.postMessage(ms);
+}

@@ -1,0 +1,159 @@
+// One heap shared by worker threads: blocks allocated in one thread used and freed in another, a
+// stress run of 8 workers with a quarter of the frees crossing, 64 workers doing rounds, and the
+// lifetime rules (close, destroy) that keep every thread from reading unmapped memory.
+
+import { Worker } from 'node:worker_threads';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Heap, HeapError, SharedHeap } from '../src/index.js';
+import { BUSY, EMPTY, FULL, slots, tag } from './shared-worker.js';
+
+const workerFile = new URL('./shared-worker.js', import.meta.url);
+
+function run<T>(data: object): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(workerFile, { workerData: data });
+    worker.once('message', resolve);
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`worker exited with ${code}`));
+    });
+  });
+}
+
+/** Runs `source` (an ES module body with `heap` opened from workerData.handle) in a worker. */
+function inWorker<T>(handle: unknown, source: string, extra: object = {}): Promise<T> {
+  const entry = new URL('../src/index.js', import.meta.url).href;
+  const code = `
+const { parentPort, workerData } = require('node:worker_threads');
+import(${JSON.stringify(entry)}).then(async ({ Heap, HeapError }) => {
+  const heap = Heap.attach(workerData.handle);
+  const result = await (async () => { ${source} })();
+  parentPort.postMessage(result ?? null);
+}).catch((e) => parentPort.postMessage({ thrown: String(e), code: e.code }));`;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(code, { eval: true, workerData: { handle, ...extra } });
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+}
+
+const basics = suite('shared heap');
+
+basics('a block allocated in a worker is read and freed in the main thread, and the other way', async () => {
+  const heap = new Heap({ shared: true });
+  assert.ok(heap instanceof SharedHeap && heap.shared);
+  const p = heap.malloc(100);
+  heap.bytes(p).fill(7);
+  const out = await inWorker<{ ok: boolean; q: number; inUse: number }>(heap.handle(), `
+    const ok = heap.bytes(workerData.p, 100).every((b) => b === 7);
+    const q = heap.malloc(5000);
+    heap.bytes(q).fill(9);
+    heap.free(workerData.p);
+    const inUse = heap.stats().inUse;
+    heap.close();
+    return { ok, q, inUse };`, { p });
+  assert.ok(out.ok, 'the worker read the main thread\'s bytes');
+  assert.ok(heap.bytes(out.q, 5000).every((b) => b === 9), 'the main thread reads the worker\'s bytes');
+  assert.is(heap.stats().inUse, out.inUse, 'both threads see the same stats');
+  assert.throws(() => heap.free(p), (e: Error) => e instanceof HeapError, 'the worker\'s free is seen here');
+  heap.free(out.q);
+  heap.check();
+  assert.is(heap.stats().usedBlocks, 0);
+  heap.destroy();
+});
+
+basics('what a shared heap refuses, and bad handles', () => {
+  assert.throws(() => new Heap({ shared: true, preset: 'classic' }), (e: Error) => e instanceof TypeError && /fast preset only/.test(e.message));
+  assert.throws(() => new Heap({ shared: true, debug: true }), (e: Error) => e instanceof TypeError);
+  assert.throws(() => new Heap({ shared: 'yes' as unknown as boolean }), (e: Error) => e instanceof TypeError);
+  assert.throws(() => new Heap().handle(), (e: Error) => e instanceof TypeError && /shared: true/.test(e.message));
+  for (const bad of [undefined, null, 42, {}, { kind: 'ffi-heap/shared', version: 1, control: new ArrayBuffer(8192), options: {} },
+    { kind: 'ffi-heap/shared', version: 1, control: new SharedArrayBuffer(8192), options: {} }]) {
+    assert.throws(() => Heap.attach(bad as never), (e: Error) => e instanceof TypeError, `attach(${JSON.stringify(bad)})`);
+  }
+  const heap = new Heap({ shared: true });
+  assert.throws(() => Heap.attach({ ...heap.handle(), version: 2 as 1 }), /version 2/);
+  assert.throws(() => heap.malloc(10, 'name'), (e: Error) => e instanceof TypeError && /no block names/.test(e.message));
+  const p = heap.malloc(10);
+  assert.throws(() => heap.autoFree(p, {}), (e: Error) => e instanceof TypeError);
+  assert.throws(() => heap.free(p + 16), (e: Error) => e instanceof HeapError && e.code === 'ERR_INVALID_POINTER');
+  heap.free(p);
+  assert.throws(() => heap.free(p), (e: Error) => e instanceof HeapError);
+  assert.is(heap.malloc(2 ** 31), 0, 'beyond the arena: out of memory, not a mapping of its own');
+  heap.check();
+  heap.destroy();
+});
+
+basics('destroy in one thread: every thread\'s next call throws, and old views still read (zeros)', async () => {
+  const heap = new Heap({ shared: true });
+  const p = heap.malloc(64);
+  heap.bytes(p).fill(3);
+  const handle = heap.handle();
+  const attached = Heap.attach(handle); // a second heap over the arena, in this thread
+  const view = attached.bytes(p, 64);
+  heap.destroy();
+  assert.throws(() => attached.malloc(8), (e: Error) => e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED');
+  assert.throws(() => heap.malloc(8), (e: Error) => e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED');
+  assert.ok(view.every((b) => b === 0), 'the pages are given back, but stay readable until the last heap closes');
+  const out = await inWorker<{ thrown: string; code: string }>(handle, 'return null;');
+  assert.is(out.code, 'ERR_HEAP_DESTROYED', 'attaching to a destroyed heap throws');
+  attached.close();
+  assert.throws(() => attached.stats(), (e: Error) => e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED');
+});
+
+basics.run();
+
+const stress = suite('shared heap under load');
+
+stress('8 workers, 100,000 random operations each, a quarter of the frees crossing threads', async () => {
+  const heap = new Heap({ shared: true });
+  const workers = 8;
+  const perWorker = 256;
+  const buffer = new SharedArrayBuffer(16 * workers * perWorker);
+  const results = await Promise.all(Array.from({ length: workers }, (_, index) => run<{
+    frees: number; crossFrees: number; reallocs: number; errors: number; firstError: string;
+  }>({ role: 'stress', handle: heap.handle(), slots: buffer, index, workers, perWorker, ops: 100_000, seed: 1000 + index })));
+  for (const r of results) assert.is(r.errors, 0, r.firstError);
+  const frees = results.reduce((n, r) => n + r.frees, 0);
+  const crossing = results.reduce((n, r) => n + r.crossFrees, 0);
+  assert.ok(frees > 100_000, `${frees} frees`);
+  assert.ok(crossing > frees * 0.24 && crossing <= frees * 0.26, `${crossing} of ${frees} frees crossed threads`);
+  assert.ok(results.every((r) => r.reallocs > 1000), 'every worker reallocated');
+  heap.check();
+
+  // What is left: every block still holds its pattern, and freeing them empties the heap.
+  const table = slots(buffer, workers * perWorker);
+  let left = 0;
+  for (let s = 0; s < workers * perWorker; s++) {
+    assert.ok(table.state[s] === EMPTY || table.state[s] === FULL, `slot ${s} is not left ${BUSY}`);
+    if (table.state[s] !== FULL) continue;
+    const p = table.address[s]!;
+    const size = table.size[s]!;
+    assert.ok(heap.bytes(p, size).every((b) => b === tag(p, size)), `the block at ${p} kept its bytes`);
+    heap.free(p);
+    left++;
+  }
+  assert.ok(left > 0);
+  heap.check();
+  const stats = heap.stats();
+  assert.equal([stats.inUse, stats.usedBlocks], [0, 0], 'stats back to empty');
+  heap.trim();
+  assert.is(heap.stats().mapped, 0, 'and trim gives everything back');
+  heap.destroy();
+});
+
+stress('64 workers, 10 rounds each of allocate, write, check, free', async () => {
+  const heap = new Heap({ shared: true });
+  const started = Date.now();
+  const results = await Promise.all(Array.from({ length: 64 }, (_, i) =>
+    run<{ errors: number }>({ role: 'rounds', handle: heap.handle(), rounds: 10, blocks: 200, seed: i + 1 })));
+  const seconds = (Date.now() - started) / 1000;
+  assert.equal(results.map((r) => r.errors), new Array(64).fill(0));
+  assert.ok(seconds < 20, `${seconds} s`);
+  heap.check();
+  assert.is(heap.stats().usedBlocks, 0);
+  heap.destroy();
+});
+
+stress.run();
