@@ -50,11 +50,11 @@ export const TRIM_MIN = 128 * 1024;
  * LIFO list of its exact size, up to CACHE_DEPTH blocks a size, and handed straight back by the
  * next malloc of that size. The caches are flushed into the free lists before the heap grows.
  */
-const CACHE_MAX_BLOCK = 2048;
-const CACHE_MAX_REQUEST = CACHE_MAX_BLOCK - Block.HEADER;
+export const CACHE_MAX_BLOCK = 2048;
+export const CACHE_MAX_REQUEST = CACHE_MAX_BLOCK - Block.HEADER;
 const CACHE_DEPTH = 32;
 
-const SCRIBBLE_BYTE = 0xaa;
+export const SCRIBBLE_BYTE = 0xaa;
 
 // The block-size function through a module-level const: V8 folds the const to the function and
 // inlines it, where each use of the imported binding would read a module cell and check it.
@@ -82,8 +82,8 @@ export class FastHeap extends Heap implements HeapOperations {
   protected starts: Int32Array<ArrayBufferLike> = new Int32Array(0);
   protected readonly lists = new SegregatedLists(EMPTY_WORDS);
   /** Per size class (block size / 16): the first cached block, and how many are cached. */
-  private readonly cacheHeads = new Uint32Array(CACHE_MAX_BLOCK / 16 + 1);
-  private readonly cacheCounts = new Int32Array(CACHE_MAX_BLOCK / 16 + 1);
+  protected readonly cacheHeads = new Uint32Array(CACHE_MAX_BLOCK / 16 + 1);
+  protected readonly cacheCounts = new Int32Array(CACHE_MAX_BLOCK / 16 + 1);
   /** Names of named blocks, by header offset; touched only for blocks flagged Flag.NAMED. */
   private readonly names = new Map<number, string>();
   private readonly large = new Map<number, LargeBlock>();
@@ -135,7 +135,7 @@ export class FastHeap extends Heap implements HeapOperations {
     return +this.mallocSlow(size, name);
   }
 
-  private mallocSlow(size: number, name: string | undefined): number {
+  protected mallocSlow(size: number, name: string | undefined): number {
     // One test passes every size below 4 GiB; anything else takes the careful path.
     if (typeof size !== 'number' || (size >>> 0) !== size) return this.mallocChecked(size, name);
     if (name !== undefined) checkName('malloc', name);
@@ -508,6 +508,11 @@ export class FastHeap extends Heap implements HeapOperations {
     }
   }
 
+  /** The bytes in use that check() must find; undefined where other threads may be changing it. */
+  protected countedInUse(): number | undefined {
+    return this.inUse;
+  }
+
   private corrupted(h: number, what: string): never {
     throw new HeapError('ERR_HEAP_CORRUPTED',
       `heap corrupted at ${hex(this.base + h)}: ${what}`, this.base + h);
@@ -619,14 +624,14 @@ export class FastHeap extends Heap implements HeapOperations {
   }
 
   /** How many blocks the caches hold (kept per size only, off the hot path). */
-  private cachedBlocks(): number {
+  protected cachedBlocks(): number {
     let n = 0;
     for (let c = 0; c < this.cacheCounts.length; c++) n += this.cacheCounts[c]!;
     return n;
   }
 
   /** Moves every cached block to the free lists, merging it with its free neighbours. */
-  private flushCaches(): void {
+  protected flushCaches(): void {
     const mem = this.mem;
     for (let c = 0; c < this.cacheHeads.length; c++) {
       let h = this.cacheHeads[c]!;
@@ -830,14 +835,15 @@ export class FastHeap extends Heap implements HeapOperations {
     }
     let largeBytes = 0;
     for (const block of this.large.values()) largeBytes += block.mapping.size;
-    if (starts !== this.blockCount || usedBytes + largeBytes !== this.inUse || largeBytes !== this.largeBytes) {
+    const counted = this.countedInUse();
+    if (starts !== this.blockCount || (counted !== undefined && usedBytes + largeBytes !== counted) || largeBytes !== this.largeBytes) {
       this.corrupted(0, `stats disagree with the walk: ${starts} blocks, ${used} used, ${usedBytes + largeBytes} bytes in use; ` +
         `counted ${this.blockCount} blocks, ${this.inUse} bytes`);
     }
   }
 
   /** Every cached block is on the cache of its size, each cache within its depth. */
-  private checkCaches(cachedBlocks: number): void {
+  protected checkCaches(cachedBlocks: number): void {
     const mem = this.mem;
     let total = 0;
     for (let c = 0; c < this.cacheHeads.length; c++) {

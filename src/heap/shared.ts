@@ -8,23 +8,36 @@
 // heads and bitmaps, the counters) lives here in a SharedArrayBuffer, the control block, which the
 // handle carries.
 //
-// One lock, in the control block, guards every call: a compare-and-swap to take it, a short spin
-// when it is held, then Atomics.wait until it is released (the futex scheme). Holding it, a thread
-// loads the counters into the fast preset's fields, runs the fast preset's own code, and stores
-// them back before it lets go. The small-block caches are off (a block cached by one thread would
-// be lost to the others), and there are no large blocks in mappings of their own (a mapping made
-// by one thread would be unknown to the others): every block lives in the arena.
+// Two paths, as in the fast preset:
+// - Each thread has small-block caches of its own (8 blocks a size). A free that fits one claims
+//   the block with a compare-and-swap on its header (used -> cached), so two threads freeing one
+//   block cannot both succeed; a malloc of a size whose cache holds a block takes it back. Neither
+//   takes a lock: a cached block belongs to its thread alone, and the words these paths write are
+//   ones no other thread writes while the block is used or cached. Any thread may cache any block;
+//   there is no owner to hand it back to.
+// - Everything else takes one lock in the control block: a compare-and-swap, a short spin when it
+//   is held, then Atomics.wait (the futex scheme). Holding it, a thread loads the counters into the
+//   fast preset's fields (only if another thread held the lock since), runs the fast preset's own
+//   code, and stores them back before it lets go.
 //
-// Memory is never unmapped while a thread may still read it: free pages at the top are given back
-// as read-only zero pages (as in the fast preset), destroy() does the same to the whole arena, and
-// the arena's address range is released only when the last heap over it is closed or destroyed.
+// Accounting: the shared `inUse` counts cached blocks as in use (the lock-free paths do not touch
+// it); each thread publishes how many blocks and bytes its caches hold in a slot of the control
+// block, and stats() subtracts them. There are no large blocks in mappings of their own (a mapping
+// made by one thread would be unknown to the others): every block lives in the arena.
+//
+// Memory is never unmapped, nor made read-only, while a heap over it is open in any thread: free
+// pages at the top are given back as read-only zero pages only from the free lists (no thread's
+// cache holds them), destroy() marks the heap dead for every thread, and the arena's range is
+// released when the last heap over it is closed.
 
-import { destroyedError } from './errors.js';
-import { FastHeap, TRIM_MIN } from './fast.js';
+import { HeapError, destroyedError } from './errors.js';
+import { CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, FastHeap, SCRIBBLE_BYTE, TRIM_MIN } from './fast.js';
+import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
 import type { SharedHeapHandle } from './types.js';
 import { FL_COUNT, SL_COUNT } from '../strategies/tlsf.js';
-import { adoptReservation, decommit, releaseReservation, reserveAddressSpace, type Reservation } from '../os/memory.js';
+import { adoptReservation, releaseReservation, reserveAddressSpace, type Reservation } from '../os/memory.js';
+import type { HeapStats } from './types.js';
 
 const ARENA_BYTES = 2 ** 30;
 const ARENA_MIN_BYTES = 16 * 1024 * 1024;
@@ -54,9 +67,23 @@ const F_MUNMAP_CALLS = 8;
 const F_TRIM_THRESHOLD = 9;
 const F_LISTED = 10;
 const F_SLOTS = 16;
+/** How many heaps may be open over one arena at once (one slot each). */
+const MAX_OPEN = 1024;
 const HEADS_AT = 4 * I_SLOTS + 8 * F_SLOTS;
 const SL_MAPS_AT = HEADS_AT + 4 * FL_COUNT * SL_COUNT;
-const STARTS_AT = SL_MAPS_AT + 4 * FL_COUNT;
+const CACHED_BYTES_AT = align8(SL_MAPS_AT + 4 * FL_COUNT);
+const CACHED_BLOCKS_AT = CACHED_BYTES_AT + 8 * MAX_OPEN;
+const SLOT_TAKEN_AT = CACHED_BLOCKS_AT + 4 * MAX_OPEN;
+const STARTS_AT = SLOT_TAKEN_AT + 4 * MAX_OPEN;
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** Blocks a size's cache holds in each thread: few, since a thread's cache is lost to the others. */
+const CACHE_DEPTH = 8;
+// A module-level const, so that V8 folds it (an imported binding is read through a cell per use).
+const blockSize = fastBlockSize;
 
 /** Spins this many times on a held lock before it sleeps in Atomics.wait. */
 const SPINS = 64;
@@ -75,6 +102,12 @@ export class SharedHeap extends FastHeap {
   private closed = false;
   /** This heap's number among those over the arena, from 1. */
   private readonly id: number;
+  /** This heap's slot in the control block, where it publishes what its caches hold. */
+  private readonly slot: number;
+  private readonly slotBytes: Float64Array;
+  private readonly slotBlocks: Int32Array;
+  private cachedHere = 0;
+  private cachedBytesHere = 0;
 
   /** Made by `new Heap({ shared: true })`, or by Heap.attach with the handle of one. */
   constructor(options: ResolvedOptions, handle?: SharedHeapHandle) {
@@ -91,6 +124,8 @@ export class SharedHeap extends FastHeap {
       this.floats[F_MMAP_CALLS] = 1;
       this.ints[I_OPEN] = 1;
       this.id = this.ints[I_HEAPS] = 1;
+      this.slot = 0;
+      new Int32Array(this.control, SLOT_TAKEN_AT, MAX_OPEN)[0] = 1;
       Atomics.store(this.ints, I_MAGIC, MAGIC);
       this.useArena(arena);
     } else {
@@ -100,9 +135,13 @@ export class SharedHeap extends FastHeap {
       this.lock();
       try {
         if (this.ints[I_DESTROYED] !== 0) throw destroyedError();
+        const taken = new Int32Array(this.control, SLOT_TAKEN_AT, MAX_OPEN);
+        this.slot = taken.indexOf(0);
+        if (this.slot < 0) throw new Error(`Heap.attach: ${MAX_OPEN} heaps are open over this shared heap already; close some first`);
+        this.useArena(adoptReservation(this.floats[F_ADDRESS]!, this.floats[F_SIZE]!));
+        taken[this.slot] = 1;
         this.ints[I_OPEN]!++;
         this.id = ++this.ints[I_HEAPS]!;
-        this.useArena(adoptReservation(this.floats[F_ADDRESS]!, this.floats[F_SIZE]!));
       } finally {
         this.unlock();
       }
@@ -113,6 +152,10 @@ export class SharedHeap extends FastHeap {
     this.lists.heads = new Uint32Array(this.control, HEADS_AT, FL_COUNT * SL_COUNT);
     this.lists.slMaps = new Int32Array(this.control, SL_MAPS_AT, FL_COUNT);
     this.starts = new Int32Array(this.control, STARTS_AT);
+    this.slotBytes = new Float64Array(this.control, CACHED_BYTES_AT, MAX_OPEN);
+    this.slotBlocks = new Int32Array(this.control, CACHED_BLOCKS_AT, MAX_OPEN);
+    this.slotBytes[this.slot] = 0;
+    this.slotBlocks[this.slot] = 0;
   }
 
   private useArena(arena: Reservation): void {
@@ -166,6 +209,11 @@ export class SharedHeap extends FastHeap {
       throw destroyedError();
     }
     this.lock();
+    if (this.ints[I_DESTROYED] !== 0) {
+      this.depth = 0;
+      this.unlock();
+      throw destroyedError();
+    }
     // The fields still hold what this heap stored when it last let go, unless another took the lock since.
     if (this.ints[I_HOLDER] === this.id) return;
     const f = this.floats;
@@ -206,10 +254,32 @@ export class SharedHeap extends FastHeap {
   // closure: a closure made per call would be garbage on the hot path.
 
   override malloc(size: number, name?: string): number {
+    // Without the lock: a block of this size from this thread's cache. Its header is ours alone
+    // while it is cached, so plain reads and writes do.
+    if (typeof size === 'number' && size <= CACHE_MAX_REQUEST && (size >>> 0) === size && name === undefined &&
+        this.ints[I_DESTROYED] === 0) {
+      const need = blockSize(size);
+      const c = need >>> 4;
+      const h = this.cacheHeads[c]!;
+      if (h !== 0) {
+        const mem = this.mem;
+        const w = h >>> 2;
+        if (mem[w + Word.SIZE] === (need | Flag.CACHED)) {
+          this.cacheHeads[c] = mem[w + Word.NEXT_FREE]!;
+          this.cacheCounts[c]!--;
+          mem[w + Word.SIZE] = need;
+          this.slotBlocks[this.slot] = --this.cachedHere;
+          this.slotBytes[this.slot] = this.cachedBytesHere -= need;
+          if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER, h + need);
+          return this.base + h + Block.HEADER;
+        }
+      }
+    }
     if (name !== undefined) noNames('malloc');
     this.enter();
     try {
-      return super.malloc(size);
+      // Not super.malloc, whose own cache path would count the block as the unshared preset does.
+      return +this.mallocSlow(size, undefined);
     } finally {
       this.leave();
     }
@@ -236,12 +306,62 @@ export class SharedHeap extends FastHeap {
   }
 
   override free(ptr: number): void {
+    // Without the lock: an unnamed block of up to 2 KiB, at a recorded block start, whose size the
+    // next header confirms, into this thread's cache if it has room. The compare-and-swap on its
+    // size word (used -> cached) claims it: of two threads freeing one block, one wins and the
+    // other takes the locked path, which reports the double free. The checks are FastHeap.free's,
+    // written out again because there they stay inline in the unshared hot path.
+    if (typeof ptr === 'number' && this.ints[I_DESTROYED] === 0) {
+      const h = ptr - this.base - Block.HEADER;
+      // `top` may be stale here: a block past it takes the locked path, which loads it afresh.
+      if ((h >>> 0) === h && h >= Block.HEADER && h < this.top && (h & Flag.MASK) === Block.HEADER &&
+          (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) !== 0) {
+        const mem = this.mem;
+        const w = h >>> 2;
+        const size = mem[w + Word.SIZE]!;
+        const c = size >>> 4;
+        if (size <= CACHE_MAX_BLOCK && (size & Flag.MASK) === 0 && size !== 0 && h + size <= this.top - Block.HEADER &&
+            mem[(h + size) >>> 2] === size && this.cacheCounts[c]! < CACHE_DEPTH &&
+            Atomics.compareExchange(mem, w + Word.SIZE, size, size | Flag.CACHED) === size) {
+          mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;
+          this.cacheHeads[c] = h;
+          this.cacheCounts[c]!++;
+          this.slotBlocks[this.slot] = ++this.cachedHere;
+          this.slotBytes[this.slot] = this.cachedBytesHere += size;
+          return;
+        }
+      }
+    }
     this.enter();
     try {
-      this.freeSlow(ptr); // the cache fast path is for unshared heaps
+      this.freeSlow(ptr); // with caching off (cacheDepth 0): merged into the free lists
     } finally {
       this.leave();
     }
+  }
+
+  /** The caches go back to the free lists (when the heap would grow, on trim, on close). */
+  protected override flushCaches(): void {
+    // Cached blocks count as in use in the shared counter; on the lists they are free.
+    this.inUse -= this.cachedBytesHere;
+    super.flushCaches();
+    this.cachedHere = 0;
+    this.cachedBytesHere = 0;
+    this.slotBlocks[this.slot] = 0;
+    this.slotBytes[this.slot] = 0;
+  }
+
+  /** Blocks and bytes every thread's caches hold, as published in the slots. */
+  private cachedEverywhere(): { blocks: number; bytes: number } {
+    let blocks = 0;
+    let bytes = 0;
+    const taken = new Int32Array(this.control, SLOT_TAKEN_AT, MAX_OPEN);
+    for (let i = 0; i < MAX_OPEN; i++) {
+      if (taken[i] === 0) continue;
+      blocks += this.slotBlocks[i]!;
+      bytes += this.slotBytes[i]!;
+    }
+    return { blocks, bytes };
   }
 
   override usableSize(ptr: number): number {
@@ -262,13 +382,38 @@ export class SharedHeap extends FastHeap {
     }
   }
 
-  override stats(): ReturnType<FastHeap['stats']> {
+  override stats(): HeapStats {
     this.enter();
     try {
-      return super.stats();
+      const cached = this.cachedEverywhere();
+      const inUse = this.inUse - cached.bytes;
+      return {
+        mapped: this.top,
+        peakMapped: this.peakMapped,
+        inUse,
+        // Counted with blocks parked in threads' caches, which the threads' own paths move unseen.
+        peakInUse: this.peakInUse,
+        freeBytes: this.top - inUse,
+        blocks: this.blockCount,
+        usedBlocks: this.blockCount - this.lists.count - cached.blocks,
+        freeBlocks: this.lists.count + cached.blocks,
+        regions: this.top > 0 ? 1 : 0,
+        mmapCalls: this.mmapCalls,
+        munmapCalls: this.munmapCalls,
+      };
     } finally {
       this.leave();
     }
+  }
+
+  /** check() compares the walk with the counters only while no other heap is open over the arena. */
+  protected override countedInUse(): number | undefined {
+    return this.ints[I_OPEN] === 1 ? this.inUse - this.cachedBytesHere : undefined;
+  }
+
+  /** This thread's caches are walked; all cached blocks are accounted for when it is alone. */
+  protected override checkCaches(cachedBlocks: number): void {
+    super.checkCaches(this.ints[I_OPEN] === 1 ? cachedBlocks : this.cachedHere);
   }
 
   override snapshot(): ReturnType<FastHeap['snapshot']> {
@@ -314,48 +459,52 @@ export class SharedHeap extends FastHeap {
   }
 
   /**
-   * Lets go of the heap in this thread; the arena stays for the others. Every later call here
-   * throws ERR_HEAP_DESTROYED. Call it before a worker ends; the last heap closed over a
-   * destroyed arena releases its address range.
+   * Lets go of the heap in this thread: its cached blocks go back to the free lists, the arena
+   * stays for the others, and every later call here throws ERR_HEAP_DESTROYED. Call it before a
+   * worker ends. The last heap closed over a destroyed arena releases it.
    */
   override close(): void {
     if (this.closed) return;
-    this.lock();
-    this.closed = true;
-    const last = --this.ints[I_OPEN]! === 0;
-    const release = last && this.ints[I_DESTROYED] !== 0;
-    this.unlock();
-    if (release) releaseReservation(this.reservation!);
-  }
-
-  /**
-   * Gives every page back to the kernel, for every thread: blocks in use anywhere are gone, and
-   * every call on any heap over the arena throws ERR_HEAP_DESTROYED from then on. The pages stay
-   * readable (as zeros) until the last heap over the arena is closed, so a thread still reading a
-   * view does not crash.
-   */
-  override destroy(): void {
-    if (this.closed) return;
+    if (this.cachedHere > 0 && this.ints[I_DESTROYED] === 0) {
+      try {
+        this.enter();
+        try {
+          this.flushCaches();
+        } finally {
+          this.leave();
+        }
+      } catch (e) {
+        // Destroyed by another thread meanwhile: nothing to give back.
+        if (!(e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED')) throw e;
+      }
+    }
     this.lock();
     try {
-      if (this.ints[I_DESTROYED] === 0) {
-        this.ints[I_DESTROYED] = 1;
-        this.ints[I_HOLDER] = 0; // every heap reloads, and finds it destroyed
-        const top = this.floats[F_TOP]!;
-        if (top > 0) decommit(this.reservation!, 0, top);
+      this.closed = true;
+      new Int32Array(this.control, SLOT_TAKEN_AT, MAX_OPEN)[this.slot] = 0;
+      this.slotBlocks[this.slot] = 0;
+      this.slotBytes[this.slot] = 0;
+      if (--this.ints[I_OPEN]! === 0 && this.ints[I_DESTROYED] !== 0) {
+        releaseReservation(this.reservation!);
         this.floats[F_MUNMAP_CALLS]!++;
-        this.floats[F_TOP] = 0;
-        this.floats[F_IN_USE] = 0;
-        this.floats[F_BLOCKS] = 0;
-        this.floats[F_LISTED] = 0;
-        this.ints[I_FL_MAP] = 0;
-        this.lists.heads.fill(0);
-        this.lists.slMaps.fill(0);
-        this.starts.fill(0);
       }
     } finally {
       this.unlock();
     }
+  }
+
+  /**
+   * Ends the heap for every thread: every later call on any heap over the arena throws
+   * ERR_HEAP_DESTROYED, and its blocks are gone. The memory goes back to the kernel when the last
+   * heap over it is closed (this one closes here), so that no thread in the middle of a call, or
+   * holding a view, ever touches unmapped memory.
+   */
+  override destroy(): void {
+    if (this.closed) return;
+    this.lock();
+    this.ints[I_DESTROYED] = 1;
+    this.ints[I_HOLDER] = 0; // every heap reloads, and finds it destroyed
+    this.unlock();
     this.close();
   }
 }
