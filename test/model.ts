@@ -44,8 +44,8 @@ export class ModelRun {
   private nextWord = 1;
   readonly counts = { malloc: 0, calloc: 0, realloc: 0, free: 0, misuse: 0 };
 
-  constructor(preset: 'fast' | 'classic', debug = false) {
-    this.heap = new Heap({ preset, debug });
+  constructor(preset: 'fast' | 'classic', debug = false, shared = false) {
+    this.heap = new Heap({ preset, debug, shared });
     this.other = new Heap({ preset });
     this.foreign = this.other.malloc(64);
   }

@@ -824,7 +824,10 @@ export class FastHeap extends Heap implements HeapOperations {
       if (mem[end >>> 2] !== prevSize || mem[(end >>> 2) + Word.SIZE] !== 0) this.corrupted(end, 'the sentinel header is damaged');
     }
     let recorded = 0;
-    for (let i = 0; i < this.starts.length; i++) {
+    // The words that cover [0, top): validation looks no further (the shared preset's bitmap is
+    // sized for the whole arena).
+    const words = Math.min(this.starts.length, Math.ceil(this.top / 512));
+    for (let i = 0; i < words; i++) {
       for (let bits = this.starts[i]!; bits !== 0; bits &= bits - 1) recorded++;
     }
     if (recorded !== starts) this.corrupted(0, `${recorded} block starts recorded, ${starts} blocks found`);
