@@ -196,6 +196,8 @@ export function inflateInHeap(zlib: Zlib, allocator: ZlibAllocator | Heap, input
 
 function run(zlib: Zlib, target: ZlibAllocator | Heap, input: Uint8Array, mode: 'deflate' | 'inflate', level: number): Uint8Array {
   if (!(input instanceof Uint8Array)) throw new TypeError(`${mode}InHeap: expected a Uint8Array, got ${typeof input}`);
+  // avail_in is a C unsigned int.
+  if (input.length > 0xffffffff) throw new RangeError(`${mode}InHeap: at most 4 GiB - 1 bytes at once, got ${input.length}`);
   const allocator = 'install' in target ? target : null;
   const heap = allocator?.heap ?? (target as Heap);
   const blocks: number[] = [];
