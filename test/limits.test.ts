@@ -120,4 +120,39 @@ misc('a real mmap failure (under ulimit -v) is "no memory": 0 or ERR_OUT_OF_MEMO
   }
 });
 
+// The child fills a fast heap with 100 KiB blocks (below the large-block threshold) under the
+// same kind of limit, so that the arena is small (the 1 GiB reservation is refused, and a half
+// or a quarter taken), fills up, and the blocks after it come from mappings of their own.
+const ARENA_FULL_CHILD = `
+const { Heap } = await import(process.argv[1]);
+const BLOCK = 100 * 1024;
+const heap = new Heap();
+const blocks = [];
+for (let i = 0; i < 100000; i++) {
+  const p = heap.malloc(BLOCK);
+  if (p === 0) break;
+  heap.bytes(p, 64).fill(i & 255);
+  blocks.push(p);
+}
+for (const p of blocks.splice(-4)) heap.free(p);
+const full = heap.stats();
+heap.check();
+const intact = blocks.every((p, i) => heap.bytes(p, 64).every((b) => b === (i & 255)));
+for (const p of blocks) heap.free(p);
+heap.check();
+const after = heap.stats();
+console.log(JSON.stringify({ count: blocks.length, regions: full.regions, intact, inUse: after.inUse, regionsAfter: after.regions }));
+`;
+
+misc('when the fast preset\'s arena is full, small blocks come from mappings of their own, and go back', () => {
+  const limitKiB = process.versions.bun ? 2_000_000 : 1_200_000;
+  const entry = new URL('../src/index.js', import.meta.url).href;
+  const run = spawnSync('bash', ['-c', `ulimit -v ${limitKiB} && exec "$0" --input-type=module -e "$1" "$2"`, process.execPath, ARENA_FULL_CHILD, entry], { encoding: 'utf8' });
+  assert.is(run.status, 0, run.stderr);
+  const r = JSON.parse(run.stdout) as { count: number; regions: number; intact: boolean; inUse: number; regionsAfter: number };
+  assert.ok(r.regions > 10, `past the arena, blocks got mappings of their own: ${JSON.stringify(r)}`);
+  assert.ok(r.intact, 'every block kept its bytes');
+  assert.equal([r.inUse, r.regionsAfter <= 1], [0, true], 'freed, the mappings are gone and nothing is in use');
+});
+
 misc.run();
