@@ -106,6 +106,8 @@ export class SharedHeap extends FastHeap {
   private readonly slot: number;
   private readonly slotBytes: Float64Array;
   private readonly slotBlocks: Int32Array;
+  /** 1 where a slot belongs to an open heap. */
+  private readonly slotTaken: Int32Array;
   private cachedHere = 0;
   private cachedBytesHere = 0;
 
@@ -125,7 +127,8 @@ export class SharedHeap extends FastHeap {
       this.ints[I_OPEN] = 1;
       this.id = this.ints[I_HEAPS] = 1;
       this.slot = 0;
-      new Int32Array(this.control, SLOT_TAKEN_AT, MAX_OPEN)[0] = 1;
+      this.slotTaken = new Int32Array(this.control, SLOT_TAKEN_AT, MAX_OPEN);
+      this.slotTaken[0] = 1;
       Atomics.store(this.ints, I_MAGIC, MAGIC);
       this.useArena(arena);
     } else {
@@ -135,11 +138,11 @@ export class SharedHeap extends FastHeap {
       this.lock();
       try {
         if (this.ints[I_DESTROYED] !== 0) throw destroyedError();
-        const taken = new Int32Array(this.control, SLOT_TAKEN_AT, MAX_OPEN);
-        this.slot = taken.indexOf(0);
+        this.slotTaken = new Int32Array(this.control, SLOT_TAKEN_AT, MAX_OPEN);
+        this.slot = this.slotTaken.indexOf(0);
         if (this.slot < 0) throw new Error(`Heap.attach: ${MAX_OPEN} heaps are open over this shared heap already; close some first`);
         this.useArena(adoptReservation(this.floats[F_ADDRESS]!, this.floats[F_SIZE]!));
-        taken[this.slot] = 1;
+        this.slotTaken[this.slot] = 1;
         this.ints[I_OPEN]!++;
         this.id = ++this.ints[I_HEAPS]!;
       } finally {
@@ -217,7 +220,6 @@ export class SharedHeap extends FastHeap {
     // The fields still hold what this heap stored when it last let go, unless another took the lock since.
     if (this.ints[I_HOLDER] === this.id) return;
     const f = this.floats;
-    this.destroyed = this.ints[I_DESTROYED] !== 0;
     this.top = f[F_TOP]!;
     this.lists.limit = this.top;
     this.lists.flMap = this.ints[I_FL_MAP]!;
@@ -355,9 +357,8 @@ export class SharedHeap extends FastHeap {
   private cachedEverywhere(): { blocks: number; bytes: number } {
     let blocks = 0;
     let bytes = 0;
-    const taken = new Int32Array(this.control, SLOT_TAKEN_AT, MAX_OPEN);
     for (let i = 0; i < MAX_OPEN; i++) {
-      if (taken[i] === 0) continue;
+      if (this.slotTaken[i] === 0) continue;
       blocks += this.slotBlocks[i]!;
       bytes += this.slotBytes[i]!;
     }
@@ -450,7 +451,6 @@ export class SharedHeap extends FastHeap {
 
   /** No mappings of its own: a request the arena cannot hold is out of memory. */
   protected override mallocLarge(size: number): number {
-    if (this.destroyed) throw destroyedError();
     return this.outOfMemory('malloc', size);
   }
 
@@ -481,7 +481,7 @@ export class SharedHeap extends FastHeap {
     this.lock();
     try {
       this.closed = true;
-      new Int32Array(this.control, SLOT_TAKEN_AT, MAX_OPEN)[this.slot] = 0;
+      this.slotTaken[this.slot] = 0;
       this.slotBlocks[this.slot] = 0;
       this.slotBytes[this.slot] = 0;
       if (--this.ints[I_OPEN]! === 0 && this.ints[I_DESTROYED] !== 0) {
@@ -502,8 +502,7 @@ export class SharedHeap extends FastHeap {
   override destroy(): void {
     if (this.closed) return;
     this.lock();
-    this.ints[I_DESTROYED] = 1;
-    this.ints[I_HOLDER] = 0; // every heap reloads, and finds it destroyed
+    this.ints[I_DESTROYED] = 1; // enter() and the lock-free paths check it first
     this.unlock();
     this.close();
   }
