@@ -7,6 +7,14 @@
 // All native memory is read through the Region objects below. Every address is first resolved to
 // the region that holds it, so a bad link or a forged pointer becomes a HeapError, never a read of
 // memory we do not own.
+//
+// Every header field and link lives in native memory, where a write after free or an overflow can
+// put any value, so none is believed before it is proved against what JavaScript keeps (the
+// regions, their start bitmaps, the heads, tails and counts): a block-list link must lead to the
+// block the sizes say comes next (or the next region's first block), a free-list link to a recorded
+// start of a free block whose link back agrees, a size to the next recorded start or the region's
+// end. The raw* accessors read a field as it is; the others prove it, and a field that fails is
+// ERR_HEAP_CORRUPTED before anything is written. Walks are bounded by the counts.
 
 import { alignPage, mapMemory, unmapMemory, MAX_VIEW_BYTES, type Mapping } from '../os/memory.js';
 import {
@@ -28,6 +36,8 @@ const utf8Decoder = new TextDecoder();
 
 /** One mapping, its views, and a bitmap of where blocks start (kept in JS, out of users' reach). */
 class Region {
+  /** Its place in the heap's regions, in the order they were mapped (kept by the heap). */
+  order = 0;
   readonly base: number;
   readonly size: number;
   readonly end: number;
@@ -93,7 +103,8 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
   private inUse = 0;
   private peakInUse = 0;
   private blockCount = 0;
-  private freeCount = 0;
+  /** Blocks on the free list (read by the fit searches, to bound their walks). */
+  freeCount = 0;
   private mmapCalls = 0;
   private munmapCalls = 0;
 
@@ -148,17 +159,87 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
     r.u32[i + 1] = Math.floor(value / TWO_32);
   }
 
-  // Header fields, by name.
-  blockSize(b: number): number { const raw = this.word(b + OFF_SIZE); return raw - (raw % 2); }
+  // Header fields as they are in memory: untrusted.
+  private rawSize(b: number): number { const raw = this.word(b + OFF_SIZE); return raw - (raw % 2); }
+  private rawNext(b: number): number { return this.word(b + OFF_NEXT); }
+  private rawPrev(b: number): number { return this.word(b + OFF_PREV); }
+  private rawNextFree(b: number): number { return this.word(b + OFF_NEXT_FREE); }
+  private rawPrevFree(b: number): number { return this.word(b + OFF_PREV_FREE); }
+  private regionField(b: number): number { return this.word(b + OFF_REGION); }
   private isFree(b: number): boolean { return this.word(b + OFF_SIZE) % 2 === FREE_BIT; }
   private setSize(b: number, size: number, free: boolean): void { this.setWord(b + OFF_SIZE, free ? size + FREE_BIT : size); }
-  private next(b: number): number { return this.word(b + OFF_NEXT); }
-  private prev(b: number): number { return this.word(b + OFF_PREV); }
   private setNext(b: number, n: number): void { this.setWord(b + OFF_NEXT, n); }
   private setPrev(b: number, p: number): void { this.setWord(b + OFF_PREV, p); }
-  private regionField(b: number): number { return this.word(b + OFF_REGION); }
-  nextFree(b: number): number { return this.word(b + OFF_NEXT_FREE); }
-  private prevFree(b: number): number { return this.word(b + OFF_PREV_FREE); }
+
+  // Header fields proved. Each takes a block the heap already holds for one (a recorded start).
+
+  /** Whether `a` is a recorded block start in some region. */
+  private isBlock(a: number): boolean {
+    const r = this.findRegion(a);
+    return r !== null && r.isStart(a);
+  }
+
+  /** The size of block `b`: a multiple of 16, at least MIN_BLOCK, ending at the next recorded start or the region's end. */
+  blockSize(b: number): number {
+    const r = this.regionOf(b);
+    const size = this.rawSize(b);
+    const end = b + size;
+    if (size < MIN_BLOCK || size % ALIGNMENT !== 0 || end > r.end || (end < r.end && !r.isStart(end))) {
+      throw corrupted(`its size ${size} does not end at a block of its region`, b);
+    }
+    return size;
+  }
+
+  /** The block after `b` in the block list: the next in its region, else the next region's first, else 0. */
+  private next(b: number): number {
+    const r = this.regionOf(b);
+    const end = b + this.blockSize(b);
+    const expected = end < r.end ? end : (this.regions[r.order + 1]?.base ?? 0);
+    const n = this.rawNext(b);
+    if (n !== expected) throw corrupted(`its next link ${hex(n)} is not the block after it (${hex(expected)})`, b);
+    return n;
+  }
+
+  /** The block before `b` in the block list: a block that ends where `b` starts (in its region, or the region before), or 0. */
+  private prev(b: number): number {
+    const r = this.regionOf(b);
+    const p = this.rawPrev(b);
+    const before = b > r.base ? r : this.regions[r.order - 1];
+    if (p === 0 ? before !== undefined : before === undefined || !before.isStart(p) || p + this.blockSize(p) !== (b > r.base ? b : before.end)) {
+      throw corrupted(`its prev link ${hex(p)} is not the block before it`, b);
+    }
+    return p;
+  }
+
+  /** The free block after free block `b` on the free list, or 0 at its tail. */
+  nextFree(b: number): number {
+    const n = this.rawNextFree(b);
+    if (n === 0 ? b !== this.freeTail : !this.isBlock(n) || !this.isFree(n) || this.rawPrevFree(n) !== b) {
+      throw corrupted(`its next-free link ${hex(n)} is not a free block that links back (was it written after free?)`, b);
+    }
+    return n;
+  }
+
+  /** The free block before free block `b` on the free list, or 0 at its head. */
+  private prevFree(b: number): number {
+    const p = this.rawPrevFree(b);
+    if (p === 0 ? b !== this.freeHead : !this.isBlock(p) || !this.isFree(p) || this.rawNextFree(p) !== b) {
+      throw corrupted(`its prev-free link ${hex(p)} is not a free block that links back (was it written after free?)`, b);
+    }
+    return p;
+  }
+
+  /** Proves both free-list links of free block `b`. */
+  private proveFreeLinks(b: number): void {
+    this.blockSize(b);
+    this.nextFree(b);
+    this.prevFree(b);
+  }
+
+  /** A walk of the free list went past the count: its links make a cycle. */
+  freeListOverrun(b: number): never {
+    throw corrupted('the free list is longer than the free count (a cycle?)', b);
+  }
 
   private nameOf(b: number): string {
     const r = this.regionOf(b);
@@ -183,8 +264,10 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
     r.u8.fill(byte, offset, offset + length);
   }
 
+  /** Whether blocks `a` and `b` lie in one region (by the regions the heap keeps, not the headers). */
   private sameRegion(a: number, b: number): boolean {
-    return this.regionField(a) === this.regionField(b);
+    const r = this.findRegion(a);
+    return r !== null && r.contains(b);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -200,6 +283,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
   }
 
   private removeFree(b: number): void {
+    if (!this.isFree(b)) throw corrupted('a block taken off the free list is not free', b);
     const n = this.nextFree(b);
     const p = this.prevFree(b);
     if (p === 0) this.freeHead = n;
@@ -209,20 +293,23 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
     this.freeCount--;
   }
 
-  /** Links `b` into the block list right after `left` (0: at the tail). */
-  private linkAfter(left: number, b: number): void {
-    const n = left === 0 ? 0 : this.next(left);
-    this.setPrev(b, left === 0 ? this.tail : left);
+  /** Links `b` into the block list at its tail (the first block of a new region). */
+  private linkAtTail(b: number): void {
+    this.setPrev(b, this.tail);
+    this.setNext(b, 0);
+    if (this.tail === 0) this.head = b;
+    else this.setNext(this.tail, b);
+    this.tail = b;
+    this.blockCount++;
+  }
+
+  /** Links `b` into the block list between `left` and `n`, which was left's next (proved by the caller). */
+  private linkBetween(left: number, b: number, n: number): void {
+    this.setPrev(b, left);
     this.setNext(b, n);
-    if (left === 0) {
-      if (this.tail === 0) this.head = b;
-      else this.setNext(this.tail, b);
-      this.tail = b;
-    } else {
-      this.setNext(left, b);
-      if (n === 0) this.tail = b;
-      else this.setPrev(n, b);
-    }
+    this.setNext(left, b);
+    if (n === 0) this.tail = b;
+    else this.setPrev(n, b);
     this.blockCount++;
   }
 
@@ -256,6 +343,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
     this.mmapCalls++;
     if (mapping === null) return 0;
     const region = new Region(mapping);
+    region.order = this.regions.length;
     this.regions.push(region);
     const at = this.sorted.findIndex((r) => r.base > region.base);
     this.sorted.splice(at === -1 ? this.sorted.length : at, 0, region);
@@ -264,7 +352,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
 
     const b = region.base;
     this.writeHeader(region, b, size, true);
-    this.linkAfter(0, b);
+    this.linkAtTail(b);
     this.appendFree(b);
     return b;
   }
@@ -274,7 +362,8 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
     const region = this.regionOf(b);
     this.removeFree(b);
     this.unlink(b);
-    this.regions.splice(this.regions.indexOf(region), 1);
+    this.regions.splice(region.order, 1);
+    for (let i = region.order; i < this.regions.length; i++) this.regions[i]!.order = i;
     this.sorted.splice(this.sorted.indexOf(region), 1);
     if (this.lastRegion === region) this.lastRegion = null;
     unmapMemory(region.mapping);
@@ -287,9 +376,10 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
 
   /** Merges free `right` into its left neighbour `left`, which keeps its header and state. */
   private absorb(left: number, right: number): void {
+    const size = this.blockSize(left) + this.blockSize(right);
     this.removeFree(right);
-    this.setSize(left, this.blockSize(left) + this.blockSize(right), this.isFree(left));
     this.unlink(right);
+    this.setSize(left, size, this.isFree(left));
     this.regionOf(right).markStart(right, false);
   }
 
@@ -297,23 +387,29 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
   private splitTail(b: number, need: number): void {
     const rest = this.blockSize(b) - need;
     if (rest < MIN_BLOCK) return;
+    const n = this.next(b);
     const r = b + need;
     this.setSize(b, need, false);
     this.writeHeader(this.regionOf(b), r, rest, false);
-    this.linkAfter(b, r);
+    this.linkBetween(b, r, n);
     this.release(r);
   }
 
   /** free() once `b` is known to be a used block. */
   private release(b: number): void {
     let size = this.blockSize(b);
+    // Every link this free will follow is proved before the first write.
+    const n = this.next(b);
+    const p = this.prev(b);
+    const mergeNext = n !== 0 && this.sameRegion(b, n) && this.isFree(n);
+    const mergePrev = p !== 0 && this.sameRegion(p, b) && this.isFree(p);
+    if (mergeNext) this.proveFreeLinks(n);
+    if (mergePrev) this.proveFreeLinks(p);
     this.inUse -= size;
     this.setSize(b, size, true);
     this.appendFree(b);
-    const n = this.next(b);
-    if (n !== 0 && this.sameRegion(b, n) && this.isFree(n)) this.absorb(b, n);
-    const p = this.prev(b);
-    if (p !== 0 && this.sameRegion(p, b) && this.isFree(p)) {
+    if (mergeNext) this.absorb(b, n);
+    if (mergePrev) {
       this.absorb(p, b);
       b = p;
     }
@@ -382,10 +478,11 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
 
   override free(ptr: number): void {
     checkAddress('free', ptr);
+    if (this.destroyed) throw destroyedError();
     if (ptr === 0) return;
     const b = this.liveBlock(ptr, 'free');
-    this.owners?.forget(ptr);
     this.release(b);
+    this.owners?.forget(ptr);
   }
 
   override realloc(ptr: number, size: number, name?: string): number {
@@ -403,6 +500,8 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
 
     if (need <= current) {
       this.splitTail(b, need);
+      // Scribbled: the bytes past the new size, so that whatever the block regains later reads 0xAA.
+      if (this.scribble) this.fill(ptr + size, SCRIBBLE_BYTE, this.blockSize(b) - HEADER_SIZE - size);
       if (name !== undefined) this.setName(b, name);
       return ptr;
     }
@@ -453,6 +552,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
   // Introspection.
 
   override snapshot(): HeapSnapshot {
+    if (this.destroyed) throw destroyedError();
     const regions: RegionInfo[] = [];
     let current: { address: number; size: number; blocks: BlockInfo[] } | null = null;
     let steps = 0;
@@ -474,6 +574,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
   }
 
   override stats(): HeapStats {
+    if (this.destroyed) throw destroyedError();
     return {
       mapped: this.mapped,
       peakMapped: this.peakMapped,
@@ -505,8 +606,8 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
         if (listed !== b) throw corrupted(`the block list reaches ${hex(listed)} where a block starts at ${hex(b)}`, b);
         if (!region.isStart(b)) throw corrupted('a block starts where none was recorded', b);
         if (this.regionField(b) !== region.base) throw corrupted(`region field ${hex(this.regionField(b))}, expected ${hex(region.base)}`, b);
-        if (this.prev(b) !== before) throw corrupted(`prev link ${hex(this.prev(b))}, expected ${hex(before)}`, b);
-        const size = this.blockSize(b);
+        if (this.rawPrev(b) !== before) throw corrupted(`prev link ${hex(this.rawPrev(b))}, expected ${hex(before)}`, b);
+        const size = this.rawSize(b);
         if (size < MIN_BLOCK || size % ALIGNMENT !== 0 || b + size > region.end) {
           throw corrupted(`size ${size} does not fit region ${hex(region.base)}-${hex(region.end)}`, b);
         }
@@ -518,12 +619,12 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
         blocks++;
         regionBlocks++;
         before = b;
-        listed = this.next(b);
+        listed = this.rawNext(b);
         b += size;
       }
       if (b !== region.end) throw corrupted(`blocks overrun region ${hex(region.base)}`, b);
       if (region.countStarts() !== regionBlocks) throw corrupted('a block start is recorded inside a block', region.base);
-      if (free.has(region.base) && this.blockSize(region.base) === region.size) {
+      if (free.has(region.base) && this.rawSize(region.base) === region.size) {
         throw corrupted('a region that is one free block was not unmapped', region.base);
       }
     }
@@ -532,9 +633,9 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
 
     let count = 0;
     let prevFree = 0;
-    for (let b = this.freeHead; b !== 0; b = this.nextFree(b)) {
+    for (let b = this.freeHead; b !== 0; b = this.rawNextFree(b)) {
       if (!free.has(b)) throw corrupted('the free list holds a block that is not free, or holds one twice', b);
-      if (this.prevFree(b) !== prevFree) throw corrupted(`prev free link ${hex(this.prevFree(b))}, expected ${hex(prevFree)}`, b);
+      if (this.rawPrevFree(b) !== prevFree) throw corrupted(`prev free link ${hex(this.rawPrevFree(b))}, expected ${hex(prevFree)}`, b);
       free.delete(b);
       prevFree = b;
       count++;
@@ -548,7 +649,9 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
   }
 
   /** Nothing to do: the classic preset unmaps a region the moment it is free. */
-  override trim(): void {}
+  override trim(): void {
+    if (this.destroyed) throw destroyedError();
+  }
 
   override destroy(): void {
     if (this.destroyed) return;

@@ -12,9 +12,15 @@
 // paying for mmap.
 //
 // Addresses are validated in O(1): a bitmap kept in JavaScript marks where blocks start, so only
-// the exact start of a live block passes, whatever bytes sit in the heap. Every offset read from
-// native memory is checked against `top` before it is followed, so damaged metadata is reported,
-// never dereferenced outside the committed range.
+// the exact start of a live block passes, whatever bytes sit in the heap.
+//
+// Every value read from native memory (a size, a prev size, a cache or free-list link) is untrusted:
+// a write after free or an overflow can put any bytes there. Before the heap reads or writes
+// through one, it proves it against state native code cannot reach: an offset must be a recorded
+// block start below `top`, in the state the structure it came from promises (cached of the cache's
+// size, free of the list's class, with a matching link back), and a size must end at a recorded
+// start whose prev size agrees. Walks are bounded by the counts kept in JavaScript. Anything else
+// is ERR_HEAP_CORRUPTED, raised before any write.
 //
 // Hot paths (malloc, free, realloc in place) use Numbers and typed arrays only: no FFI call, no
 // object allocated. The slow paths (growth, trimming, large blocks, errors) live apart.
@@ -119,9 +125,13 @@ export class FastHeap extends Heap implements HeapOperations {
         const mem = this.mem;
         const w = h >>> 2;
         const next = mem[w + Word.NEXT_FREE]!;
-        if (next < this.top && mem[w + Word.SIZE] === (need | Flag.CACHED)) {
+        const left = this.cacheCounts[c]! - 1;
+        // The head is a cached block of this size (it was proved when it became the head); its link
+        // is 0 at the cache's last block, else a recorded block start. cacheNext says why not.
+        if (mem[w + Word.SIZE] === (need | Flag.CACHED) && (next === 0 ? left === 0 : left > 0 && next < this.top &&
+            (next & Flag.MASK) === Block.HEADER && (this.starts[next >>> 9]! & (1 << ((next >>> 4) & 31))) !== 0)) {
           this.cacheHeads[c] = next;
-          this.cacheCounts[c]!--;
+          this.cacheCounts[c] = left;
           mem[w + Word.SIZE] = need;
           if ((this.inUse += need) > this.peakInUse) this.peakInUse = this.inUse;
           // `=== true`: a pointer comparison, where a bare truth test of the field is generic.
@@ -147,13 +157,10 @@ export class FastHeap extends Heap implements HeapOperations {
     const h = this.cacheHeads[c]!;
     if (h === 0) return this.mallocFromLists(need, name);
     // A named request served from a cache, or a cache whose first block was overwritten.
-    const mem = this.mem;
-    const w = h >>> 2;
-    const next = mem[w + Word.NEXT_FREE]!;
-    if (next >= this.top || mem[w + Word.SIZE] !== (need | Flag.CACHED)) this.corrupted(h, 'a cached block was overwritten (was it written after free?)');
+    const next = this.cacheNext(h, c);
     this.cacheHeads[c] = next;
     this.cacheCounts[c]!--;
-    mem[w + Word.SIZE] = need;
+    this.mem[(h >>> 2) + Word.SIZE] = need;
     if ((this.inUse += need) > this.peakInUse) this.peakInUse = this.inUse;
     this.dress(h, need, name);
     return this.base + h + Block.HEADER;
@@ -198,9 +205,8 @@ export class FastHeap extends Heap implements HeapOperations {
       mem[rw + Word.PREV_SIZE] = need;
       mem[rw + Word.SIZE] = rest | Flag.FREE;
       mem[(r + rest) >>> 2] = rest;
-      this.starts[r >>> 9]! |= 1 << ((r >>> 4) & 31);
+      this.markStart(r);
       this.lists.insert(r, rest);
-      this.blockCount++;
       size = need;
     }
     mem[w + Word.SIZE] = size;
@@ -248,6 +254,7 @@ export class FastHeap extends Heap implements HeapOperations {
     const sizeWord = mem[w + Word.SIZE]!;
     const size = sizeWord & Flag.SIZE_MASK;
     if ((sizeWord & Flag.MASK) !== 0 || !this.sizeAgrees(h, size)) this.freeUnusual(h, ptr, sizeWord);
+    if (!this.claim(w, sizeWord)) throw doubleFree('free', ptr);
     this.inUse -= size;
     if (size <= CACHE_MAX_BLOCK) {
       const c = size >>> 4;
@@ -262,11 +269,17 @@ export class FastHeap extends Heap implements HeapOperations {
     this.release(h, size, true);
   }
 
+  /** Claims used block `w` for free(); false when another thread claimed it first (see SharedHeap). */
+  protected claim(_w: number, _sizeWord: number): boolean {
+    return true;
+  }
+
   /** free() of a block with flags set or a size in doubt: throws, or forgets the block's name. */
   private freeUnusual(h: number, ptr: number, sizeWord: number): void {
+    // The header is proved whole before its flags are believed: an overflow into it is corruption,
+    // not a double free.
+    this.checkHeader(h, sizeWord);
     if ((sizeWord & (Flag.FREE | Flag.CACHED)) !== 0) throw doubleFree('free', ptr);
-    const size = sizeWord & Flag.SIZE_MASK;
-    if (!this.sizeAgrees(h, size)) this.corrupted(h, `its size ${size} does not match the next header's record of it`);
     if ((sizeWord & Flag.NAMED) !== 0) this.names.delete(h);
     if ((sizeWord & Flag.OWNED) !== 0) this.owners?.forget(ptr);
   }
@@ -279,26 +292,20 @@ export class FastHeap extends Heap implements HeapOperations {
   private release(h: number, size: number, trim: boolean): void {
     const mem = this.mem;
     const n = h + size;
-    const nextWord = mem[(n >>> 2) + Word.SIZE]!;
-    if ((nextWord & Flag.FREE) !== 0) {
-      const nsize = nextWord & Flag.SIZE_MASK;
+    const nsize = this.freeSizeAt(n);
+    // Both neighbours are proved before either is taken off its list, so a bad one changes nothing.
+    const p = this.freeBefore(h);
+    if (nsize !== 0) {
       if (!this.lists.remove(n, nsize)) this.corruptedList();
-      this.starts[n >>> 9]! &= ~(1 << ((n >>> 4) & 31));
-      this.blockCount--;
+      this.clearStart(n);
       size += nsize;
     }
-    const prevSize = mem[(h >>> 2) + Word.PREV_SIZE]!;
-    if (prevSize !== 0) {
-      const p = h - prevSize;
-      const prevWord = mem[(p >>> 2) + Word.SIZE]!;
-      if ((prevWord & Flag.FREE) !== 0) {
-        if ((prevWord & Flag.SIZE_MASK) !== prevSize) this.corrupted(h, `its prev size ${prevSize} disagrees with the block before it`);
-        if (!this.lists.remove(p, prevSize)) this.corruptedList();
-        this.starts[h >>> 9]! &= ~(1 << ((h >>> 4) & 31));
-        this.blockCount--;
-        h = p;
-        size += prevSize;
-      }
+    if (p !== 0) {
+      const prevSize = h - p;
+      if (!this.lists.remove(p, prevSize)) this.corruptedList();
+      this.clearStart(h);
+      h = p;
+      size += prevSize;
     }
     mem[(h >>> 2) + Word.SIZE] = size | Flag.FREE;
     mem[(h + size) >>> 2] = size;
@@ -323,6 +330,8 @@ export class FastHeap extends Heap implements HeapOperations {
     const w = h >>> 2;
 
     if (need <= current) {
+      // Scribbled: the bytes past the new size, so that whatever the block regains later reads 0xAA.
+      if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER + size, h + need);
       if (current - need >= Block.MIN) {
         // Shrink: the tail becomes a block of its own, freed (and merged with a free next block).
         const t = h + need;
@@ -331,8 +340,7 @@ export class FastHeap extends Heap implements HeapOperations {
         mem[t >>> 2] = need;
         mem[(t >>> 2) + Word.SIZE] = tail;
         mem[(t + tail) >>> 2] = tail;
-        this.starts[t >>> 9]! |= 1 << ((t >>> 4) & 31);
-        this.blockCount++;
+        this.markStart(t);
         this.inUse -= tail;
         this.release(t, tail, true);
       }
@@ -343,29 +351,23 @@ export class FastHeap extends Heap implements HeapOperations {
     // Grow into the next block when it is free and large enough. At the top of the heap (the next
     // block is the sentinel, or a free block just before it), commit more memory first.
     const n = h + current;
-    let nextWord = mem[(n >>> 2) + Word.SIZE]!;
-    let nsize = nextWord & Flag.SIZE_MASK;
-    const nextFree = (nextWord & Flag.FREE) !== 0;
-    if ((!nextFree || current + nsize < need) &&
-        (n === this.top - Block.HEADER || (nextFree && n + nsize === this.top - Block.HEADER)) &&
+    let nsize = this.freeSizeAt(n);
+    if (current + nsize < need && (n === this.top - Block.HEADER || (nsize !== 0 && n + nsize === this.top - Block.HEADER)) &&
         this.growTop(need - current) !== 0) {
-      nextWord = mem[(n >>> 2) + Word.SIZE]!;
-      nsize = nextWord & Flag.SIZE_MASK;
+      nsize = this.freeSizeAt(n);
     }
-    if ((nextWord & Flag.FREE) !== 0 && current + nsize >= need) {
+    if (nsize !== 0 && current + nsize >= need) {
       if (!this.lists.remove(n, nsize)) this.corruptedList();
-      this.starts[n >>> 9]! &= ~(1 << ((n >>> 4) & 31));
+      this.clearStart(n);
       let total = current + nsize;
-      this.blockCount--;
       const rest = total - need;
       if (rest >= Block.MIN) {
         const r = h + need;
         mem[r >>> 2] = need;
         mem[(r >>> 2) + Word.SIZE] = rest | Flag.FREE;
         mem[(r + rest) >>> 2] = rest;
-        this.starts[r >>> 9]! |= 1 << ((r >>> 4) & 31);
+        this.markStart(r);
         this.lists.insert(r, rest);
-        this.blockCount++;
         total = need;
       } else {
         mem[(h + total) >>> 2] = total;
@@ -382,27 +384,108 @@ export class FastHeap extends Heap implements HeapOperations {
   // ---------------------------------------------------------------------------------------------
   // Validation.
 
-  /** Whether block `h` of `size` bytes ends inside the heap, at a header that records that size. */
+  /**
+   * Whether block `h` of `size` bytes ends inside the heap, at a recorded start (or the sentinel)
+   * whose header records that size.
+   */
   private sizeAgrees(h: number, size: number): boolean {
     const n = h + size;
-    return size >= Block.MIN && n <= this.top - Block.HEADER && this.mem[n >>> 2] === size;
+    return size >= Block.MIN && n <= this.top - Block.HEADER && this.mem[n >>> 2] === size &&
+      (n === this.top - Block.HEADER || this.isStart(n));
+  }
+
+  /** Whether offset `o` is a recorded block start inside the heap. */
+  protected isStart(o: number): boolean {
+    return (o >>> 0) === o && o < this.top && (o & Flag.MASK) === Block.HEADER && (this.starts[o >>> 9]! & (1 << ((o >>> 4) & 31))) !== 0;
+  }
+
+  private markStart(o: number): void {
+    this.starts[o >>> 9]! |= 1 << ((o >>> 4) & 31);
+    this.blockCount++;
+  }
+
+  private clearStart(o: number): void {
+    this.starts[o >>> 9]! &= ~(1 << ((o >>> 4) & 31));
+    this.blockCount--;
+  }
+
+  /**
+   * Proves the size word of block `h` (a recorded start): its size ends inside the heap at a header
+   * that records it. (Its prev size is proved where it is followed, in freeBefore.)
+   */
+  private checkHeader(h: number, sizeWord: number): void {
+    const size = sizeWord & Flag.SIZE_MASK;
+    if (!this.sizeAgrees(h, size)) this.corrupted(h, `its size ${size} does not match the next header's record of it`);
+  }
+
+  /**
+   * The size of block `n`, a recorded start or the sentinel, when it is free (on a list); 0 when it
+   * is in use or cached. A free block whose header does not prove out is corruption.
+   */
+  private freeSizeAt(n: number): number {
+    const word = this.mem[(n >>> 2) + Word.SIZE]!;
+    if ((word & Flag.FREE) === 0) return 0;
+    const size = word & Flag.SIZE_MASK;
+    if ((word & Flag.MASK) !== Flag.FREE || !this.isStart(n) || !this.sizeAgrees(n, size)) {
+      this.corrupted(n, 'a free block\'s header is damaged (was it written after free?)');
+    }
+    return size;
+  }
+
+  /** The free block just before block `h`, or 0 when that block is in use, cached or absent. */
+  private freeBefore(h: number): number {
+    const prevSize = this.mem[h >>> 2]!;
+    if (prevSize === 0) {
+      if (h !== Block.HEADER) this.corrupted(h, 'its prev size is 0, but it is not the first block');
+      return 0;
+    }
+    const p = h - prevSize;
+    if (!this.isStart(p)) this.corrupted(h, `its prev size ${prevSize} does not lead to a block start`);
+    const word = this.mem[(p >>> 2) + Word.SIZE]!;
+    if ((word & Flag.SIZE_MASK) !== prevSize) this.corrupted(h, `its prev size ${prevSize} disagrees with the block before it`);
+    if ((word & Flag.FREE) === 0) return 0;
+    if ((word & Flag.MASK) !== Flag.FREE) this.corrupted(p, 'a free block\'s header is damaged (was it written after free?)');
+    return p;
+  }
+
+  /** The link of cached block `h`, the head of the cache of class `c`, once proved (see cacheLink). */
+  private cacheNext(h: number, c: number): number {
+    return this.cacheLink(h, c, this.cacheCounts[c]! - 1);
+  }
+
+  /**
+   * The link of block `h` in the cache of class `c`, with `left` blocks after it by the count, once
+   * proved: `h` is a cached block of that size, and its link is 0 where the count ends, else a
+   * recorded start (whose own header is proved when it is reached).
+   */
+  private cacheLink(h: number, c: number, left: number): number {
+    const mem = this.mem;
+    if (!this.isStart(h) || mem[(h >>> 2) + Word.SIZE] !== ((c << 4) | Flag.CACHED)) {
+      this.corrupted(h, `a block in the ${c << 4}-byte cache is not a cached block of that size (was it written after free?)`);
+    }
+    const next = mem[(h >>> 2) + Word.NEXT_FREE]!;
+    if (next === 0 ? left !== 0 : left <= 0 || !this.isStart(next)) {
+      this.corrupted(h, `its cache link ${next} is not a cached block (was it written after free?)`);
+    }
+    return next;
   }
 
   /** The size word of the live block at header offset `h` (inside the heap), or a HeapError. */
   private liveWord(h: number, ptr: number, op: string): number {
+    if (this.destroyed) throw destroyedError();
     if ((h & Flag.MASK) !== Block.HEADER || (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) === 0) {
-      throw this.destroyed ? destroyedError() : invalidPointer(op, ptr);
+      throw invalidPointer(op, ptr);
     }
     const sizeWord = this.mem[(h >>> 2) + Word.SIZE]!;
+    this.checkHeader(h, sizeWord);
     if ((sizeWord & (Flag.FREE | Flag.CACHED)) !== 0) throw doubleFree(op, ptr);
-    const size = sizeWord & Flag.SIZE_MASK;
-    if (!this.sizeAgrees(h, size)) this.corrupted(h, `its size ${size} does not match the next header's record of it`);
     return sizeWord;
   }
 
   /** free() of an address outside the heap: NULL, a large block, or an error. */
   private freeOutsideHeap(ptr: number): void {
     checkAddress('free', ptr);
+    if (this.destroyed) throw destroyedError();
     if (ptr === 0) return;
     const h = ptr - this.base - Block.HEADER;
     if (h >= Block.HEADER && h < this.top) this.liveWord(h, ptr, 'free'); // throws: not a live block
@@ -440,7 +523,10 @@ export class FastHeap extends Heap implements HeapOperations {
     const capacity = block.mapping.size;
     if (name !== undefined) block.name = name;
     // Stay when the mapping still fits and would not be more than half empty.
-    if (size <= capacity && size > capacity / 2) return ptr;
+    if (size <= capacity && size > capacity / 2) {
+      if (this.scribble) block.bytes.fill(SCRIBBLE_BYTE, size);
+      return ptr;
+    }
     if (size >= this.largeThreshold) {
       const moved = this.remapLarge(ptr, block, size);
       if (moved !== 0) return moved;
@@ -549,7 +635,7 @@ export class FastHeap extends Heap implements HeapOperations {
     }
     const h = this.growTop(need);
     if (h === 0) return 0;
-    this.lists.remove(h, this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK);
+    if (!this.lists.remove(h, this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK)) this.corruptedList();
     return h;
   }
 
@@ -563,12 +649,8 @@ export class FastHeap extends Heap implements HeapOperations {
     const arena = this.reservation!;
     const mem = this.mem;
     // A free last block already counts towards the need.
-    let have = 0;
-    if (this.top > 0) {
-      const lastSize = mem[(this.top - Block.HEADER) >>> 2]!;
-      const last = this.top - Block.HEADER - lastSize;
-      if (lastSize !== 0 && (mem[(last >>> 2) + Word.SIZE]! & Flag.FREE) !== 0) have = lastSize;
-    }
+    const last = this.top > 0 ? this.freeBefore(this.top - Block.HEADER) : 0;
+    const have = last === 0 ? 0 : this.top - Block.HEADER - last;
     const overhead = this.top === 0 ? 2 * Block.HEADER : 0;
     // The growth step, or just what the request needs when the step would pass a limit.
     const least = alignPage(need - have + overhead);
@@ -590,8 +672,7 @@ export class FastHeap extends Heap implements HeapOperations {
     mem[(h >>> 2) + Word.SIZE] = size;
     mem[(this.top - Block.HEADER) >>> 2] = size;
     mem[((this.top - Block.HEADER) >>> 2) + Word.SIZE] = 0; // the sentinel: size 0, used
-    this.starts[h >>> 9]! |= 1 << ((h >>> 4) & 31);
-    this.blockCount++;
+    this.markStart(h);
     this.updateTrimThreshold();
     this.release(h, size, false);
     const lastSize = mem[(this.top - Block.HEADER) >>> 2]!;
@@ -605,14 +686,13 @@ export class FastHeap extends Heap implements HeapOperations {
     if (h === Block.HEADER && keep === 0) newTop = 0;
     else if (newTop - Block.HEADER - h < Block.MIN) newTop += page;
     if (newTop >= this.top) return;
-    this.lists.remove(h, size);
+    if (!this.lists.remove(h, size)) this.corruptedList();
     decommit(this.reservation!, newTop, this.top - newTop);
     this.munmapCalls++;
     this.top = newTop;
     this.lists.limit = newTop;
     if (newTop === 0) {
-      this.starts[h >>> 9]! &= ~(1 << ((h >>> 4) & 31));
-      this.blockCount--;
+      this.clearStart(h);
     } else {
       const rest = newTop - Block.HEADER - h;
       this.mem[(h >>> 2) + Word.SIZE] = rest | Flag.FREE;
@@ -632,16 +712,17 @@ export class FastHeap extends Heap implements HeapOperations {
 
   /** Moves every cached block to the free lists, merging it with its free neighbours. */
   protected flushCaches(): void {
-    const mem = this.mem;
+    // Every cache is proved whole first, so a damaged one is reported before any block moves.
+    for (let c = 0; c < this.cacheHeads.length; c++) {
+      for (let h = this.cacheHeads[c]!, left = this.cacheCounts[c]! - 1; h !== 0; left--) h = this.cacheLink(h, c, left);
+    }
     for (let c = 0; c < this.cacheHeads.length; c++) {
       let h = this.cacheHeads[c]!;
-      this.cacheHeads[c] = 0;
-      this.cacheCounts[c] = 0;
       while (h !== 0) {
-        const w = h >>> 2;
-        const next = mem[w + Word.NEXT_FREE]!;
-        if (h >= this.top || mem[w + Word.SIZE] !== ((c << 4) | Flag.CACHED)) this.corrupted(h, 'a cached block was overwritten');
-        mem[w + Word.SIZE] = c << 4;
+        const next = this.mem[(h >>> 2) + Word.NEXT_FREE]!;
+        this.cacheHeads[c] = next;
+        this.cacheCounts[c]!--;
+        this.mem[(h >>> 2) + Word.SIZE] = c << 4;
         this.release(h, c << 4, false);
         h = next;
       }
@@ -650,11 +731,11 @@ export class FastHeap extends Heap implements HeapOperations {
 
   /** Releases every free byte at the top of the heap; all of it when nothing is in use there. */
   override trim(): void {
-    if (this.destroyed || this.top === 0) return;
+    if (this.destroyed) throw destroyedError();
+    if (this.top === 0) return;
     this.flushCaches();
-    const lastSize = this.mem[(this.top - Block.HEADER) >>> 2]!;
-    const last = this.top - Block.HEADER - lastSize;
-    if (lastSize !== 0 && (this.mem[(last >>> 2) + Word.SIZE]! & Flag.FREE) !== 0) this.trimTop(last, lastSize, 0);
+    const last = this.freeBefore(this.top - Block.HEADER);
+    if (last !== 0) this.trimTop(last, this.top - Block.HEADER - last, 0);
   }
 
   private reserveArena(): boolean {
@@ -676,6 +757,7 @@ export class FastHeap extends Heap implements HeapOperations {
     const grown = new Int32Array(Math.max(needWords, 2 * this.starts.length, 1024));
     grown.set(this.starts);
     this.starts = grown;
+    this.lists.starts = grown;
   }
 
   protected mallocLarge(size: number, name: string | undefined): number {
@@ -736,6 +818,7 @@ export class FastHeap extends Heap implements HeapOperations {
     for (let h = Block.HEADER; h < end;) {
       const word = this.mem[(h >>> 2) + Word.SIZE]!;
       const size = word & Flag.SIZE_MASK;
+      if (!this.isStart(h)) this.corrupted(h, 'a block starts where none was recorded');
       if (size < Block.MIN || h + size > end) this.corrupted(h, `size ${size} runs past the end of the heap`);
       const free = (word & (Flag.FREE | Flag.CACHED)) !== 0;
       blocks.push({ address: this.base + h, size, free, name: free ? '' : this.names.get(h) ?? '' });
@@ -745,6 +828,7 @@ export class FastHeap extends Heap implements HeapOperations {
   }
 
   override snapshot(): HeapSnapshot {
+    if (this.destroyed) throw destroyedError();
     const regions: RegionInfo[] = [];
     if (this.top > 0) regions.push({ address: this.base, size: this.top, blocks: this.heapBlocks() });
     for (const block of this.large.values()) {
@@ -752,23 +836,24 @@ export class FastHeap extends Heap implements HeapOperations {
       regions.push({ address, size, blocks: [{ address, size, free: false, name: block.name }] });
     }
     const freeList: number[] = [];
-    const mem = this.mem;
-    for (const head of this.lists.heads) {
-      for (let b = head; b !== 0; b = mem[(b >>> 2) + 2]!) {
-        if (b >= this.top || freeList.length > this.lists.count) this.corruptedList(b);
+    const { heads, count } = this.lists;
+    for (let i = 0; i < heads.length; i++) {
+      for (let b = heads[i]!; b !== 0; b = this.mem[(b >>> 2) + Word.NEXT_FREE]!) {
+        if (freeList.length >= count || !this.lists.isFreeIn(b, i)) this.corruptedList(b);
         freeList.push(this.base + b);
       }
     }
-    for (const head of this.cacheHeads) {
-      for (let b = head; b !== 0; b = mem[(b >>> 2) + Word.NEXT_FREE]!) {
-        if (b >= this.top || freeList.length > this.lists.count + this.cachedBlocks()) this.corruptedList(b);
+    for (let c = 0; c < this.cacheHeads.length; c++) {
+      for (let b = this.cacheHeads[c]!, left = this.cacheCounts[c]! - 1; b !== 0; left--) {
         freeList.push(this.base + b);
+        b = this.cacheLink(b, c, left);
       }
     }
     return { regions, freeList };
   }
 
   override stats(): HeapStats {
+    if (this.destroyed) throw destroyedError();
     const mapped = this.mapped();
     const cached = this.cachedBlocks();
     return {
@@ -852,7 +937,7 @@ export class FastHeap extends Heap implements HeapOperations {
     for (let c = 0; c < this.cacheHeads.length; c++) {
       let count = 0;
       for (let b = this.cacheHeads[c]!; b !== 0; b = mem[(b >>> 2) + Word.NEXT_FREE]!) {
-        if (b >= this.top || count > CACHE_DEPTH) this.corruptedList(b);
+        if (!this.isStart(b) || count > CACHE_DEPTH) this.corruptedList(b);
         if (mem[(b >>> 2) + Word.SIZE] !== ((c << 4) | Flag.CACHED)) this.corrupted(b, `a block in the ${c << 4}-byte cache is not a cached block of that size`);
         count++;
       }
@@ -877,7 +962,7 @@ export class FastHeap extends Heap implements HeapOperations {
       if (nonEmpty) flMap |= 1 << (i >>> 5);
       let prev = 0;
       for (let b = heads[i]!; b !== 0; b = mem[(b >>> 2) + 2]!) {
-        if (b >= this.top || listed++ > freeBlocks) this.corruptedList(b);
+        if (!this.isStart(b) || listed++ > freeBlocks) this.corruptedList(b);
         const word = mem[(b >>> 2) + Word.SIZE]!;
         if ((word & Flag.FREE) === 0) this.corrupted(b, 'a block on a free list is in use');
         if (classOf(word & Flag.SIZE_MASK) !== i) this.corrupted(b, `a block of ${word & Flag.SIZE_MASK} bytes is filed under class ${i}`);

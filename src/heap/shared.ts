@@ -36,7 +36,7 @@ import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
 import type { SharedHeapHandle } from './types.js';
 import { FL_COUNT, SL_COUNT } from '../strategies/tlsf.js';
-import { adoptReservation, releaseReservation, reserveAddressSpace, type Reservation } from '../os/memory.js';
+import { adoptReservation, getPageSize, isMapped, releaseReservation, reserveAddressSpace, type Reservation } from '../os/memory.js';
 import type { HeapStats } from './types.js';
 
 const ARENA_BYTES = 2 ** 30;
@@ -141,7 +141,7 @@ export class SharedHeap extends FastHeap {
         this.slotTaken = new Int32Array(this.control, SLOT_TAKEN_AT, MAX_OPEN);
         this.slot = this.slotTaken.indexOf(0);
         if (this.slot < 0) throw new Error(`Heap.attach: ${MAX_OPEN} heaps are open over this shared heap already; close some first`);
-        this.useArena(adoptReservation(this.floats[F_ADDRESS]!, this.floats[F_SIZE]!));
+        this.useArena(provenArena(this.ints, this.floats, this.control.byteLength));
         this.slotTaken[this.slot] = 1;
         this.ints[I_OPEN]!++;
         this.id = ++this.ints[I_HEAPS]!;
@@ -155,6 +155,7 @@ export class SharedHeap extends FastHeap {
     this.lists.heads = new Uint32Array(this.control, HEADS_AT, FL_COUNT * SL_COUNT);
     this.lists.slMaps = new Int32Array(this.control, SL_MAPS_AT, FL_COUNT);
     this.starts = new Int32Array(this.control, STARTS_AT);
+    this.lists.starts = this.starts;
     this.slotBytes = new Float64Array(this.control, CACHED_BYTES_AT, MAX_OPEN);
     this.slotBlocks = new Int32Array(this.control, CACHED_BLOCKS_AT, MAX_OPEN);
     this.slotBytes[this.slot] = 0;
@@ -220,7 +221,14 @@ export class SharedHeap extends FastHeap {
     // The fields still hold what this heap stored when it last let go, unless another took the lock since.
     if (this.ints[I_HOLDER] === this.id) return;
     const f = this.floats;
-    this.top = f[F_TOP]!;
+    const top = f[F_TOP]!;
+    // The arena's range was proved on attach; a top past it would lead every read out of it.
+    if (!validTop(top, this.reservation!.size)) {
+      this.depth = 0;
+      this.unlock();
+      throw new HeapError('ERR_HEAP_CORRUPTED', `heap corrupted: the control block's top (${top}) is not inside the arena`);
+    }
+    this.top = top;
     this.lists.limit = this.top;
     this.lists.flMap = this.ints[I_FL_MAP]!;
     this.lists.count = f[F_LISTED]!;
@@ -266,9 +274,13 @@ export class SharedHeap extends FastHeap {
       if (h !== 0) {
         const mem = this.mem;
         const w = h >>> 2;
-        if (mem[w + Word.SIZE] === (need | Flag.CACHED)) {
-          this.cacheHeads[c] = mem[w + Word.NEXT_FREE]!;
-          this.cacheCounts[c]!--;
+        const next = mem[w + Word.NEXT_FREE]!;
+        const left = this.cacheCounts[c]! - 1;
+        // As in FastHeap.malloc: the link is 0 at the cache's last block, else a recorded block start.
+        if (mem[w + Word.SIZE] === (need | Flag.CACHED) && (next === 0 ? left === 0 : left > 0 && next < this.top &&
+            (next & Flag.MASK) === Block.HEADER && (this.starts[next >>> 9]! & (1 << ((next >>> 4) & 31))) !== 0)) {
+          this.cacheHeads[c] = next;
+          this.cacheCounts[c] = left;
           mem[w + Word.SIZE] = need;
           this.slotBlocks[this.slot] = --this.cachedHere;
           this.slotBytes[this.slot] = this.cachedBytesHere -= need;
@@ -340,6 +352,14 @@ export class SharedHeap extends FastHeap {
     } finally {
       this.leave();
     }
+  }
+
+  /**
+   * Claims used block `w` for a free under the lock with a compare-and-swap, as the lock-free free
+   * claims it for a cache: of two threads freeing one block, whatever their paths, one wins.
+   */
+  protected override claim(w: number, sizeWord: number): boolean {
+    return Atomics.compareExchange(this.mem, w + Word.SIZE, sizeWord, sizeWord | Flag.FREE) === sizeWord;
   }
 
   /** The caches go back to the free lists (when the heap would grow, on trim, on close). */
@@ -478,6 +498,11 @@ export class SharedHeap extends FastHeap {
         if (!(e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED')) throw e;
       }
     }
+    // The lock-free paths see an empty cache and an empty heap from now on, and take the locked
+    // paths, which refuse a closed heap.
+    this.cacheHeads.fill(0);
+    this.cacheCounts.fill(0);
+    this.top = 0;
     this.lock();
     try {
       this.closed = true;
@@ -510,6 +535,27 @@ export class SharedHeap extends FastHeap {
 
 function noNames(op: string): never {
   throw new TypeError(`${op}: a shared heap keeps no block names (a name lives in one thread's memory)`);
+}
+
+function validTop(top: number, arenaSize: number): boolean {
+  return Number.isSafeInteger(top) && top >= 0 && top <= arenaSize && top % getPageSize() === 0;
+}
+
+/**
+ * The arena a control block describes, once proved: a range of the right size for the control
+ * block, mapped in this process, with a top inside it, under a heap still open. The control block
+ * is JavaScript memory, out of native code's reach, but a handle can come from anywhere.
+ */
+function provenArena(ints: Int32Array, floats: Float64Array, controlBytes: number): Reservation {
+  const address = floats[F_ADDRESS]!;
+  const size = floats[F_SIZE]!;
+  const page = getPageSize();
+  if (!Number.isSafeInteger(size) || size < ARENA_MIN_BYTES || size > ARENA_BYTES || size % page !== 0 ||
+      controlBytes !== STARTS_AT + size / 128 || !validTop(floats[F_TOP]!, size) || ints[I_OPEN]! < 1 ||
+      !isMapped(address, size)) {
+    throw new TypeError('Heap.attach: the handle\'s control block does not describe a live shared heap (its arena, size or top is damaged)');
+  }
+  return adoptReservation(address, size);
 }
 
 /** Heap.attach: checks the handle and opens a heap over its arena. */

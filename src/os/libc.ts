@@ -57,6 +57,8 @@ export interface Libc {
   /** Linux's mremap with MREMAP_MAYMOVE: resizes a mapping, moving it if need be. Absent elsewhere. */
   mremap: ((addr: number, oldLength: number, newLength: number, flags: number) => number) | undefined;
   sysconf(name: number): number;
+  /** mincore: 0 when every page of the range is mapped (whatever its protection), -1 (ENOMEM) when not. */
+  mincore(addr: number, length: number, vec: Uint8Array): number;
   /** The calling thread's errno, read right after a failed call. */
   errno(): number;
   /** The koffi library handle, for interop modules that bind more of libc. */
@@ -81,6 +83,7 @@ export function libc(): Libc {
     memset: library.func('intptr_t memset(intptr_t dst, int c, size_t n)'),
     mremap: platform === 'linux' ? library.func('intptr_t mremap(intptr_t addr, size_t old_length, size_t new_length, int flags)') : undefined,
     sysconf: library.func('long sysconf(int name)'),
+    mincore: library.func('int mincore(intptr_t addr, size_t length, _Out_ uint8_t *vec)'),
     errno: () => koffi.errno(),
     library,
   };

@@ -130,7 +130,18 @@ export function decommit(reservation: Reservation, offset: number, length: numbe
   if (got !== at) throw new Error(`decommit of ${length} bytes at 0x${at.toString(16)} failed, errno ${lib.errno()}`);
 }
 
-/** Returns a whole reservation to the kernel, detaching its buffer where the runtime can. */
+/**
+ * Whether every page of [address, address + size) is mapped in this process, whatever its
+ * protection: one mincore call, so a range taken from untrusted data is proved before a view is
+ * made over it (a view over unmapped memory kills the process at its first read).
+ */
+export function isMapped(address: number, size: number): boolean {
+  const page = getPageSize();
+  if (!Number.isSafeInteger(address) || address <= 0 || address % page !== 0 || address + size > MAX_ADDRESS ||
+      !Number.isSafeInteger(size) || size <= 0 || size % page !== 0) return false;
+  return libc().mincore(address, size, new Uint8Array(size / page)) === 0;
+}
+
 /**
  * A view of this thread's own over a range another thread reserved (the arena of a shared heap).
  * The caller vouches for the range: it comes from the control block its creator wrote.
@@ -143,6 +154,7 @@ export function adoptReservation(address: number, size: number): Reservation {
   return { address, size, buffer: nativeView(address, size), mapped: true };
 }
 
+/** Returns a whole reservation to the kernel, detaching its buffer where the runtime can. */
 export function releaseReservation(reservation: Reservation): void {
   unmapMemory(reservation);
 }

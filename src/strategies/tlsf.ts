@@ -9,8 +9,15 @@
 //
 // The lists are doubly linked through the free blocks themselves (see src/layout/fast.ts), by
 // header offset; the heads and bitmaps live here.
+//
+// The links live in native memory, where a write after free can put any value, so none is followed
+// before it is proved: a link must be 0 or the offset of a recorded block start (the start bitmap,
+// which native code cannot reach) below `limit`, whose header says free, of a size filed under the
+// same class, whose own link back is the block it was reached from. A link that fails makes the
+// operation refuse (remove returns false, takeFit -1) before anything is written, and `damaged`
+// names the block whose link failed.
 
-import { Flag, Word } from '../layout/fast.js';
+import { Block, Flag, Word } from '../layout/fast.js';
 
 export const SL_LOG2 = 5;
 export const SL_COUNT = 1 << SL_LOG2;
@@ -42,6 +49,8 @@ export class SegregatedLists {
   limit = 0;
   /** The block whose links were last found damaged, for the error message. */
   damaged = 0;
+  /** Bit (offset >>> 4) is set where a block header starts; kept by the heap. */
+  starts: Int32Array<ArrayBufferLike> = new Int32Array(0);
 
   constructor(mem: Uint32Array) {
     this.mem = mem;
@@ -60,13 +69,29 @@ export class SegregatedLists {
     this.count++;
   }
 
-  /** Takes `block`, of `size` bytes, off its list. Returns false if its links are damaged. */
+  /**
+   * Whether `b` (non-zero) is a free block filed under class `i`: a recorded start below the limit
+   * whose header says free, of a size in that class that ends inside the heap.
+   */
+  isFreeIn(b: number, i: number): boolean {
+    if (b >= this.limit || (b & Flag.MASK) !== Block.HEADER || (this.starts[b >>> 9]! & (1 << ((b >>> 4) & 31))) === 0) return false;
+    const word = this.mem[(b >>> 2) + Word.SIZE]!;
+    const size = word & Flag.SIZE_MASK;
+    return (word & Flag.MASK) === Flag.FREE && size >= Block.MIN && b + size <= this.limit - Block.HEADER && classOf(size) === i;
+  }
+
+  /** Takes `block`, a free block of `size` bytes, off its list. Returns false if its links are damaged. */
   remove(block: number, size: number): boolean {
+    const mem = this.mem;
     const w = block >>> 2;
-    const next = this.mem[w + Word.NEXT_FREE]!;
-    const prev = this.mem[w + Word.PREV_FREE]!;
+    const next = mem[w + Word.NEXT_FREE]!;
+    const prev = mem[w + Word.PREV_FREE]!;
     const i = classOf(size);
-    if (next >= this.limit || prev >= this.limit || (prev === 0 && this.heads[i] !== block)) {
+    if (prev === 0 ? this.heads[i] !== block : !this.isFreeIn(prev, i) || mem[(prev >>> 2) + Word.NEXT_FREE] !== block) {
+      this.damaged = block;
+      return false;
+    }
+    if (next !== 0 && (!this.isFreeIn(next, i) || mem[(next >>> 2) + Word.PREV_FREE] !== block)) {
       this.damaged = block;
       return false;
     }
@@ -96,7 +121,7 @@ export class SegregatedLists {
       // The class of `size` itself may hold blocks that fit: its first one is worth one look.
       const own = classOf(size);
       const first = this.heads[own]!;
-      if (first !== 0 && (this.mem[(first >>> 2) + Word.SIZE]! & Flag.SIZE_MASK) >= size) return this.popHead(own);
+      if (first !== 0 && first < this.limit && (this.mem[(first >>> 2) + Word.SIZE]! & Flag.SIZE_MASK) >= size) return this.popHead(own);
       const rounded = size + (1 << (31 - Math.clz32(size) - SL_LOG2)) - 1;
       const f = 31 - Math.clz32(rounded);
       fl = f - FL_SHIFT;
@@ -115,9 +140,14 @@ export class SegregatedLists {
 
   /** Takes the first block of class `i` (which is not empty); -1 if its links are damaged. */
   private popHead(i: number): number {
+    const mem = this.mem;
     const block = this.heads[i]!;
-    const next = this.mem[(block >>> 2) + Word.NEXT_FREE]!;
-    if (next >= this.limit) {
+    if (!this.isFreeIn(block, i) || mem[(block >>> 2) + Word.PREV_FREE] !== 0) {
+      this.damaged = block;
+      return -1;
+    }
+    const next = mem[(block >>> 2) + Word.NEXT_FREE]!;
+    if (next !== 0 && (!this.isFreeIn(next, i) || mem[(next >>> 2) + Word.PREV_FREE] !== block)) {
       this.damaged = block;
       return -1;
     }
