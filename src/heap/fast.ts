@@ -331,7 +331,7 @@ export class FastHeap extends Heap implements HeapOperations {
 
     if (need <= current) {
       // Scribbled: the bytes past the new size, so that whatever the block regains later reads 0xAA.
-      if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER + size, h + need);
+      if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER + size, h + (current - need >= Block.MIN ? need : current));
       if (current - need >= Block.MIN) {
         // Shrink: the tail becomes a block of its own, freed (and merged with a free next block).
         const t = h + need;
