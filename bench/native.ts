@@ -1,0 +1,142 @@
+// npm run bench:native [-- --repeat N] [TRACE...]
+//
+// ffi-heap against native C: glibc's malloc called from C (bench/native/glibc.c, compiled here
+// with the machine's C compiler into build/bench/), with glibc through koffi beside it. Two
+// measures, as issue targets quote them:
+// - the 64-byte malloc+free pair (and a few other sizes): median ns over rounds, spread beside it;
+// - trace replay: the best of N timed passes over each trace, after untimed warm-up passes, for
+//   native glibc, ffi-heap's fast preset and glibc through koffi (the replay tool's `libc`).
+// Without a C compiler it says so and measures nothing native.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Heap } from '../src/index.js';
+import { formatTrace, readTrace, type Trace } from '../src/trace/format.js';
+import { allocatorNamed, replay } from '../src/trace/replay.js';
+import { runtimeName } from './runtime.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const source = join(root, 'bench/native/glibc.c');
+const binary = join(root, 'build/bench/native-glibc');
+
+interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+function compile(): boolean {
+  for (const cc of [process.env['CC'] ?? 'cc', 'gcc', 'clang']) {
+    const run = spawnSync(cc, ['-O2', '-o', binary, source], { encoding: 'utf8' });
+    if (run.status === 0) return true;
+  }
+  return false;
+}
+
+function native(args: readonly string[]): Record<string, number> {
+  const run = spawnSync(binary, args, { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`native-glibc ${args.join(' ')} failed: ${run.stderr}`);
+  return JSON.parse(run.stdout) as Record<string, number>;
+}
+
+function spread(values: number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { median: sorted[sorted.length >> 1]!, min: sorted[0]!, max: sorted[sorted.length - 1]! };
+}
+
+// The JavaScript pair loop is compiled once per size (new Function), so that each size's loop gets
+// JIT feedback of its own, as each row of `npm run bench` does.
+const PAIR_LOOP = `
+  const t0 = performance.now();
+  let sink = 0;
+  for (let i = 0; i < pairs; i++) {
+    const p = heap.malloc(size);
+    sink += p & 1;
+    heap.free(p);
+  }
+  if (sink < 0) throw new Error('unreachable');
+  return (performance.now() - t0) * 1e6 / pairs;`;
+
+function heapPair(size: number, pairs: number, rounds: number): Spread {
+  const heap = new Heap();
+  const loop = new Function('heap', 'size', 'pairs', PAIR_LOOP) as (h: Heap, s: number, n: number) => number;
+  loop(heap, size, pairs);
+  const ns: number[] = [];
+  for (let r = 0; r < rounds; r++) ns.push(loop(heap, size, pairs));
+  heap.destroy();
+  return spread(ns);
+}
+
+const fmt = (s: Spread): string => `${s.median.toFixed(1)} ns (${s.min.toFixed(1)}-${s.max.toFixed(1)})`;
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  let repeat = 5;
+  const files: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--repeat') repeat = Number(args[++i]);
+    else if (args[i] === '--help' || args[i] === '-h') {
+      process.stdout.write('usage: npm run bench:native [-- --repeat N] [TRACE...]\n');
+      return;
+    } else files.push(args[i]!);
+  }
+  if (!Number.isSafeInteger(repeat) || repeat < 1) throw new RangeError(`--repeat must be a positive whole number, got ${args.join(' ')}`);
+  if (files.length === 0) {
+    const shared = join(root, '../shared/traces');
+    try {
+      for (const f of readdirSync(shared).sort()) if (f.endsWith('.rep.gz')) files.push(join(shared, f));
+    } catch {
+      // No shared traces beside the project: the fixtures alone.
+    }
+    for (const f of readdirSync(join(root, 'test/fixtures')).sort()) if (f.endsWith('.rep')) files.push(join(root, 'test/fixtures', f));
+  }
+  if (!compile()) {
+    process.stdout.write('No C compiler (cc, gcc or clang) here: the native baseline is skipped.\n');
+    return;
+  }
+  process.stdout.write(`ffi-heap against native C glibc, ${runtimeName()}, ${new Date().toISOString().slice(0, 10)}\n\n`);
+  process.stdout.write('malloc+free pair: median of 15 rounds of 1,000,000 pairs (min-max)\n');
+  process.stdout.write('size   native glibc (C)        ffi-heap fast            ratio\n');
+  for (const size of [16, 64, 256, 1024]) {
+    const c = native(['pair', String(size), '1000000', '15']);
+    const cs: Spread = { median: c['medianNs']!, min: c['minNs']!, max: c['maxNs']! };
+    const js = heapPair(size, 1_000_000, 15);
+    process.stdout.write(`${String(size).padStart(4)}   ${fmt(cs).padEnd(22)}  ${fmt(js).padEnd(22)}  ${(js.median / cs.median).toFixed(2)}\n`);
+  }
+
+  process.stdout.write(`\nreplay: best of ${repeat} timed passes, in millions of requests a second (ratio to native glibc)\n`);
+  process.stdout.write('trace                 ops      native glibc   ffi-heap fast   glibc via koffi\n');
+  const dir = mkdtempSync(join(tmpdir(), 'ffi-heap-native-'));
+  const totals = { ops: 0, native: 0, heap: 0, koffi: 0 };
+  try {
+    for (const file of files) {
+      const trace: Trace = readTrace(file);
+      const plain = join(dir, 'trace.rep');
+      writeFileSync(plain, formatTrace(trace));
+      const c = native(['replay', plain, String(repeat)]);
+      const heap = await replay(trace, allocatorNamed('ffi-heap'), { repeat });
+      const koffi = await replay(trace, allocatorNamed('libc'), { repeat });
+      if (!heap.verified || !koffi.verified) throw new Error(`${trace.name}: ${heap.error ?? koffi.error}`);
+      const mops = (seconds: number): string => (trace.kinds.length / seconds / 1e6).toFixed(1);
+      const ratio = (seconds: number): string => (c['seconds']! / seconds).toFixed(2);
+      process.stdout.write(`${trace.name.padEnd(20)} ${String(trace.kinds.length).padStart(8)}   ${mops(c['seconds']!).padStart(12)}` +
+        `   ${`${mops(heap.seconds)} (${ratio(heap.seconds)})`.padStart(13)}   ${`${mops(koffi.seconds)} (${ratio(koffi.seconds)})`.padStart(15)}\n`);
+      totals.ops += trace.kinds.length;
+      totals.native += c['seconds']!;
+      totals.heap += heap.seconds;
+      totals.koffi += koffi.seconds;
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const mops = (seconds: number): string => (totals.ops / seconds / 1e6).toFixed(1);
+  process.stdout.write(`${'TOTAL'.padEnd(20)} ${String(totals.ops).padStart(8)}   ${mops(totals.native).padStart(12)}` +
+    `   ${`${mops(totals.heap)} (${(totals.native / totals.heap).toFixed(2)})`.padStart(13)}` +
+    `   ${`${mops(totals.koffi)} (${(totals.native / totals.koffi).toFixed(2)})`.padStart(15)}\n`);
+  process.stdout.write(`ffi-heap against glibc via koffi, total: ${(totals.koffi / totals.heap).toFixed(2)} times its throughput\n`);
+}
+
+await main();
