@@ -152,6 +152,63 @@ const GENERATORS: Readonly<Record<string, { about: string; run: Generator }>> = 
       }
     },
   },
+  builder: {
+    about: 'a string builder: one buffer grown by realloc through the medium sizes, small long-lived objects allocated between its steps',
+    run: (b, ops, rnd) => {
+      while (b.ops < ops) {
+        let size = between(rnd, 32, 128);
+        const buffer = b.alloc(size);
+        const objects: number[] = [];
+        while (size < 256 * 1024 && b.ops < ops) {
+          size += between(rnd, size >> 3, size >> 1);
+          b.realloc(buffer, size);
+          for (let k = between(rnd, 1, 3); k > 0; k--) objects.push(b.alloc(between(rnd, 16, 96)));
+        }
+        b.free(buffer);
+        // Most of the small objects outlive the buffer, as a parser's nodes outlive its text.
+        for (const id of objects) if (rnd() < 0.2) b.free(id);
+      }
+    },
+  },
+  alternate: {
+    about: 'small and medium blocks alternate, the small ones are freed, then requests a little larger than the medium ones come',
+    run: (b, ops, rnd) => {
+      while (b.ops < ops) {
+        const small: number[] = [];
+        const medium: number[] = [];
+        const base = pick(rnd, [1024, 2048, 4096, 8192]);
+        const pairs = Math.max(8, Math.floor(ops / 20));
+        for (let i = 0; i < pairs; i++) {
+          small.push(b.alloc(between(rnd, 16, 128)));
+          medium.push(b.alloc(between(rnd, base, base + base / 4)));
+        }
+        for (const id of small) b.free(id);
+        for (let i = 0; i < pairs; i++) medium.push(b.alloc(between(rnd, base + base / 4, base + base / 2)));
+        for (const id of medium) b.free(id);
+      }
+    },
+  },
+  sizes: {
+    about: 'many sizes, few blocks each: a thousand distinct sizes from 8 B to 64 KiB, one to three blocks of each, freed at random',
+    run: (b, ops, rnd) => {
+      const pool: number[] = [];
+      while (b.ops < ops) {
+        const size = logUniform(rnd, 8, 65536);
+        for (let k = between(rnd, 1, 3); k > 0; k--) pool.push(b.alloc(size));
+        while (pool.length > 64 && rnd() < 0.6) freeRandom(b, pool, rnd);
+      }
+    },
+  },
+  uniform: {
+    about: 'random sizes: uniform requests from 8 B to 64 KiB, freed at random',
+    run: (b, ops, rnd) => {
+      const pool: number[] = [];
+      while (b.ops < ops) {
+        if (pool.length === 0 || rnd() < 0.55) pool.push(b.alloc(between(rnd, 8, 65536)));
+        else freeRandom(b, pool, rnd);
+      }
+    },
+  },
   mixed: {
     about: 'long-lived plus short-lived: a growing set of long-lived objects among many temporaries',
     run: (b, ops, rnd) => {
