@@ -25,13 +25,19 @@ export function opArbitrary(writesAfterFree: boolean): fc.Arbitrary<Op> {
     { weight: 1, arbitrary: fc.constant({ kind: 'trim' as const }) },
   ];
   if (writesAfterFree) {
+    ops.push({ weight: 2, arbitrary: fc.constant({ kind: 'check' as const }) });
     ops.push({
-      weight: 8,
+      weight: 12,
       arbitrary: fc.record({
         kind: fc.constant('writeFreed' as const),
         pick: fc.nat(),
-        offset: fc.oneof(fc.nat(32), fc.nat()),
-        value: fc.oneof(fc.nat(0xffff), fc.nat(0xffff_ffff), fc.constantFrom(0, 1, 8, 16, 0x7fff_fff0, 0xffff_ffff)),
+        // Mostly a freed block's first words (where links live), as a dangling pointer writes them.
+        offset: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(0, 4, 8, 12) }, { weight: 1, arbitrary: fc.nat() }),
+        value: fc.oneof(
+          fc.integer({ min: 0, max: 2 ** 30 }).map((v) => v & ~7),
+          fc.nat(0xffff_ffff),
+          fc.constantFrom(0, 1, 8, 16, 0x100000, 0x7fff_fff0, 0xffff_ffff),
+        ),
         width: fc.constantFrom(1 as const, 4 as const, 8 as const),
       }),
     });
@@ -51,13 +57,15 @@ export function randomOp(next: () => number, writesAfterFree: boolean): Op {
     const r = next() * 24;
     return r < 20 ? nat(300) : r < 23 ? nat(16384) : LARGE + nat(65536);
   };
-  const r = next() * (writesAfterFree ? 36 : 28);
+  const r = next() * (writesAfterFree ? 42 : 28);
   if (r < 10) return { kind: 'malloc', size: pickSize(), calloc: next() < 0.5 };
   if (r < 12) return { kind: 'burst', count: 1 + nat(2999), size: nat(300) };
   if (r < 17) return { kind: 'realloc', pick: nat(2 ** 31), size: next() < 0.15 ? 0 : pickSize() };
   if (r < 25) return { kind: 'free', pick: nat(2 ** 31), count: next() < 0.8 ? 1 : 2 + nat(998) };
   if (r < 27) return { kind: 'misuse', what: nat(3), pick: nat(2 ** 31), arg: nat(2 ** 31) };
   if (r < 28) return { kind: 'trim' };
+  if (r < 30) return { kind: 'check' };
   const width = ([1, 4, 8] as const)[nat(2)]!;
-  return { kind: 'writeFreed', pick: nat(2 ** 31), offset: next() < 0.5 ? nat(32) : nat(2 ** 31), value: next() < 0.5 ? nat(0xffff) : nat(0xffff_ffff), width };
+  const offset = next() < 0.8 ? 4 * nat(3) : nat(2 ** 31);
+  return { kind: 'writeFreed', pick: nat(2 ** 31), offset, value: next() < 0.5 ? nat(2 ** 30) & ~7 : nat(0xffff_ffff), width };
 }
