@@ -1,30 +1,47 @@
-// What a user of malloc relies on, whatever the layout, proved for every preset: scribbling,
-// calloc, data integrity, leak totals, stats, addresses that C accepts, memory that goes back to
-// the kernel, and random workloads that keep every byte.
+// What a user of malloc relies on, whatever the layout, proved for every entry of PRESETS
+// (./presets.ts): scribbling, calloc, data integrity, leak totals, stats, addresses that C accepts,
+// memory that goes back to the kernel, and random workloads that keep every byte. Where a preset
+// differs by design, the case reads its capability flag and asserts the declared behaviour instead.
 
 import { randomFillSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import koffi from 'koffi';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Heap, type Preset } from '../src/index.js';
-import { checkPattern, fillPattern, random } from './helpers.js';
+import { Heap, type HeapOptions } from '../src/index.js';
+import { checkPattern, fillPattern, nameFor, random } from './helpers.js';
+import { makeHeap, PRESETS } from './presets.js';
 
 const libc = koffi.load('libc.so.6');
 const strlen = libc.func('size_t strlen(intptr_t s)');
 const memset = libc.func('intptr_t memset(intptr_t s, int c, size_t n)');
-
-/** Header bytes before the data, per preset (what the leak report's block addresses are). */
-const HEADER: Record<Preset, number> = { classic: 64, fast: 8 };
 
 function virtualSize(): number {
   const match = /VmSize:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
   return Number(match![1]) * 1024;
 }
 
-for (const preset of ['classic', 'fast'] as const) {
-  const test = suite(`${preset} preset`);
-  const make = (options: { scribble?: boolean } = {}): Heap => new Heap({ preset, ...options });
+/** The whole size of the block holding the data at `ptr`, as the snapshot shows it. */
+function blockSize(heap: Heap, ptr: number): number {
+  const block = heap.snapshot().regions.flatMap((r) => r.blocks).find((b) => b.address < ptr && ptr < b.address + b.size);
+  assert.ok(block !== undefined, `no block holds 0x${ptr.toString(16)}`);
+  return block.size;
+}
+
+for (const preset of PRESETS) {
+  const test = suite(`${preset.name} preset`);
+  const make = (options: HeapOptions = {}): Heap => makeHeap(preset, options);
+  const named = (name: string): string | undefined => nameFor(preset, name);
+  /** A small block's whole size: usable bytes plus header, except in debug mode, where canaries and rounding add more. */
+  const sizeOf = (heap: Heap, ptr: number): number => {
+    const size = blockSize(heap, ptr);
+    if (!preset.debugChecks) assert.is(size, heap.usableSize(ptr) + preset.header);
+    return size;
+  };
+  /** Debug mode holds freed blocks in use until its quarantine is emptied; elsewhere this does nothing. */
+  const drain = (heap: Heap): void => {
+    if (preset.debugChecks) heap.trim();
+  };
 
   test('scribble fills every new allocation with 0xAA, read as ints and longs', () => {
     const heap = make({ scribble: true });
@@ -35,10 +52,11 @@ for (const preset of ['classic', 'fast'] as const) {
     assert.ok(ints.every((v) => v === (0xaaaaaaaa | 0)));
     assert.ok(longs.every((v) => v === 0xaaaaaaaaaaaaaaaan));
     bytes.fill(0);
-    heap.malloc(4096 - 128 - 64, 'fills the page'); // classic: no free tail, so p is the only free block
+    heap.malloc(4096 - 128 - 64, named('fills the page')); // classic: no free tail, so p is the only free block
     heap.free(p);
-    const again = heap.malloc(64); // the same block comes back, scribbled again
-    assert.is(again, p);
+    const again = heap.malloc(64); // the same block comes back, scribbled again (debug: a fresh one, scribbled)
+    if (preset.debugChecks) assert.is.not(again, p, 'a freed block stays in quarantine');
+    else assert.is(again, p);
     assert.ok(heap.bytes(again, 64).every((v) => v === 0xaa));
     heap.destroy();
   });
@@ -48,20 +66,26 @@ for (const preset of ['classic', 'fast'] as const) {
     const a = heap.malloc(16);
     const old = heap.usableSize(a);
     heap.bytes(a).fill(1);
-    assert.is(heap.realloc(a, 1000), a);
-    const bytes = heap.bytes(a, 1000);
+    const grown = heap.realloc(a, 1000);
+    if (!preset.debugChecks) assert.is(grown, a, 'grown in place'); // debug: realloc always moves
+    const bytes = heap.bytes(grown, 1000);
     assert.ok(bytes.subarray(0, old).every((v) => v === 1));
     assert.ok(bytes.subarray(old).every((v) => v === 0xaa));
     heap.destroy();
   });
 
-  test('without scribble, a reused block is not filled', () => {
+  test('without scribble, a reused block is not filled (debug: a freed block is not reused at once)', () => {
     const heap = make();
     const p = heap.malloc(64);
     heap.bytes(p).fill(7);
-    heap.malloc(4096 - 128 - 64, 'fills the page');
+    heap.malloc(4096 - 128 - 64, named('fills the page'));
     heap.free(p);
     const q = heap.malloc(64);
+    if (preset.debugChecks) {
+      assert.is.not(q, p, 'a freed block stays in quarantine');
+      heap.destroy();
+      return;
+    }
     assert.is(q, p);
     // bytes 16.. of the old data survive (the first 16 may hold free-list links)
     assert.ok(heap.bytes(q, 64).subarray(16).every((v) => v === 7));
@@ -83,7 +107,7 @@ for (const preset of ['classic', 'fast'] as const) {
   test('a 1 MB block of random bytes reads back unchanged', () => {
     const heap = make();
     const size = 1 << 20;
-    const p = heap.malloc(size, '1 MB');
+    const p = heap.malloc(size, named('1 MB'));
     const original = randomFillSync(new Uint8Array(size));
     heap.bytes(p, size).set(original);
     const others = Array.from({ length: 50 }, (_, i) => heap.malloc(1000 + i * 10));
@@ -96,7 +120,7 @@ for (const preset of ['classic', 'fast'] as const) {
   test('addresses are real native pointers: C reads what JavaScript wrote, and the reverse', () => {
     const heap = make();
     for (const size of [64, 1 << 20]) {
-      const p = heap.malloc(size, 'C string');
+      const p = heap.malloc(size, named('C string'));
       const text = 'hello from ffi-heap';
       heap.bytes(p).set(Buffer.from(text + '\0', 'utf8'));
       assert.is(strlen(p), text.length);
@@ -128,23 +152,24 @@ for (const preset of ['classic', 'fast'] as const) {
     assert.ok(a !== 0 && b !== 0 && a !== b);
     heap.free(a);
     heap.free(b);
+    drain(heap);
     assert.is(heap.stats().inUse, 0);
     heap.destroy();
   });
 
   test('the leak report lists live blocks in address order and totals them', () => {
     const heap = make();
-    const a = heap.malloc(100, 'leak A');
-    const b = heap.malloc(10, 'leak B');
-    const c = heap.malloc(1000, 'freed');
+    const a = heap.malloc(100, named('leak A'));
+    const b = heap.malloc(10, named('leak B'));
+    const c = heap.malloc(1000, named('freed'));
     heap.free(c);
     const hex = (n: number): string => '0x' + n.toString(16);
-    const sizeA = heap.usableSize(a) + HEADER[preset];
-    const sizeB = heap.usableSize(b) + HEADER[preset];
+    const sizeA = sizeOf(heap, a);
+    const sizeB = sizeOf(heap, b);
     assert.is(heap.leakReport(),
       '-- Leak Check --\n' +
-      `[BLOCK ${hex(a - HEADER[preset])}] ${sizeA}\t'leak A'\n` +
-      `[BLOCK ${hex(b - HEADER[preset])}] ${sizeB}\t'leak B'\n` +
+      `[BLOCK ${hex(a - preset.header)}] ${sizeA}\t'${named('leak A') ?? ''}'\n` +
+      `[BLOCK ${hex(b - preset.header)}] ${sizeB}\t'${named('leak B') ?? ''}'\n` +
       `\n-- Summary --\n2 blocks lost (${sizeA + sizeB} bytes)\n`);
     heap.free(a);
     assert.match(heap.leakReport(), new RegExp(`\\n1 blocks lost \\(${sizeB} bytes\\)\\n$`));
@@ -153,8 +178,16 @@ for (const preset of ['classic', 'fast'] as const) {
     heap.destroy();
   });
 
-  test('names show in the printout and follow a block through realloc', () => {
+  test('names show in the printout and follow a block through realloc (or, where names are refused, a TypeError)', () => {
     const heap = make();
+    if (!preset.names) {
+      assert.throws(() => heap.malloc(100, 'first'), (e: Error) => e instanceof TypeError && /no block names/.test(e.message));
+      const p = heap.malloc(100);
+      assert.throws(() => heap.realloc(p, 50, 'renamed'), (e: Error) => e instanceof TypeError);
+      assert.is(heap.stats().usedBlocks, 1, 'the refused calls allocated nothing');
+      heap.destroy();
+      return;
+    }
     const a = heap.malloc(100, 'first');
     assert.match(heap.formatMemory(), /\[USED\]\t'first'\n/);
     const b = heap.realloc(a, 50, 'renamed');
@@ -162,7 +195,7 @@ for (const preset of ['classic', 'fast'] as const) {
     heap.malloc(100, 'pin');
     const c = heap.realloc(b, 100_000);
     assert.is(heap.snapshot().regions.flatMap((r) => r.blocks).find((x) => !x.free && x.name === 'renamed')!.size,
-      heap.usableSize(c) + HEADER[preset]);
+      sizeOf(heap, c));
     heap.destroy();
   });
 
@@ -171,7 +204,7 @@ for (const preset of ['classic', 'fast'] as const) {
     const sizes = [100, 5000, 10, 70_000, 3_000_000];
     const ptrs = sizes.map((n) => heap.malloc(n));
     let s = heap.stats();
-    const blockBytes = ptrs.reduce((sum, p) => sum + heap.usableSize(p) + HEADER[preset], 0);
+    const blockBytes = ptrs.reduce((sum, p) => sum + blockSize(heap, p), 0);
     assert.is(s.usedBlocks, sizes.length);
     assert.ok(s.inUse >= sizes.reduce((a, b) => a + b, 0));
     assert.ok(s.inUse <= blockBytes, `inUse ${s.inUse} vs blocks ${blockBytes}`);
@@ -189,18 +222,20 @@ for (const preset of ['classic', 'fast'] as const) {
     heap.destroy();
   });
 
-  test('50 rounds of 10 allocations of up to 20 MB, all freed, give every byte back', () => {
+  // Debug mode fills every freed byte and checks it as the quarantine drains: 5 rounds there, not 50.
+  const rounds = preset.debugChecks ? 5 : 50;
+  test(`${rounds} rounds of 10 allocations of up to 20 MB, all freed, give every byte back`, () => {
     const heap = make();
     heap.free(heap.malloc(1)); // the fast preset reserves its address space on first use
     heap.trim();
     const next = random(11);
     const before = virtualSize();
     let peak = before;
-    for (let round = 0; round < 50; round++) {
+    for (let round = 0; round < rounds; round++) {
       const blocks: Array<[ptr: number, size: number]> = [];
       for (let i = 0; i < 10; i++) {
         const size = 1 + Math.floor(next() * 20 * 1024 * 1024);
-        const p = heap.malloc(size, `round ${round}`);
+        const p = heap.malloc(size, named(`round ${round}`));
         assert.ok(p !== 0);
         const bytes = heap.bytes(p, size);
         bytes[0] = round;
@@ -224,11 +259,12 @@ for (const preset of ['classic', 'fast'] as const) {
   });
 
   test('random workload: every live block keeps its bytes and every invariant holds', () => {
-    const variants = preset === 'classic'
+    // Every fit of the classic engine, where the preset runs it; scribble on and off everywhere.
+    const variants: HeapOptions[] = preset.options.preset === 'classic' && !preset.debugChecks
       ? (['first_fit', 'best_fit', 'worst_fit'] as const).map((algorithm) => ({ algorithm, scribble: algorithm === 'best_fit' }))
       : [{ scribble: false }, { scribble: true }];
     for (const options of variants) {
-      const heap = new Heap({ preset, ...options });
+      const heap = make(options);
       const next = random(42);
       const live = new Map<number, { size: number; seed: number }>();
       for (let step = 0; step < 4000; step++) {

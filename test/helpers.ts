@@ -1,6 +1,7 @@
 // Shared by the test suites: expected print_memory text built from a layout, and byte patterns.
 
 import type { Heap } from '../src/index.js';
+import type { TestPreset } from './presets.js';
 
 export type State = 'USED' | 'FREE';
 /** One block as the print shows it: size with header, state, name. */
@@ -47,6 +48,11 @@ export function checkPattern(heap: Heap, ptr: number, length: number, seed: numb
   const bytes = heap.bytes(ptr, length);
   for (let i = 0; i < length; i++) if (bytes[i] !== ((seed * 31 + i * 7) & 0xff)) return i;
   return -1;
+}
+
+/** `name` where the preset keeps block names; no name where it refuses them (the shared heap). */
+export function nameFor(p: TestPreset, name: string): string | undefined {
+  return p.names ? name : undefined;
 }
 
 export { random } from '../src/debug/random.js';

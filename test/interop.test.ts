@@ -1,10 +1,13 @@
 // Interop helpers: typed views with bounds, C strings that C reads and writes, scopes that free what
-// they allocated (also when their body throws), and arenas.
+// they allocated (also when their body throws), and arenas; for every entry of PRESETS
+// (./presets.ts), names given only where the preset keeps them.
 
 import koffi from 'koffi';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Heap, HeapError } from '../src/index.js';
+import { nameFor } from './helpers.js';
+import { makeHeap, PRESETS } from './presets.js';
 
 const libc = koffi.load('libc.so.6');
 const strlen = libc.func('size_t strlen(intptr_t s)');
@@ -13,9 +16,14 @@ const Compare = koffi.proto('int ffi_heap_compare(const void *a, const void *b)'
 const qsort = libc.func('qsort', 'void', ['intptr_t', 'size_t', 'size_t', koffi.pointer(Compare)]);
 const Point = koffi.struct('ffi_heap_point', { x: 'double', y: 'int32_t', tag: 'char[8]' });
 
-for (const preset of ['fast', 'classic'] as const) {
-  const test = suite(`${preset} preset, interop`);
-  const make = (): Heap => new Heap({ preset });
+for (const preset of PRESETS) {
+  const test = suite(`${preset.name} preset, interop`);
+  const make = (): Heap => makeHeap(preset);
+  const named = (name: string): string | undefined => nameFor(preset, name);
+  /** Debug mode holds freed blocks in use until its quarantine is emptied; elsewhere this does nothing. */
+  const drain = (heap: Heap): void => {
+    if (preset.debugChecks) heap.trim();
+  };
 
   test('typed views cover the block, bounds-checked, for every element type', () => {
     const heap = make();
@@ -34,7 +42,7 @@ for (const preset of ['fast', 'classic'] as const) {
   test('C strings: written as UTF-8 plus NUL, read by C, and read back from what C wrote', () => {
     const heap = make();
     const text = 'héllo, wörld';
-    const s = heap.cstring(text, 'greeting');
+    const s = heap.cstring(text, named('greeting'));
     assert.is(strlen(s), Buffer.byteLength(text));
     assert.is(heap.readCString(s), text);
     const copy = heap.malloc(64);
@@ -49,7 +57,7 @@ for (const preset of ['fast', 'classic'] as const) {
 
   test('C types: structs and arrays allocated zeroed, written and read with bounds, and sorted by C', () => {
     const heap = make();
-    const points = heap.alloc(Point, 3, 'points');
+    const points = heap.alloc(Point, 3, named('points'));
     assert.equal(heap.decode(points, Point, 2), { x: 0, y: 0, tag: '' }, 'allocated zeroed');
     heap.encode(points, Point, { x: 1.5, y: -7, tag: 'first' }, 0);
     heap.encode(points, Point, { x: 2.5, y: 8, tag: 'third' }, 2);
@@ -80,9 +88,11 @@ for (const preset of ['fast', 'classic'] as const) {
       const c = scope.malloc(10);
       scope.free(c);
       assert.is(scope.size, 3);
+      drain(heap);
       assert.is(heap.stats().usedBlocks, before + 3);
       assert.throws(() => scope.free(outside), (e: Error) => e instanceof HeapError && e.code === 'ERR_INVALID_POINTER');
     }
+    drain(heap);
     assert.is(heap.stats().usedBlocks, before);
     heap.free(outside);
     heap.check();
@@ -96,12 +106,15 @@ for (const preset of ['fast', 'classic'] as const) {
       scope.cstring('lost?');
       throw new Error('body failed');
     }), /body failed/);
+    drain(heap);
     assert.is(heap.stats().usedBlocks, 0);
     assert.is(heap.withScope((scope) => heap.readCString(scope.cstring('kept until the end'))), 'kept until the end');
+    drain(heap);
     assert.is(heap.stats().usedBlocks, 0);
     const scope = heap.scope();
     scope.dispose();
     assert.throws(() => scope.malloc(10), (e: Error) => e instanceof HeapError);
+    drain(heap);
     assert.is(heap.stats().usedBlocks, 0, 'a refused allocation is not leaked');
     heap.destroy();
   });
@@ -121,6 +134,7 @@ for (const preset of ['fast', 'classic'] as const) {
       assert.is(arena.alloc(10), a, 'after reset, from the start again');
       assert.throws(() => arena.alloc(8, 3), (e: Error) => e instanceof RangeError);
     }
+    drain(heap);
     assert.is(heap.stats().usedBlocks, used);
     heap.destroy();
   });

@@ -1,20 +1,22 @@
 // Running out of memory: a heap's own limit and the kernel's refusal both make malloc, calloc and
-// realloc return 0 (or throw ERR_OUT_OF_MEMORY, by option), with the heap unchanged.
+// realloc return 0 (or throw ERR_OUT_OF_MEMORY, by option), with the heap unchanged; for every
+// entry of PRESETS (./presets.ts), in this process and in children under a virtual-memory limit.
 
 import { spawnSync } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Heap, HeapError } from '../src/index.js';
 import { checkPattern, fillPattern } from './helpers.js';
+import { makeHeap, PRESETS } from './presets.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-for (const preset of ['fast', 'classic'] as const) {
-  const test = suite(`${preset} preset`);
+for (const preset of PRESETS) {
+  const test = suite(`${preset.name} preset`);
 
   test('a limit caps the bytes mapped; past it malloc, calloc and realloc return 0 and change nothing', () => {
-    const heap = new Heap({ preset, limit: MiB });
+    const heap = makeHeap(preset, { limit: MiB });
     const blocks: number[] = [];
     for (let i = 0; i < 1000; i++) {
       const p = heap.malloc(60 * KiB);
@@ -34,12 +36,13 @@ for (const preset of ['fast', 'classic'] as const) {
     for (const p of blocks) assert.is(checkPattern(heap, p, 60 * KiB, p), -1);
     heap.check();
     heap.free(blocks.pop()!);
+    if (preset.debugChecks) heap.trim(); // the quarantine holds the freed block until it is emptied
     assert.ok(heap.malloc(60 * KiB) !== 0, 'freed room is usable again');
     heap.destroy();
   });
 
   test('throwOnOutOfMemory turns those zeros into ERR_OUT_OF_MEMORY, still changing nothing', () => {
-    const heap = new Heap({ preset, limit: 256 * KiB, throwOnOutOfMemory: true });
+    const heap = makeHeap(preset, { limit: 256 * KiB, throwOnOutOfMemory: true });
     const p = heap.malloc(100 * KiB);
     fillPattern(heap, p, 100 * KiB, 3);
     const before = heap.formatMemory();
@@ -72,8 +75,8 @@ const CHILD = `
 const { Heap, HeapError } = await import(process.argv[1]);
 const BLOCK = 16 << 20;
 const out = {};
-for (const preset of ['fast', 'classic']) {
-  const heap = new Heap({ preset });
+for (const [preset, options] of JSON.parse(process.argv[2])) {
+  const heap = new Heap(options);
   const blocks = [];
   let zero = false;
   for (let i = 0; i < 1000; i++) {
@@ -87,7 +90,7 @@ for (const preset of ['fast', 'classic']) {
   heap.check();
   const intact = blocks.every((p, i) => heap.bytes(p, 64).every((b) => b === (i & 255)));
   for (const p of blocks) heap.free(p);
-  const thrower = new Heap({ preset, throwOnOutOfMemory: true });
+  const thrower = new Heap({ ...options, throwOnOutOfMemory: true });
   const held = [];
   let code = null;
   try { for (let i = 0; i < 1000; i++) held.push(thrower.malloc(BLOCK)); } catch (e) { code = e instanceof HeapError ? e.code : String(e); }
@@ -109,10 +112,11 @@ misc('a real mmap failure (under ulimit -v) is "no memory": 0 or ERR_OUT_OF_MEMO
   // lies in a band where it starts, loads koffi and leaves room for some 25 blocks.
   const limitKiB = process.versions.bun ? 2_000_000 : 1_200_000;
   const entry = new URL('../src/index.js', import.meta.url).href;
-  const run = spawnSync('bash', ['-c', `ulimit -v ${limitKiB} && exec "$0" --input-type=module -e "$1" "$2"`, process.execPath, CHILD, entry], { encoding: 'utf8' });
+  const presets = JSON.stringify(PRESETS.map((p) => [p.name, p.options]));
+  const run = spawnSync('bash', ['-c', `ulimit -v ${limitKiB} && exec "$0" --input-type=module -e "$1" "$2" "$3"`, process.execPath, CHILD, entry, presets], { encoding: 'utf8' });
   assert.is(run.status, 0, run.stderr);
   const result = JSON.parse(run.stdout) as Record<string, { count: number; zero: boolean; intact: boolean; code: string }>;
-  for (const preset of ['fast', 'classic']) {
+  for (const { name: preset } of PRESETS) {
     const r = result[preset]!;
     assert.ok(r.zero && r.count > 4 && r.count < 1000, `${preset}: ${JSON.stringify(r)}`);
     assert.ok(r.intact, `${preset}: every block kept its bytes`);

@@ -1,47 +1,47 @@
-// Property: whatever sequence of malloc, calloc, realloc, free and misuse (double frees, interior,
-// foreign and unmapped addresses, arguments of the wrong kind) a program makes, every misuse is
-// refused with the right error, check() passes after every step, every live block keeps its
-// bytes, and freeing everything leaves the heap empty. 200 programs of 1,000 steps per preset (20
-// for the shared preset, run in one thread: its lock-free and locked paths, with every misuse).
+// Property: whatever program of malloc, calloc, realloc, free, trim and misuse (double frees,
+// interior, foreign and unmapped addresses, arguments of the wrong kind) runs, every misuse is
+// refused with the right error, check() passes after every op, every live block keeps its bytes,
+// and freeing everything leaves the heap empty. For every entry of PRESETS (./presets.ts).
 //
-// fast-check picks each program's seed; the steps come from the seeded PRNG (cheap to make), so a
-// failure names a seed that `npm run soak -- --seed S --ops 1000` replays.
+// fast-check generates whole programs (./programs.ts), with bursts that build live sets of
+// thousands of blocks, so a failure is shrunk to a short program and printed as one. Writes after
+// free are in ./writes-after-free.test.ts, in a child process.
 
 import fc from 'fast-check';
 import { test } from 'uvu';
-import { random } from '../src/debug/random.js';
-import { ModelRun } from './model.js';
+import { ModelRun, type Op } from './model.js';
+import { PRESETS, type TestPreset } from './presets.js';
+import { programArbitrary } from './programs.js';
 
-const RUNS = 200;
-const STEPS = 1000;
+/** Programs per preset, and ops per program: a few seconds a preset on a 2-core machine. */
+const RUNS = 60;
+const LENGTH = 60;
 
-function program(preset: 'fast' | 'classic', seed: number, debug = false, shared = false): void {
-  const next = random(seed);
-  const int = (): number => Math.floor(next() * 2 ** 31);
-  const run = new ModelRun(preset, debug, shared);
+function run(preset: TestPreset, program: readonly Op[]): number {
+  const model = new ModelRun(preset.options);
+  let peak = 0;
   try {
-    for (let i = 0; i < STEPS; i++) run.step([Math.floor(next() * 100), int(), int()]);
-    run.finish();
+    for (const op of program) {
+      model.step(op);
+      peak = Math.max(peak, model.liveBlocks);
+    }
+    model.finish();
   } catch (error) {
-    run.heap.destroy();
+    model.dispose();
     throw error;
   }
+  return peak;
 }
 
-for (const preset of ['fast', 'classic'] as const) {
-  test(`${preset}: ${RUNS} random programs of ${STEPS} steps keep the heap sound`, () => {
-    fc.assert(fc.property(fc.nat(), (seed) => program(preset, seed)), { numRuns: RUNS, seed: 20261126 });
+for (const [i, preset] of PRESETS.entries()) {
+  test(`${preset.name}: ${RUNS} random programs of up to ${LENGTH} ops keep the heap sound`, () => {
+    const started = performance.now();
+    let peak = 0;
+    fc.assert(fc.property(programArbitrary(false, LENGTH), (program) => {
+      peak = Math.max(peak, run(preset, program));
+    }), { numRuns: RUNS, seed: 20261126 + i });
+    console.log(`  ${preset.name}: ${RUNS} programs, up to ${peak} live blocks at once, ${((performance.now() - started) / 1000).toFixed(1)} s`);
   });
 }
-
-for (const preset of ['fast', 'classic'] as const) {
-  test(`${preset}, debug: ${RUNS / 10} random programs of ${STEPS} steps keep the heap sound`, () => {
-    fc.assert(fc.property(fc.nat(), (seed) => program(preset, seed, true)), { numRuns: RUNS / 10, seed: 20261127 });
-  });
-}
-
-test(`fast, shared (one thread): ${RUNS / 10} random programs of ${STEPS} steps keep the heap sound`, () => {
-  fc.assert(fc.property(fc.nat(), (seed) => program('fast', seed, false, true)), { numRuns: RUNS / 10, seed: 20261128 });
-});
 
 test.run();

@@ -1,38 +1,49 @@
-// npm run soak -- [--ops N] [--seed S] [--preset fast|classic]
-// The property test's random workload, for as long as asked, with a summary at the end.
+// npm run soak -- [--ops N] [--seed S] [--preset NAME] [--writes-after-free]
+// The property test's random programs (./programs.ts) for as long as asked, on every entry of
+// PRESETS (or the one named), with a summary at the end. With --writes-after-free, writes into
+// freed blocks join the mix: a heap that reports ERR_HEAP_CORRUPTED is dropped and a fresh one
+// taken; any other answer, a crash or a hang is a failure.
 
 import { parseArgs } from 'node:util';
 import { random } from '../src/debug/random.js';
 import { ModelRun } from './model.js';
+import { PRESETS } from './presets.js';
+import { randomOp } from './programs.js';
 
 const { values } = parseArgs({
-  options: { ops: { type: 'string' }, seed: { type: 'string' }, preset: { type: 'string' } },
+  options: { ops: { type: 'string' }, seed: { type: 'string' }, preset: { type: 'string' }, 'writes-after-free': { type: 'boolean' } },
 });
 const ops = Number(values.ops ?? 1_000_000);
 const seed = Number(values.seed ?? Date.now() % 1_000_000);
-const presets = values.preset === undefined ? (['fast', 'classic'] as const) : [values.preset as 'fast' | 'classic'];
-if (!Number.isSafeInteger(ops) || ops < 1 || !Number.isSafeInteger(seed)) {
-  console.error('usage: npm run soak -- [--ops N] [--seed S] [--preset fast|classic]');
+const waf = values['writes-after-free'] ?? false;
+const presets = values.preset === undefined ? PRESETS : PRESETS.filter((p) => p.name === values.preset);
+if (!Number.isSafeInteger(ops) || ops < 1 || !Number.isSafeInteger(seed) || presets.length === 0) {
+  console.error(`usage: npm run soak -- [--ops N] [--seed S] [--preset ${PRESETS.map((p) => `'${p.name}'`).join('|')}] [--writes-after-free]`);
   process.exit(2);
 }
 
+/** Ops per heap before a fresh one, so that growth, trimming and teardown are soaked too. */
+const PER_HEAP = 2_000;
+
 for (const preset of presets) {
   const next = random(seed);
-  const int = (): number => Math.floor(next() * 2 ** 31);
   const started = performance.now();
-  let run = new ModelRun(preset);
+  let run = new ModelRun(preset.options, { writesAfterFree: waf });
+  let heaps = 1;
+  let corrupted = 0;
   for (let i = 1; i <= ops; i++) {
-    // The same stream of steps as the property test's program for this seed.
-    run.step([Math.floor(next() * 100), int(), int()]);
-    // A fresh heap now and then, so that growth, trimming and teardown are soaked too.
-    if (i % 100_000 === 0) {
-      const counts = run.counts;
-      run.finish();
-      process.stderr.write(`  ${preset}: ${i} steps; the last 100000: ${JSON.stringify(counts)}\n`);
-      run = new ModelRun(preset);
+    const op = randomOp(next, waf);
+    if (!run.step(op) || i % PER_HEAP === 0) {
+      if (run.corruption !== null) corrupted++;
+      else run.finish();
+      if (i % 100_000 < PER_HEAP && i >= 100_000 && i % PER_HEAP === 0) {
+        process.stderr.write(`  ${preset.name}: ${i} steps; ${heaps} heaps, ${corrupted} reported corruption\n`);
+      }
+      run = new ModelRun(preset.options, { writesAfterFree: waf });
+      heaps++;
     }
   }
   run.finish();
   const seconds = (performance.now() - started) / 1000;
-  console.log(`soak ${preset}: ${ops} steps, seed ${seed}, ${seconds.toFixed(1)} s: every check passed`);
+  console.log(`soak ${preset.name}: ${ops} ops, seed ${seed}, ${heaps} heaps (${corrupted} reported ERR_HEAP_CORRUPTED), ${seconds.toFixed(1)} s: every check passed`);
 }

@@ -1,0 +1,37 @@
+// The one list of heap configurations every contract suite and the property test run against.
+// A suite loops over PRESETS; where a configuration legitimately behaves differently, it reads one
+// of the capability flags below instead of skipping the case: adding a preset here adds it to every
+// suite, and a difference not declared here is a failing test.
+
+import { Heap, type HeapOptions } from '../src/index.js';
+
+export interface TestPreset {
+  readonly name: string;
+  readonly options: HeapOptions;
+  /** Blocks carry names (print_memory, leak report, realloc renames). The shared heap refuses them. */
+  readonly names: boolean;
+  /** Blocks too big for the arena get mappings of their own, unmapped on free (not the shared heap). */
+  readonly largeMappings: boolean;
+  /** autoFree is accepted (the shared heap refuses it: a finalizer runs in one thread only). */
+  readonly autoFree: boolean;
+  /**
+   * Debug checks: canaries, exact usable sizes, realloc always moves, and freed blocks held in a
+   * quarantine (counted in use, not handed out again) until it drains or trim() empties it.
+   */
+  readonly debugChecks: boolean;
+  /** Bytes from a block's address, as print_memory and the leak report show it, to its data. */
+  readonly header: number;
+}
+
+export const PRESETS: readonly TestPreset[] = [
+  { name: 'fast', options: { preset: 'fast' }, names: true, largeMappings: true, autoFree: true, debugChecks: false, header: 8 },
+  { name: 'classic', options: { preset: 'classic', algorithm: 'first_fit' }, names: true, largeMappings: true, autoFree: true, debugChecks: false, header: 64 },
+  { name: 'debug', options: { preset: 'fast', debug: true }, names: true, largeMappings: true, autoFree: true, debugChecks: true, header: 24 },
+  { name: 'debug classic', options: { preset: 'classic', debug: true }, names: true, largeMappings: true, autoFree: true, debugChecks: true, header: 80 },
+  { name: 'shared', options: { shared: true }, names: false, largeMappings: false, autoFree: false, debugChecks: false, header: 8 },
+];
+
+/** A new heap of preset `p`, with `extra` options on top (scribble, limit...). */
+export function makeHeap(p: TestPreset, extra: HeapOptions = {}): Heap {
+  return new Heap({ ...p.options, ...extra });
+}
