@@ -8,6 +8,7 @@
 // engine and complete on a sound one.
 
 import { spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { presetNamed } from '../presets.js';
@@ -33,7 +34,7 @@ export interface Batch {
 const CHILD = fileURLToPath(new URL('./child.js', import.meta.url));
 /** How long a child may take to load and to move from one case to the next. */
 const STARTUP_MS = 20_000;
-const MAX_RESTARTS = 10;
+const MAX_RESTARTS = 25;
 
 interface ChildRun {
   /** Results of the cases that ended (passed or failed) in this child. */
@@ -130,6 +131,11 @@ async function runBatch(batch: Batch): Promise<CaseResult[]> {
       if (blamed !== undefined) results[blamed] = { id: cases[blamed]!.id, test: cases[blamed]!.test, outcome: run.death, detail: run.detail };
     }
     left = left.filter((i) => results[i] === undefined);
+  }
+  // ATTACK_REPORT=file: every case that did not pass, one JSON line each, for triage.
+  const report = process.env.ATTACK_REPORT;
+  if (report) {
+    for (const r of results) if (r!.outcome !== 'passed') appendFileSync(report, JSON.stringify({ preset: batch.preset, group: batch.group, ...r }) + '\n');
   }
   return results as CaseResult[];
 }

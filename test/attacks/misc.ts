@@ -110,6 +110,7 @@ function linkCases(o: HeapOptions): AttackCase[] {
           const b = world.alloc(5000);
           const live = world.alloc(300);
           world.release(a);
+          world.assertMapped(a);
           const base = arenaBase(world);
           const [next, prev] = links(live, world.header, a);
           writeLinks(world, a, next, prev, base);
@@ -140,7 +141,7 @@ function svgCases(o: HeapOptions): AttackCase[] {
   const cases: AttackCase[] = [{
     id: 'toSVG() of a heap with 161 regions',
     test: 'toSVG returns for a heap of more than 160 regions',
-    timeoutMs: 15_000,
+    timeoutMs: 8_000,
     run() {
       const heap = new Heap(o);
       const size = isClassic(o) ? 5000 : 300_000;

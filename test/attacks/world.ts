@@ -49,6 +49,20 @@ export class World {
   constructor(readonly options: HeapOptions) {
     this.heap = new Heap(options);
     this.header = headerBytes(options);
+    // One roomy region for what follows: a block shrunk in place leaves a large free tail behind
+    // it, so that the classic preset carves the next blocks out of one mapping, which stays mapped
+    // while this block lives. (A classic region that becomes one free block is unmapped, and a
+    // write after free there would fault in the test itself, not in the heap.)
+    // (Debug mode moves on every realloc, and never unmaps a freed block's memory: it quarantines it.)
+    const pad = this.heap.realloc(this.heap.malloc(64 * 1024), 64);
+    if (pad === 0) throw new Error('setup: malloc failed');
+    this.live.set(pad, { size: 0, seed: 0 });
+  }
+
+  /** Throws (as a setup error, not a heap failure) unless `address` lies in memory the heap maps. */
+  assertMapped(address: number): void {
+    const inside = this.heap.snapshot().regions.some((r) => r.address <= address && address < r.address + r.size);
+    if (!inside) throw new Error(`setup: ${hex(address)} is not in any region of the heap; a write there would fault in the test`);
   }
 
   /** malloc through the heap, expected to succeed; the block is filled with its own pattern. */

@@ -63,6 +63,7 @@ function stage(options: HeapOptions, shape: Shape): Scene {
   } else {
     world.release(target);
   }
+  world.assertMapped(target);
   const regions = world.heap.snapshot().regions;
   const region = regions.find((r) => r.address <= target && target < r.address + r.size) ?? regions[0]!;
   const base = options.preset === 'classic' ? 0 : regions[0]!.address;
