@@ -35,3 +35,20 @@ export const PRESETS: readonly TestPreset[] = [
 export function makeHeap(p: TestPreset, extra: HeapOptions = {}): Heap {
   return new Heap({ ...p.options, ...extra });
 }
+
+/**
+ * PRESETS with the classic preset's best and worst fit beside its first fit: for the suites about
+ * what a free-list walk meets (the attack suite), where each fit walks the list its own way.
+ */
+export const WITH_FITS: readonly TestPreset[] = PRESETS.flatMap((p) => p.name !== 'classic' ? [p] : [
+  p,
+  { ...p, name: 'classic best_fit', options: { ...p.options, algorithm: 'best_fit' } },
+  { ...p, name: 'classic worst_fit', options: { ...p.options, algorithm: 'worst_fit' } },
+]);
+
+/** The entry of WITH_FITS named `name` (child processes get presets by name). */
+export function presetNamed(name: string): TestPreset {
+  const entry = WITH_FITS.find((p) => p.name === name);
+  if (entry === undefined) throw new Error(`no preset named '${name}'`);
+  return entry;
+}
