@@ -223,14 +223,26 @@ export class Heap {
     return new Scope(this);
   }
 
-  /** Runs `fn` with a scope, freeing what it allocated there when `fn` returns or throws. */
+  /**
+   * Runs `fn` with a scope, freeing what it allocated there when `fn` returns or throws. Should
+   * both `fn` and the scope's dispose() throw, the error is an AggregateError holding the two.
+   */
   withScope<R>(fn: (scope: Scope) => R): R {
+    if (typeof fn !== 'function') throw new TypeError(`withScope: expected a function, got ${fn === null ? 'null' : typeof fn}`);
     const scope = new Scope(this);
+    let result: R;
     try {
-      return fn(scope);
-    } finally {
-      scope.dispose();
+      result = fn(scope);
+    } catch (error) {
+      try {
+        scope.dispose();
+      } catch (disposeError) {
+        throw new AggregateError([error, disposeError], 'withScope: the function threw, and so did the scope\'s dispose() after it');
+      }
+      throw error;
     }
+    scope.dispose();
+    return result;
   }
 
   /** An arena of `capacity` bytes in one block: bump allocation, all freed at once. */
