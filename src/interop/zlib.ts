@@ -16,19 +16,22 @@ import type { Heap } from '../heap/heap.js';
 const AllocFunc = koffi.proto('intptr_t ffi_heap_zlib_alloc(intptr_t opaque, unsigned int items, unsigned int size)');
 const FreeFunc = koffi.proto('void ffi_heap_zlib_free(intptr_t opaque, intptr_t address)');
 
-/** zlib's z_stream, as zlib.h declares it. */
+/**
+ * zlib's z_stream, as zlib.h lays it out, with every pointer declared 'uintptr_t': heap.decode
+ * gives the addresses as Numbers (it refuses pointer types, which koffi would follow).
+ */
 export const ZStream = koffi.struct('ffi_heap_z_stream', {
-  next_in: 'uint8_t *',
+  next_in: 'uintptr_t',
   avail_in: 'unsigned int',
   total_in: 'unsigned long',
-  next_out: 'uint8_t *',
+  next_out: 'uintptr_t',
   avail_out: 'unsigned int',
   total_out: 'unsigned long',
-  msg: 'const char *',
-  state: 'void *',
-  zalloc: koffi.pointer(AllocFunc),
-  zfree: koffi.pointer(FreeFunc),
-  opaque: 'void *',
+  msg: 'uintptr_t',
+  state: 'uintptr_t',
+  zalloc: 'uintptr_t',
+  zfree: 'uintptr_t',
+  opaque: 'uintptr_t',
   data_type: 'int',
   adler: 'unsigned long',
   reserved: 'unsigned long',
