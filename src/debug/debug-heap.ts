@@ -7,12 +7,13 @@
 //   the block is freed or reallocated, and by check().
 // - Freed blocks are filled with 0xDD and held in a quarantine (up to QUARANTINE_BLOCKS blocks or
 //   QUARANTINE_BYTES bytes) before the preset may reuse them; on the way out, the fill is checked,
-//   so a write through a stale pointer is reported rather than left to corrupt a new block.
+//   so a write through a stale pointer is reported rather than left to corrupt a new block. A
+//   block larger than QUARANTINE_BYTES goes straight back to the preset, unfilled.
 // - On every free the canaries of the block's neighbours in address order are checked too.
 // - realloc always moves, so the old block goes through the quarantine like any other.
 // - usableSize and bytes() give exactly the bytes asked for: anything past them is canary.
 
-import { HeapError, hex } from '../heap/errors.js';
+import { HeapError, destroyedError, hex } from '../heap/errors.js';
 import { Heap, type HeapOperations } from '../heap/heap.js';
 import { callocBytes, checkAddress, checkName, checkRealloc, checkSize } from '../heap/arguments.js';
 import type { ResolvedOptions } from '../heap/options.js';
@@ -23,6 +24,8 @@ const CANARY_BYTE = 0xc5;
 const FREED_BYTE = 0xdd;
 const QUARANTINE_BLOCKS = 256;
 const QUARANTINE_BYTES = 8 * 1024 * 1024;
+/** The largest request whose block, canaries included, is still a safe integer. */
+const MAX_REQUEST = Number.MAX_SAFE_INTEGER - 2 * CANARY;
 
 interface Block {
   /** The caller's address. */
@@ -46,6 +49,7 @@ export class DebugHeap extends Heap implements HeapOperations {
   private readonly order: number[] = [];
   private readonly quarantine: Block[] = [];
   private quarantined = 0;
+  private destroyed = false;
 
   constructor(options: ResolvedOptions, inner: Heap) {
     super(options);
@@ -110,9 +114,16 @@ export class DebugHeap extends Heap implements HeapOperations {
       `${op}(${hex(ptr)}): not an address this heap returned (expected the start of a live block's data)`, ptr);
   }
 
+  /** Every call after destroy() throws ERR_HEAP_DESTROYED, before it looks at its arguments. */
+  protected override assertLive(): void {
+    if (this.destroyed) throw destroyedError();
+  }
+
   override malloc(size: number, name?: string): number {
+    this.assertLive();
     checkSize('malloc', 'size', size);
     checkName('malloc', name);
+    if (size > MAX_REQUEST) return this.outOfMemory('malloc', size);
     const inner = this.inner.malloc(size + 2 * CANARY, name);
     if (inner === 0) return this.outOfMemory('malloc', size);
     const block = { ptr: inner + CANARY, size };
@@ -125,6 +136,7 @@ export class DebugHeap extends Heap implements HeapOperations {
   }
 
   override calloc(count: number, size: number, name?: string): number {
+    this.assertLive();
     const total = callocBytes(count, size);
     if (total < 0) return this.outOfMemory('calloc', `${count} × ${size}`);
     const ptr = this.malloc(total, name);
@@ -133,6 +145,7 @@ export class DebugHeap extends Heap implements HeapOperations {
   }
 
   override realloc(ptr: number, size: number, name?: string): number {
+    this.assertLive();
     checkRealloc(ptr, size, name);
     if (ptr === 0) return this.malloc(size, name);
     const block = this.known(ptr, 'realloc');
@@ -159,6 +172,7 @@ export class DebugHeap extends Heap implements HeapOperations {
   }
 
   override free(ptr: number): void {
+    this.assertLive();
     checkAddress('free', ptr);
     if (ptr === 0) return;
     const block = this.known(ptr, 'free');
@@ -170,6 +184,11 @@ export class DebugHeap extends Heap implements HeapOperations {
     }
     this.live.delete(ptr);
     this.order.splice(at, 1);
+    if (block.size > QUARANTINE_BYTES) {
+      // Larger than the whole quarantine: it would leave at once, so it is neither filled nor held.
+      this.inner.free(ptr - CANARY);
+      return;
+    }
     this.fill(ptr, block.size, FREED_BYTE);
     this.quarantine.push(block);
     this.quarantined += block.size;
@@ -185,6 +204,7 @@ export class DebugHeap extends Heap implements HeapOperations {
   }
 
   override bytes(ptr: number, length?: number): Uint8Array {
+    this.assertLive();
     checkAddress('bytes', ptr);
     if (length !== undefined) checkSize('bytes', 'length', length);
     const block = this.known(ptr, 'bytes');
@@ -194,16 +214,19 @@ export class DebugHeap extends Heap implements HeapOperations {
   }
 
   override usableSize(ptr: number): number {
+    this.assertLive();
     checkAddress('usableSize', ptr);
     return this.known(ptr, 'usableSize').size;
   }
 
   override stats(): HeapStats {
+    this.assertLive();
     return this.inner.stats();
   }
 
   /** The preset's snapshot, with quarantined blocks shown as what they are to the caller: free. */
   override snapshot(): HeapSnapshot {
+    this.assertLive();
     const snapshot = this.inner.snapshot();
     if (this.quarantine.length === 0) return snapshot;
     const held = this.quarantine.map((q) => q.ptr - CANARY).sort((a, b) => a - b);
@@ -228,6 +251,7 @@ export class DebugHeap extends Heap implements HeapOperations {
 
   /** The preset's invariants, every live block's canaries, and every quarantined block's fill. */
   override check(): void {
+    this.assertLive();
     this.inner.check();
     for (const block of this.live.values()) this.checkCanaries(block);
     for (const block of this.quarantine) this.checkFreed(block);
@@ -235,11 +259,15 @@ export class DebugHeap extends Heap implements HeapOperations {
 
   /** Empties the quarantine (checking each block), then trims the preset. */
   override trim(): void {
+    this.assertLive();
     while (this.quarantine.length > 0) this.release();
     this.inner.trim();
   }
 
+  /** Unmaps everything; a second destroy() does nothing, every other later call throws. */
   override destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
     this.owners?.clear();
     this.live.clear();
     this.order.length = 0;

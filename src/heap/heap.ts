@@ -143,8 +143,15 @@ export class Heap {
     return 0;
   }
 
+  /**
+   * Throws HeapError('ERR_HEAP_DESTROYED') once the heap is destroyed. The calls this class defines
+   * run it first; a preset overrides it with its own test (the base knows no preset's state).
+   */
+  protected assertLive(): void {}
+
   /** The print_memory text: regions, blocks and the free list. */
   formatMemory(): string {
+    this.assertLive();
     return formatMemory(this.snapshot());
   }
 
@@ -155,6 +162,7 @@ export class Heap {
 
   /** The leak-check text: every block still in use, and the totals. */
   leakReport(): string {
+    this.assertLive();
     return formatLeaks(this.snapshot());
   }
 
@@ -163,16 +171,19 @@ export class Heap {
    * bounds-checked against the block: `heap.view(p, Float64Array, 100)`.
    */
   view<T extends TypedArrayConstructor>(ptr: number, type: T, count?: number): InstanceType<T> {
+    this.assertLive();
     return typedView(this, ptr, type, count);
   }
 
   /** A new block holding `text` as UTF-8 plus a NUL, for C functions that take `const char *`. */
   cstring(text: string, name?: string): number {
+    this.assertLive();
     return writeCString(this, text, name);
   }
 
   /** The NUL-terminated UTF-8 string at the start of the live block at `ptr`. */
   readCString(ptr: number): string {
+    this.assertLive();
     return readCString(this, ptr);
   }
 
@@ -181,16 +192,19 @@ export class Heap {
    * the heap's answer to koffi.alloc. Returns the address, or 0 when no memory can be had.
    */
   alloc(type: CType, count = 1, name?: string): number {
+    this.assertLive();
     return allocTyped(this, type, count, name);
   }
 
   /** Writes `value` as element `index` of C type `type` in the block at `ptr` (koffi.encode, bounds-checked). */
   encode(ptr: number, type: CType, value: unknown, index = 0): void {
+    this.assertLive();
     encodeTyped(this, ptr, type, value, index);
   }
 
   /** Reads element `index` of C type `type` from the block at `ptr` (koffi.decode, bounds-checked). */
   decode(ptr: number, type: CType, index = 0): unknown {
+    this.assertLive();
     return decodeTyped(this, ptr, type, index);
   }
 
@@ -202,6 +216,7 @@ export class Heap {
    * gone; free blocks when you are done with them, or use a scope.
    */
   autoFree(ptr: number, owner: object): void {
+    this.assertLive();
     if ((typeof owner !== 'object' && typeof owner !== 'function') || owner === null) {
       throw new TypeError(`autoFree: the owner must be an object, got ${owner === null ? 'null' : typeof owner}`);
     }
@@ -220,26 +235,42 @@ export class Heap {
 
   /** A scope whose allocations are all freed when it ends: `using scope = heap.scope()`. */
   scope(): Scope {
+    this.assertLive();
     return new Scope(this);
   }
 
-  /** Runs `fn` with a scope, freeing what it allocated there when `fn` returns or throws. */
+  /**
+   * Runs `fn` with a scope, freeing what it allocated there when `fn` returns or throws. Should
+   * both `fn` and the scope's dispose() throw, the error is an AggregateError holding the two.
+   */
   withScope<R>(fn: (scope: Scope) => R): R {
+    this.assertLive();
+    if (typeof fn !== 'function') throw new TypeError(`withScope: expected a function, got ${fn === null ? 'null' : typeof fn}`);
     const scope = new Scope(this);
+    let result: R;
     try {
-      return fn(scope);
-    } finally {
-      scope.dispose();
+      result = fn(scope);
+    } catch (error) {
+      try {
+        scope.dispose();
+      } catch (disposeError) {
+        throw new AggregateError([error, disposeError], 'withScope: the function threw, and so did the scope\'s dispose() after it');
+      }
+      throw error;
     }
+    scope.dispose();
+    return result;
   }
 
   /** An arena of `capacity` bytes in one block: bump allocation, all freed at once. */
   arena(capacity: number, name?: string): Arena {
+    this.assertLive();
     return new Arena(this, capacity, name);
   }
 
   /** A picture of the heap as SVG text: a row of boxes for each region, used and free in two colours. */
   toSVG(options?: SvgOptions): string {
+    this.assertLive();
     return toSVG(this.snapshot(), options);
   }
 }

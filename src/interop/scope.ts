@@ -2,7 +2,7 @@
 // arena that hands out pieces of one block and gives them all back at once.
 
 import type { Heap } from '../heap/heap.js';
-import { checkSize } from '../heap/arguments.js';
+import { checkAddress, checkName, checkSize } from '../heap/arguments.js';
 import { HeapError, hex } from '../heap/errors.js';
 
 /**
@@ -19,42 +19,49 @@ export class Scope implements Disposable {
     this.heap = heap;
   }
 
+  private live(op: string): void {
+    if (this.disposed) throw new HeapError('ERR_HEAP_DESTROYED', `scope.${op}: this scope has ended; it takes no more calls`);
+  }
+
   private keep(ptr: number): number {
-    if (this.disposed) {
-      if (ptr !== 0) this.heap.free(ptr);
-      throw new HeapError('ERR_HEAP_DESTROYED', 'this scope has ended; it takes no more allocations');
-    }
     if (ptr !== 0) this.owned.add(ptr);
     return ptr;
   }
 
   malloc(size: number, name?: string): number {
+    this.live('malloc');
     return this.keep(this.heap.malloc(size, name));
   }
 
   calloc(count: number, size: number, name?: string): number {
+    this.live('calloc');
     return this.keep(this.heap.calloc(count, size, name));
   }
 
   /** A NUL-terminated UTF-8 copy of `text`, freed with the scope. */
   cstring(text: string, name?: string): number {
+    this.live('cstring');
     return this.keep(this.heap.cstring(text, name));
   }
 
   /** realloc of a block this scope owns; the result stays owned. */
   realloc(ptr: number, size: number, name?: string): number {
+    checkAddress('scope.realloc', ptr);
+    this.live('realloc');
     if (ptr !== 0 && !this.owned.has(ptr)) {
-      throw new HeapError('ERR_INVALID_POINTER', `realloc(${hex(ptr)}): not a live block of this scope`, ptr);
+      throw new HeapError('ERR_INVALID_POINTER', `scope.realloc(${hex(ptr)}): not a live block of this scope`, ptr);
     }
     const moved = this.heap.realloc(ptr, size, name);
     if (moved !== 0 || size === 0) this.owned.delete(ptr);
     return moved === 0 ? 0 : this.keep(moved);
   }
 
-  /** Frees one block early; the scope forgets it. */
+  /** Frees one block early; the scope forgets it. `free(0)` does nothing. */
   free(ptr: number): void {
+    checkAddress('scope.free', ptr);
     if (ptr === 0) return;
-    if (!this.owned.has(ptr)) throw new HeapError('ERR_INVALID_POINTER', `free(${hex(ptr)}): not a live block of this scope`, ptr);
+    this.live('free');
+    if (!this.owned.has(ptr)) throw new HeapError('ERR_INVALID_POINTER', `scope.free(${hex(ptr)}): not a live block of this scope`, ptr);
     this.heap.free(ptr);
     this.owned.delete(ptr);
   }
@@ -64,12 +71,34 @@ export class Scope implements Disposable {
     return this.owned.size;
   }
 
-  /** Frees every block the scope still owns. Twice is harmless. */
+  /**
+   * Frees every block the scope still owns, then reports what it met: a block the heap refused
+   * (freed directly, say) does not stop the others being freed. One refusal is rethrown as a
+   * HeapError with the same code and address, its message starting `scope.dispose()` and the
+   * original as its `cause`; several are an AggregateError holding each. The scope has ended
+   * either way, and a second dispose() does nothing.
+   */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const ptr of this.owned) this.heap.free(ptr);
+    const errors: unknown[] = [];
+    for (const ptr of this.owned) {
+      try {
+        this.heap.free(ptr);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    const count = this.owned.size;
     this.owned.clear();
+    if (errors.length === 0) return;
+    const first = errors[0];
+    if (errors.length === 1 && first instanceof HeapError) {
+      const error = new HeapError(first.code, `scope.dispose(): ${first.message} (the scope's other ${count - 1} blocks were freed)`, first.address);
+      (error as Error).cause = first;
+      throw error;
+    }
+    throw new AggregateError(errors, `scope.dispose(): ${errors.length} of the scope's ${count} blocks could not be freed (the others were)`);
   }
 
   [Symbol.dispose](): void {
@@ -90,15 +119,20 @@ export class Arena implements Disposable {
 
   constructor(heap: Heap, capacity: number, name?: string) {
     checkSize('arena', 'capacity', capacity);
+    checkName('arena', name);
     this.heap = heap;
     this.capacity = capacity;
-    this.block = heap.malloc(capacity, name ?? 'arena');
+    // Unnamed unless a name is given: a shared heap refuses names.
+    this.block = name === undefined ? heap.malloc(capacity) : heap.malloc(capacity, name);
     if (this.block === 0) throw new HeapError('ERR_OUT_OF_MEMORY', `arena: no memory for ${capacity} bytes`);
   }
 
   /** `size` bytes aligned to `alignment` (a power of two, default 16), or 0 when the arena is full. */
   alloc(size: number, alignment = 16): number {
     checkSize('arena.alloc', 'size', size);
+    if (typeof alignment !== 'number') {
+      throw new TypeError(`arena.alloc: alignment must be a number, got ${alignment === null ? 'null' : typeof alignment}`);
+    }
     if (!(alignment > 0 && (alignment & (alignment - 1)) === 0 && alignment <= 4096)) {
       throw new RangeError(`arena.alloc: alignment must be a power of two up to 4096, got ${alignment}`);
     }
@@ -120,11 +154,12 @@ export class Arena implements Disposable {
     this.used = 0;
   }
 
-  /** Frees the arena's block. Twice is harmless. */
+  /** Frees the arena's block. The arena has ended even if the heap refuses; twice is harmless. */
   dispose(): void {
     if (this.block === 0) return;
-    this.heap.free(this.block);
+    const block = this.block;
     this.block = 0;
+    this.heap.free(block);
   }
 
   [Symbol.dispose](): void {

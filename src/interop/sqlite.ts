@@ -9,6 +9,7 @@ import type { Heap } from '../heap/heap.js';
 const SQLITE_OK = 0;
 const SQLITE_MISUSE = 21;
 const SQLITE_CONFIG_MALLOC = 4;
+const SQLITE_CONFIG_GETMALLOC = 5;
 
 const XMalloc = koffi.proto('intptr_t ffi_heap_sqlite_xmalloc(int size)');
 const XFree = koffi.proto('void ffi_heap_sqlite_xfree(intptr_t ptr)');
@@ -37,9 +38,13 @@ export interface SqliteAllocator {
    * callback reports failure to SQLite), or undefined.
    */
   readonly error: Error | undefined;
+  /** How many blocks SQLite allocated from the heap are still live. */
+  readonly liveBlocks: number;
   /**
-   * Releases the callbacks. Only after sqlite3_shutdown() has returned SQLite to an uninitialized
-   * state, and nothing will call into it again with these methods.
+   * Gives SQLite back the allocator it had before, then unregisters the callbacks. Refused (an
+   * Error, nothing changed) while a block SQLite allocated from the heap is live (a database is
+   * open) or while SQLite is initialized: close every database and call sqlite3_shutdown() first.
+   * Afterwards SQLite may be initialized again, with its own allocator. Twice is harmless.
    */
   release(): void;
 }
@@ -61,10 +66,14 @@ export function installSqliteAllocator(heap: Heap, library: LibraryHandle | stri
   };
   // The heap's side of each callback is one call, with no closure or array made per call; sizes
   // never exceed 2^31 (SQLite passes int). A callback must not throw into C: errors are kept.
+  // Blocks handed to SQLite and not yet freed: release() waits for none.
+  let live = 0;
   const callbacks = [
     koffi.register((size: number): number => {
       try {
-        return heap.malloc(size);
+        const ptr = heap.malloc(size);
+        if (ptr !== 0) live++;
+        return ptr;
       } catch (e) {
         failed(e);
         return 0;
@@ -72,14 +81,18 @@ export function installSqliteAllocator(heap: Heap, library: LibraryHandle | stri
     }, koffi.pointer(XMalloc)),
     koffi.register((ptr: number): void => {
       try {
+        if (ptr === 0) return;
         heap.free(ptr);
+        live--;
       } catch (e) {
         failed(e);
       }
     }, koffi.pointer(XFree)),
     koffi.register((ptr: number, size: number): number => {
       try {
-        return heap.realloc(ptr, size);
+        const moved = heap.realloc(ptr, size);
+        if (ptr === 0 && moved !== 0) live++;
+        return moved;
       } catch (e) {
         failed(e);
         return 0;
@@ -97,25 +110,50 @@ export function installSqliteAllocator(heap: Heap, library: LibraryHandle | stri
     koffi.register((): number => SQLITE_OK, koffi.pointer(XInit)),
     koffi.register((): void => {}, koffi.pointer(XShutdown)),
   ];
-  const release = (): void => {
+  const unregister = (): void => {
     for (const callback of callbacks) koffi.unregister(callback);
   };
+  // SQLite's allocator before ours (its default one, usually), restored by release(); the struct
+  // is copied by sqlite3_config, so its bytes are all that is kept.
+  const previous = koffi.alloc(MemMethods, 1);
+  const saved = config(SQLITE_CONFIG_GETMALLOC, 'void *', previous) as number;
   const [xMalloc, xFree, xRealloc, xSize, xRoundup, xInit, xShutdown] = callbacks;
-  const rc = config(SQLITE_CONFIG_MALLOC, koffi.pointer(MemMethods),
+  const rc = saved !== SQLITE_OK ? saved : config(SQLITE_CONFIG_MALLOC, koffi.pointer(MemMethods),
     { xMalloc, xFree, xRealloc, xSize, xRoundup, xInit, xShutdown, pAppData: null }) as number;
   if (rc !== SQLITE_OK) {
-    release();
+    unregister();
+    koffi.free(previous);
     throw new Error(rc === SQLITE_MISUSE
       ? 'installSqliteAllocator: SQLite is already initialized in this process; install the allocator before anything opens a database'
       : `installSqliteAllocator: sqlite3_config(SQLITE_CONFIG_MALLOC) failed with code ${rc}`);
   }
   const init = initialize() as number;
   if (init !== SQLITE_OK) throw new Error(`installSqliteAllocator: sqlite3_initialize failed with code ${init}`);
+  let released = false;
   return {
     library: lib,
     get error() {
       return error;
     },
-    release,
+    get liveBlocks() {
+      return live;
+    },
+    release(): void {
+      if (released) return;
+      if (live > 0) {
+        throw new Error(`installSqliteAllocator: release() refused: ${live} block${live === 1 ? '' : 's'} SQLite allocated from the heap ` +
+          'are still live (a database is open?); close every database and call sqlite3_shutdown() first');
+      }
+      // sqlite3_config refuses (SQLITE_MISUSE) while SQLite is initialized, when our methods may still be called.
+      const restored = config(SQLITE_CONFIG_MALLOC, 'void *', previous) as number;
+      if (restored !== SQLITE_OK) {
+        throw new Error(restored === SQLITE_MISUSE
+          ? 'installSqliteAllocator: release() refused: SQLite is still initialized; call sqlite3_shutdown() first'
+          : `installSqliteAllocator: release() could not restore SQLite's allocator: sqlite3_config failed with code ${restored}`);
+      }
+      released = true;
+      koffi.free(previous);
+      unregister();
+    },
   };
 }

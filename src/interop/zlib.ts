@@ -16,19 +16,22 @@ import type { Heap } from '../heap/heap.js';
 const AllocFunc = koffi.proto('intptr_t ffi_heap_zlib_alloc(intptr_t opaque, unsigned int items, unsigned int size)');
 const FreeFunc = koffi.proto('void ffi_heap_zlib_free(intptr_t opaque, intptr_t address)');
 
-/** zlib's z_stream, as zlib.h declares it. */
+/**
+ * zlib's z_stream, as zlib.h lays it out, with every pointer declared 'uintptr_t': heap.decode
+ * gives the addresses as Numbers (it refuses pointer types, which koffi would follow).
+ */
 export const ZStream = koffi.struct('ffi_heap_z_stream', {
-  next_in: 'uint8_t *',
+  next_in: 'uintptr_t',
   avail_in: 'unsigned int',
   total_in: 'unsigned long',
-  next_out: 'uint8_t *',
+  next_out: 'uintptr_t',
   avail_out: 'unsigned int',
   total_out: 'unsigned long',
-  msg: 'const char *',
-  state: 'void *',
-  zalloc: koffi.pointer(AllocFunc),
-  zfree: koffi.pointer(FreeFunc),
-  opaque: 'void *',
+  msg: 'uintptr_t',
+  state: 'uintptr_t',
+  zalloc: 'uintptr_t',
+  zfree: 'uintptr_t',
+  opaque: 'uintptr_t',
   data_type: 'int',
   adler: 'unsigned long',
   reserved: 'unsigned long',
@@ -73,7 +76,13 @@ export interface ZlibAllocator {
   readonly error: Error | undefined;
   /** Writes zalloc, zfree and opaque into the z_stream at `stream`, a live block of the heap. */
   install(stream: number): void;
-  /** Releases the callbacks, once every stream that uses them has been ended. */
+  /** How many blocks zlib allocated through the callbacks are still live: nonzero while a stream is open. */
+  readonly liveBlocks: number;
+  /**
+   * Unregisters the callbacks. Refused (an Error, nothing changed) while a block zlib allocated
+   * through them is live, that is while a stream is open: end it with deflateEnd or inflateEnd
+   * first. Twice is harmless; install() is refused afterwards.
+   */
   release(): void;
 }
 
@@ -86,11 +95,15 @@ export function zlibAllocator(heap: Heap): ZlibAllocator {
   const failed = (e: unknown): void => {
     error ??= e instanceof Error ? e : new Error(String(e));
   };
+  // The blocks handed to zlib and not yet given back: release() waits for none.
+  const live = new Set<number>();
   // One call into the heap per callback, with no closure or array made per call.
   const zalloc = koffi.register((_opaque: number, items: number, size: number): number => {
     try {
       const bytes = items * size;
-      return bytes > MAX_REQUEST ? 0 : heap.malloc(bytes);
+      const ptr = bytes > MAX_REQUEST ? 0 : heap.malloc(bytes);
+      if (ptr !== 0) live.add(ptr);
+      return ptr;
     } catch (e) {
       failed(e);
       return 0;
@@ -99,6 +112,7 @@ export function zlibAllocator(heap: Heap): ZlibAllocator {
   const zfree = koffi.register((_opaque: number, address: number): void => {
     try {
       heap.free(address);
+      live.delete(address);
     } catch (e) {
       failed(e);
     }
@@ -121,8 +135,15 @@ export function zlibAllocator(heap: Heap): ZlibAllocator {
       setPointer(fields, AT.zfree, zfreeAddress);
       setPointer(fields, AT.opaque, 0);
     },
+    get liveBlocks() {
+      return live.size;
+    },
     release(): void {
       if (released) return;
+      if (live.size > 0) {
+        throw new Error(`zlibAllocator: release() refused: ${live.size} block${live.size === 1 ? '' : 's'} zlib allocated through it ` +
+          'are still live, so a stream is open; end it (deflateEnd or inflateEnd) first');
+      }
       released = true;
       koffi.unregister(zalloc);
       koffi.unregister(zfree);

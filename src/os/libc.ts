@@ -130,6 +130,36 @@ export function cTypeLayout(type: CType): { size: number; alignment: number } {
   return { size: koffi.sizeof(type as never), alignment: koffi.alignof(type as never) };
 }
 
+/** koffi's kinds of type whose value is an address: reading one makes koffi follow it (a string) or wrap it. */
+const POINTER_KINDS = new Set(['Pointer', 'String', 'String16', 'String32', 'Callback']);
+
+interface TypeInfo {
+  readonly primitive: string;
+  readonly members?: Record<string, { readonly type: TypeInfo }>;
+  readonly ref?: TypeInfo;
+}
+
+function pointerIn(info: TypeInfo, path: string): string | undefined {
+  if (POINTER_KINDS.has(info.primitive)) return path;
+  if (info.members !== undefined) {
+    for (const [name, member] of Object.entries(info.members)) {
+      const found = pointerIn(member.type, `${path}.${name}`);
+      if (found !== undefined) return found;
+    }
+  }
+  if (info.primitive === 'Array' && info.ref !== undefined) return pointerIn(info.ref, `${path}[]`);
+  return undefined;
+}
+
+/**
+ * Where C type `type` holds a pointer: '' for the type itself, a path such as '.next' or
+ * '.names[]' for a member of a struct, union or array; undefined when it holds none. Throws koffi's
+ * TypeError for an unknown type.
+ */
+export function cTypePointerPath(type: CType): string | undefined {
+  return pointerIn((koffi as unknown as { type(t: unknown): TypeInfo }).type(type), '');
+}
+
 /** Writes `value` as C type `type` at `address + offset`; the caller has bounds-checked it. */
 export function encodeAt(address: number, offset: number, type: CType, value: unknown): void {
   koffi.encode(address, offset, type as never, value);

@@ -226,13 +226,18 @@ const GENERATORS: Readonly<Record<string, { about: string; run: Generator }>> = 
 export const TRACE_KINDS: ReadonlyArray<{ kind: string; about: string }> =
   Object.entries(GENERATORS).map(([kind, g]) => ({ kind, about: g.about }));
 
+/** The most operations a generated trace may ask for: about 120 MB of trace text. */
+export const MAX_OPS = 10_000_000;
+
 /** A trace of about `ops` operations (plus the frees that end it) of the given kind. */
 export function generateTrace(kind: string, ops: number, seed: number): Trace {
   const generator = GENERATORS[kind];
   if (generator === undefined) {
     throw new RangeError(`unknown trace kind '${kind}'; known: ${Object.keys(GENERATORS).join(', ')}`);
   }
-  if (!Number.isSafeInteger(ops) || ops < 1) throw new RangeError(`--ops must be a positive whole number, got ${ops}`);
+  if (!Number.isSafeInteger(ops) || ops < 1 || ops > MAX_OPS) {
+    throw new RangeError(`--ops must be a whole number from 1 to ${MAX_OPS}, got ${ops}`);
+  }
   const b = new TraceBuilder();
   generator.run(b, ops, random(seed));
   return b.build(`${kind}`);
