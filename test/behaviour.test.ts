@@ -23,7 +23,7 @@ function virtualSize(): number {
 
 /** The whole size of the block holding the data at `ptr`, as the snapshot shows it. */
 function blockSize(heap: Heap, ptr: number): number {
-  const block = heap.snapshot().regions.flatMap((r) => r.blocks).find((b) => b.address < ptr && ptr < b.address + b.size);
+  const block = heap.snapshot().regions.flatMap((r) => r.blocks).find((b) => b.address <= ptr && ptr < b.address + b.size);
   assert.ok(block !== undefined, `no block holds 0x${ptr.toString(16)}`);
   return block.size;
 }

@@ -214,7 +214,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
   /** The free block after free block `b` on the free list, or 0 at its tail. */
   nextFree(b: number): number {
     const n = this.rawNextFree(b);
-    if (n === 0 ? b !== this.freeTail : !this.isBlock(n) || !this.isFree(n) || this.rawPrevFree(n) !== b) {
+    if (n === 0 ? b !== this.freeTail : n === b || b === this.freeTail || !this.isBlock(n) || !this.isFree(n) || this.rawPrevFree(n) !== b) {
       throw corrupted(`its next-free link ${hex(n)} is not a free block that links back (was it written after free?)`, b);
     }
     return n;
@@ -223,7 +223,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
   /** The free block before free block `b` on the free list, or 0 at its head. */
   private prevFree(b: number): number {
     const p = this.rawPrevFree(b);
-    if (p === 0 ? b !== this.freeHead : !this.isBlock(p) || !this.isFree(p) || this.rawNextFree(p) !== b) {
+    if (p === 0 ? b !== this.freeHead : p === b || b === this.freeHead || !this.isBlock(p) || !this.isFree(p) || this.rawNextFree(p) !== b) {
       throw corrupted(`its prev-free link ${hex(p)} is not a free block that links back (was it written after free?)`, b);
     }
     return p;
@@ -377,6 +377,10 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
   /** Merges free `right` into its left neighbour `left`, which keeps its header and state. */
   private absorb(left: number, right: number): void {
     const size = this.blockSize(left) + this.blockSize(right);
+    // Every link the unlinking follows is proved before the first write.
+    this.proveFreeLinks(right);
+    this.next(right);
+    this.prev(right);
     this.removeFree(right);
     this.unlink(right);
     this.setSize(left, size, this.isFree(left));
@@ -385,14 +389,24 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
 
   /** Cuts used block `b` down to `need` bytes when the rest makes a block, and frees the rest. */
   private splitTail(b: number, need: number): void {
-    const rest = this.blockSize(b) - need;
+    const size = this.blockSize(b);
+    const rest = size - need;
     if (rest < MIN_BLOCK) return;
     const n = this.next(b);
+    this.proveSplit(b, size, need, n);
     const r = b + need;
     this.setSize(b, need, false);
     this.writeHeader(this.regionOf(b), r, rest, false);
     this.linkBetween(b, r, n);
     this.release(r);
+  }
+
+  /**
+   * Proves what cutting block `b`, of `size` bytes, down to `need` will follow, where `after` is the
+   * block after it: that block's free-list links, when the rest will merge with it.
+   */
+  private proveSplit(b: number, size: number, need: number, after: number): void {
+    if (size - need >= MIN_BLOCK && after !== 0 && this.sameRegion(b, after) && this.isFree(after)) this.proveFreeLinks(after);
   }
 
   /** free() once `b` is known to be a used block. */
@@ -419,6 +433,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
 
   /** Takes free block `b` off the free list for a request needing `need` bytes. */
   private take(b: number, need: number, name: string | undefined): number {
+    this.proveSplit(b, this.blockSize(b), need, this.next(b));
     this.removeFree(b);
     this.setSize(b, this.blockSize(b), false);
     this.inUse += this.blockSize(b);
@@ -508,6 +523,7 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
 
     const n = this.next(b);
     if (n !== 0 && this.sameRegion(b, n) && this.isFree(n) && current + this.blockSize(n) >= need) {
+      this.proveSplit(b, current + this.blockSize(n), need, this.next(n));
       this.inUse += this.blockSize(n);
       this.absorb(b, n);
       this.splitTail(b, need);
@@ -646,6 +662,11 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
       throw corrupted(`stats disagree with the walk: ${blocks} blocks, ${count} free, ${inUse} bytes in use; ` +
         `counted ${this.blockCount}, ${this.freeCount}, ${this.inUse}`, 0);
     }
+  }
+
+  /** Every call after destroy() throws ERR_HEAP_DESTROYED (the base class's helpers ask here first). */
+  protected override assertLive(): void {
+    if (this.destroyed) throw destroyedError();
   }
 
   /** Nothing to do: the classic preset unmaps a region the moment it is free. */

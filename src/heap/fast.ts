@@ -292,9 +292,11 @@ export class FastHeap extends Heap implements HeapOperations {
   private release(h: number, size: number, trim: boolean): void {
     const mem = this.mem;
     const n = h + size;
-    const nsize = this.freeSizeAt(n);
-    // Both neighbours are proved before either is taken off its list, so a bad one changes nothing.
+    // Both neighbours and their list links are proved before either is taken off its list, so a
+    // bad one changes nothing.
+    const nsize = this.freeMergeable(n);
     const p = this.freeBefore(h);
+    if (p !== 0 && !this.lists.linked(p, h - p)) this.corruptedList(p);
     if (nsize !== 0) {
       if (!this.lists.remove(n, nsize)) this.corruptedList();
       this.clearStart(n);
@@ -330,9 +332,12 @@ export class FastHeap extends Heap implements HeapOperations {
     const w = h >>> 2;
 
     if (need <= current) {
+      const split = current - need >= Block.MIN;
+      // The tail merges with a free next block: that block is proved before the tail is written.
+      if (split) this.freeMergeable(h + current);
       // Scribbled: the bytes past the new size, so that whatever the block regains later reads 0xAA.
-      if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER + size, h + (current - need >= Block.MIN ? need : current));
-      if (current - need >= Block.MIN) {
+      if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER + size, h + (split ? need : current));
+      if (split) {
         // Shrink: the tail becomes a block of its own, freed (and merged with a free next block).
         const t = h + need;
         const tail = current - need;
@@ -429,6 +434,13 @@ export class FastHeap extends Heap implements HeapOperations {
     if ((word & Flag.MASK) !== Flag.FREE || !this.isStart(n) || !this.sizeAgrees(n, size)) {
       this.corrupted(n, 'a free block\'s header is damaged (was it written after free?)');
     }
+    return size;
+  }
+
+  /** freeSizeAt(n), with a free block's list links proved too: what a merge with it will follow. */
+  private freeMergeable(n: number): number {
+    const size = this.freeSizeAt(n);
+    if (size !== 0 && !this.lists.linked(n, size)) this.corruptedList(n);
     return size;
   }
 
@@ -576,6 +588,11 @@ export class FastHeap extends Heap implements HeapOperations {
     const large = this.large.get(ptr);
     if (large !== undefined) return large.name;
     return this.names.get(ptr - this.base - Block.HEADER);
+  }
+
+  /** Every call after destroy() throws ERR_HEAP_DESTROYED (the base class's helpers ask here first). */
+  protected override assertLive(): void {
+    if (this.destroyed) throw destroyedError();
   }
 
   protected override markOwned(ptr: number): void {

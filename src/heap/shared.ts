@@ -36,7 +36,7 @@ import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
 import { resolveOptions, type ResolvedOptions } from './options.js';
 import type { SharedHeapHandle } from './types.js';
 import { FL_COUNT, SL_COUNT } from '../strategies/tlsf.js';
-import { adoptReservation, getPageSize, isMapped, releaseReservation, reserveAddressSpace, type Reservation } from '../os/memory.js';
+import { adoptReservation, getPageSize, isMapped, isReadWrite, releaseReservation, reserveAddressSpace, type Reservation } from '../os/memory.js';
 import type { HeapStats } from './types.js';
 
 const ARENA_BYTES = 2 ** 30;
@@ -110,6 +110,8 @@ export class SharedHeap extends FastHeap {
   private readonly slotTaken: Int32Array;
   private cachedHere = 0;
   private cachedBytesHere = 0;
+  /** Bytes from the arena's start this thread has seen read-write (see enter). */
+  private provenTop = 0;
 
   /** Made by `new Heap({ shared: true })`, or by Heap.attach with the handle of one. */
   constructor(options: ResolvedOptions, handle?: SharedHeapHandle) {
@@ -142,6 +144,7 @@ export class SharedHeap extends FastHeap {
         this.slot = this.slotTaken.indexOf(0);
         if (this.slot < 0) throw new Error(`Heap.attach: ${MAX_OPEN} heaps are open over this shared heap already; close some first`);
         this.useArena(provenArena(this.ints, this.floats, this.control.byteLength));
+        this.provenTop = this.floats[F_TOP]!;
         this.slotTaken[this.slot] = 1;
         this.ints[I_OPEN]!++;
         this.id = ++this.ints[I_HEAPS]!;
@@ -222,12 +225,15 @@ export class SharedHeap extends FastHeap {
     if (this.ints[I_HOLDER] === this.id) return;
     const f = this.floats;
     const top = f[F_TOP]!;
-    // The arena's range was proved on attach; a top past it would lead every read out of it.
-    if (!validTop(top, this.reservation!.size)) {
+    // The arena's range was proved on attach; a top past it, or past what is committed, would lead
+    // reads out of it. What lies below `provenTop` was found read-write already; growth is
+    // geometric, so the look at the kernel's mappings is rare.
+    if (!validTop(top, this.reservation!.size) || (top > this.provenTop && !isReadWrite(this.base + this.provenTop, top - this.provenTop))) {
       this.depth = 0;
       this.unlock();
-      throw new HeapError('ERR_HEAP_CORRUPTED', `heap corrupted: the control block's top (${top}) is not inside the arena`);
+      throw new HeapError('ERR_HEAP_CORRUPTED', `heap corrupted: the control block's top (${top}) is not inside the arena's committed memory`);
     }
+    this.provenTop = top;
     this.top = top;
     this.lists.limit = this.top;
     this.lists.flMap = this.ints[I_FL_MAP]!;
@@ -474,6 +480,11 @@ export class SharedHeap extends FastHeap {
     return this.outOfMemory('malloc', size);
   }
 
+  /** Every call after close() here, or destroy() in any thread, throws ERR_HEAP_DESTROYED. */
+  protected override assertLive(): void {
+    if (this.closed || this.ints[I_DESTROYED] !== 0) throw destroyedError();
+  }
+
   override autoFree(): void {
     throw new TypeError('autoFree: a shared heap does not track owners (a finalizer runs in one thread only)');
   }
@@ -549,10 +560,11 @@ function validTop(top: number, arenaSize: number): boolean {
 function provenArena(ints: Int32Array, floats: Float64Array, controlBytes: number): Reservation {
   const address = floats[F_ADDRESS]!;
   const size = floats[F_SIZE]!;
+  const top = floats[F_TOP]!;
   const page = getPageSize();
   if (!Number.isSafeInteger(size) || size < ARENA_MIN_BYTES || size > ARENA_BYTES || size % page !== 0 ||
-      controlBytes !== STARTS_AT + size / 128 || !validTop(floats[F_TOP]!, size) || ints[I_OPEN]! < 1 ||
-      !isMapped(address, size)) {
+      controlBytes !== STARTS_AT + size / 128 || !validTop(top, size) || ints[I_OPEN]! < 1 ||
+      !isMapped(address, size) || !isReadWrite(address, top)) {
     throw new TypeError('Heap.attach: the handle\'s control block does not describe a live shared heap (its arena, size or top is damaged)');
   }
   return adoptReservation(address, size);

@@ -2,6 +2,7 @@
 // over it. The heap reads and writes native memory only through these buffers, so an address
 // outside every live mapping can never be dereferenced by accident.
 
+import { readFileSync } from 'node:fs';
 import { libc, nativeView } from './libc.js';
 
 /** koffi (and V8 on Node 20) cannot make one view larger than this. */
@@ -140,6 +141,36 @@ export function isMapped(address: number, size: number): boolean {
   if (!Number.isSafeInteger(address) || address <= 0 || address % page !== 0 || address + size > MAX_ADDRESS ||
       !Number.isSafeInteger(size) || size <= 0 || size % page !== 0) return false;
   return libc().mincore(address, size, new Uint8Array(size / page)) === 0;
+}
+
+/**
+ * Whether every byte of [address, address + length) is readable and writable in this process, by
+ * the kernel's list of mappings (/proc/self/maps); a view's reads and writes there cannot fault.
+ * Where there is no such list (macOS), true: isMapped is then the only check.
+ */
+export function isReadWrite(address: number, length: number): boolean {
+  if (length <= 0) return true;
+  let maps: string;
+  try {
+    maps = readFileSync('/proc/self/maps', 'latin1');
+  } catch {
+    return process.platform !== 'linux';
+  }
+  // Lines are sorted by address: walk them while they cover the range without a gap.
+  let at = address;
+  const end = address + length;
+  for (const line of maps.split('\n')) {
+    const dash = line.indexOf('-');
+    const space = line.indexOf(' ');
+    if (dash < 0 || space < dash) continue;
+    const from = parseInt(line.slice(0, dash), 16);
+    const to = parseInt(line.slice(dash + 1, space), 16);
+    if (to <= at) continue;
+    if (from > at || line[space + 1] !== 'r' || line[space + 2] !== 'w') return false;
+    at = to;
+    if (at >= end) return true;
+  }
+  return false;
 }
 
 /**

@@ -80,21 +80,33 @@ export class SegregatedLists {
     return (word & Flag.MASK) === Flag.FREE && size >= Block.MIN && b + size <= this.limit - Block.HEADER && classOf(size) === i;
   }
 
-  /** Takes `block`, a free block of `size` bytes, off its list. Returns false if its links are damaged. */
-  remove(block: number, size: number): boolean {
+  /**
+   * Whether free block `block`, of `size` bytes, sits on its list as its links say: its prev link is
+   * 0 exactly when it heads its class, and each link that is not 0 leads to another free block of
+   * the class that links back to it. Reads only.
+   */
+  linked(block: number, size: number): boolean {
     const mem = this.mem;
     const w = block >>> 2;
     const next = mem[w + Word.NEXT_FREE]!;
     const prev = mem[w + Word.PREV_FREE]!;
     const i = classOf(size);
-    if (prev === 0 ? this.heads[i] !== block : !this.isFreeIn(prev, i) || mem[(prev >>> 2) + Word.NEXT_FREE] !== block) {
+    if (next === block || prev === block) return false;
+    if (prev === 0 ? this.heads[i] !== block : this.heads[i] === block || !this.isFreeIn(prev, i) || mem[(prev >>> 2) + Word.NEXT_FREE] !== block) return false;
+    return next === 0 || (this.isFreeIn(next, i) && mem[(next >>> 2) + Word.PREV_FREE] === block);
+  }
+
+  /** Takes `block`, a free block of `size` bytes, off its list. Returns false, changing nothing, if its links are damaged. */
+  remove(block: number, size: number): boolean {
+    if (!this.linked(block, size)) {
       this.damaged = block;
       return false;
     }
-    if (next !== 0 && (!this.isFreeIn(next, i) || mem[(next >>> 2) + Word.PREV_FREE] !== block)) {
-      this.damaged = block;
-      return false;
-    }
+    const mem = this.mem;
+    const w = block >>> 2;
+    const next = mem[w + Word.NEXT_FREE]!;
+    const prev = mem[w + Word.PREV_FREE]!;
+    const i = classOf(size);
     if (prev === 0) {
       this.heads[i] = next;
       if (next === 0) this.clearClass(i);
@@ -142,15 +154,11 @@ export class SegregatedLists {
   private popHead(i: number): number {
     const mem = this.mem;
     const block = this.heads[i]!;
-    if (!this.isFreeIn(block, i) || mem[(block >>> 2) + Word.PREV_FREE] !== 0) {
+    if (!this.isFreeIn(block, i) || !this.linked(block, this.mem[(block >>> 2) + Word.SIZE]! & Flag.SIZE_MASK)) {
       this.damaged = block;
       return -1;
     }
     const next = mem[(block >>> 2) + Word.NEXT_FREE]!;
-    if (next !== 0 && (!this.isFreeIn(next, i) || mem[(next >>> 2) + Word.PREV_FREE] !== block)) {
-      this.damaged = block;
-      return -1;
-    }
     this.heads[i] = next;
     if (next !== 0) this.mem[(next >>> 2) + Word.PREV_FREE] = 0;
     else this.clearClass(i);

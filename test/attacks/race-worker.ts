@@ -23,16 +23,25 @@ if (job.fillCache) {
 }
 const barrier = new Int32Array(job.barrier);
 const outcomes: string[] = [];
-job.blocks.forEach((p, i) => {
+/** Waits until both workers have reached `point` (two points a round: before the free, after it). */
+const meet = (point: number): void => {
   Atomics.add(barrier, 0, 1);
-  while (Atomics.load(barrier, 0) < 2 * (i + 1));
+  while (Atomics.load(barrier, 0) < 2 * point);
+};
+job.blocks.forEach((p, i) => {
+  meet(2 * i + 1);
+  let freed = false;
   try {
     heap.free(p);
+    freed = true;
     outcomes.push('freed');
-    if (job.drain) held.push(heap.malloc(40));
   } catch (e) {
     outcomes.push(e instanceof HeapError ? e.code : `${(e as Error).name}: ${(e as Error).message}`);
   }
+  // Only once the twin's free of p is over: a block taken back sooner could be p itself, live
+  // again, and the twin's free of it would then rightly succeed.
+  meet(2 * i + 2);
+  if (freed && job.drain) held.push(heap.malloc(40));
 });
 let after = '';
 try {
