@@ -11,6 +11,8 @@ import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
 import { presetNamed } from '../presets.js';
 import { CASE_TIMEOUT_MS, type AttackCase } from './case.js';
 import { GROUPS } from './groups.js';
@@ -173,4 +175,33 @@ export function explain(results: readonly CaseResult[]): string {
   const summary = [...counts].map(([k, n]) => `${n} ${k}`).join(', ');
   const shown = bad.filter((r) => r.outcome !== 'not run').slice(0, 6).map((r) => `  [${r.outcome}] ${r.id}: ${r.detail.split('\n')[0]}`);
   return `${bad.length} of ${results.length} cases broke the promise (${summary}):\n${shown.join('\n')}`;
+}
+
+/**
+ * One uvu suite per preset, a test per case's test name (known from the case lists, without
+ * running anything), each awaiting one run of every batch, started by the first test to ask. No
+ * top-level await: Bun's uvu loads test files with require().
+ */
+export function defineSuites(label: string, presets: readonly { name: string }[], batches: readonly Batch[]): void {
+  let pending: Promise<CaseResult[][]> | undefined;
+  const results = (): Promise<CaseResult[][]> => (pending ??= (async () => {
+    const started = Date.now();
+    const all = await runBatches([...batches]);
+    if (process.env['ATTACK_TIMING']) console.log(`${label}: ${batches.length} batches in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return all;
+  })());
+  for (const preset of presets) {
+    const test = suite(`${label}: ${preset.name}`);
+    const mine = batches.map((b, k) => [b, k] as const).filter(([b]) => b.preset === preset.name);
+    const names = new Set(mine.flatMap(([b]) => GROUPS[b.group]!(presetNamed(b.preset)).map((c) => c.test)));
+    for (const name of names) {
+      test(name, async () => {
+        const all = await results();
+        const cases = mine.flatMap(([, k]) => all[k]!).filter((r) => r.test === name);
+        assert.ok(cases.length > 0, 'no case of this test ran');
+        assert.ok(cases.every((r) => r.outcome === 'passed'), explain(cases));
+      });
+    }
+    test.run();
+  }
 }
