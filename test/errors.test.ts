@@ -214,6 +214,25 @@ test('fast: a write after free into a cached block is caught, not followed', () 
   heap.destroy();
 });
 
+test('classic: a damaged block-list link of the free block a shrinking realloc would merge with is refused before any write', () => {
+  const heap = new Heap({ preset: 'classic' });
+  const live = heap.malloc(8134);
+  fillPattern(heap, live, 8134, 5);
+  const free = heap.snapshot().regions[0]!.blocks[1]!; // the free rest of the region, after the live block
+  assert.ok(free.free);
+  const next = new Uint32Array(koffi.view(free.address + 48, 8) as ArrayBuffer); // its block-list next link
+  next[0] = 0x2f000000;
+  next[1] = 0x28a35f;
+  const before = heap.stats();
+  throwsCode(() => heap.realloc(live, 138), 'ERR_HEAP_CORRUPTED');
+  assert.is(checkPattern(heap, live, 8134, 5), -1, 'the live block kept every byte');
+  assert.equal(heap.stats(), before);
+  next[0] = 0;
+  next[1] = 0;
+  heap.check();
+  heap.destroy();
+});
+
 test('fast: a write after free into a listed block is caught, not followed', () => {
   const heap = new Heap({ preset: 'fast' });
   const a = heap.malloc(5000);

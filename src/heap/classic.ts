@@ -229,11 +229,15 @@ export class ClassicHeap extends Heap implements HeapOperations, FreeList {
     return p;
   }
 
-  /** Proves both free-list links of free block `b`. */
+  /**
+   * Proves what merging free block `b` into its left neighbour follows: its size, both free-list
+   * links, and its block-list link to the block after it (its link back is rewritten by the merge).
+   */
   private proveFreeLinks(b: number): void {
     this.blockSize(b);
     this.nextFree(b);
     this.prevFree(b);
+    this.next(b);
   }
 
   /** A walk of the free list went past the count: its links make a cycle. */
