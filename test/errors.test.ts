@@ -99,7 +99,7 @@ for (const preset of PRESETS) {
     const cases = [
       ptrs[0]! + 16, // inside a block, 16-aligned
       ptrs[0]! + 1, // misaligned
-      ptrs[0]! - preset.header, // the block's start as reports show it, not the data
+      ptrs[0]! - Math.max(16, preset.headerOf(100)), // before the data: the block's start as reports show it, or the slot before
       region.address + region.size - 16, // inside the free tail
       foreign, // another heap's block
       8, // never mapped
@@ -183,8 +183,16 @@ test('classic: a damaged link is caught by check() without reading outside the h
   heap.destroy();
 });
 
+/** A fast heap of medium blocks, which have headers (blocks of up to 1 KiB are in pages, without). */
+function populatedMedium(): { heap: Heap; ptrs: number[] } {
+  const heap = new Heap({ preset: 'fast' });
+  const ptrs = [1100, 1040, 3000, 1100].map((n, i) => heap.malloc(n, `live ${i}`));
+  for (const p of ptrs) fillPattern(heap, p, heap.usableSize(p), p);
+  return { heap, ptrs };
+}
+
 test('fast: a damaged size word is ERR_HEAP_CORRUPTED, from free and from check(), and other blocks keep their bytes', () => {
-  const { heap, ptrs } = populated('fast');
+  const { heap, ptrs } = populatedMedium();
   const victim = ptrs[1]!;
   const header = new Uint32Array(koffi.view(victim - 8, 8) as ArrayBuffer);
   const saved = header.slice();
@@ -204,12 +212,12 @@ test('fast: a damaged size word is ERR_HEAP_CORRUPTED, from free and from check(
 });
 
 test('fast: a write after free into a cached block is caught, not followed', () => {
-  const { heap, ptrs } = populated('fast');
+  const { heap, ptrs } = populatedMedium();
   const freed = ptrs[0]!;
-  heap.free(freed); // a small block: parked in its size's cache, its first word the cache link
+  heap.free(freed); // a medium block of up to 2 KiB: parked in its size's cache, its first word the cache link
   new Uint32Array(koffi.view(freed, 4) as ArrayBuffer)[0] = 0x7fff_fff0; // a stale pointer writes
   throwsCode(() => heap.check(), 'ERR_HEAP_CORRUPTED');
-  throwsCode(() => heap.malloc(100), 'ERR_HEAP_CORRUPTED');
+  throwsCode(() => heap.malloc(1100), 'ERR_HEAP_CORRUPTED');
   for (const p of ptrs.slice(1)) assert.is(checkPattern(heap, p, heap.usableSize(p), p), -1);
   heap.destroy();
 });

@@ -1,6 +1,6 @@
-// The fast preset's own promises: its block sizes, merging on both sides, the small-block
+// The fast preset's own promises: its block sizes, merging on both sides, the medium blocks'
 // caches, in-place realloc both ways, large mappings, growth without thrashing, trimming, and a
-// million live blocks freed in any order.
+// million live blocks freed in any order. Small-object pages have test/pages.test.ts.
 
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -11,19 +11,20 @@ const HEADER = 8;
 const MiB = 1024 * 1024;
 const fast = (): Heap => new Heap({ preset: 'fast' });
 
-/** The blocks of the heap's arena region (the first region), as [size, free] pairs. */
+/** The blocks of the heap's medium arena (its first region, when it has one), as [size, free] pairs. */
 function layout(heap: Heap): Array<[number, boolean]> {
   return heap.snapshot().regions[0]!.blocks.map((b) => [b.size, b.free]);
 }
 
-test('blocks are align16(request + 8) bytes, at least 16, and data is 16-byte aligned', () => {
+test('small requests get their size class (16-byte steps to 256, eight a doubling to 1 KiB); larger blocks are align16(request + 8)', () => {
   const heap = fast();
-  const usable = [0, 1, 8, 9, 24, 25, 100, 1000].map((n) => {
+  heap.malloc(MiB); // small requests come from pages once 1 MiB is in use
+  const usable = [0, 1, 16, 17, 100, 256, 257, 300, 513, 1000, 1024, 1025, 3000].map((n) => {
     const p = heap.malloc(n);
     assert.is(p % 16, 0);
     return heap.usableSize(p);
   });
-  assert.equal(usable, [8, 8, 8, 24, 24, 40, 104, 1000]);
+  assert.equal(usable, [16, 16, 16, 32, 112, 256, 288, 320, 576, 1024, 1024, 1032, 3000]);
   heap.destroy();
 });
 
@@ -40,32 +41,33 @@ test('free merges with both neighbours into one block', () => {
   heap.destroy();
 });
 
-test('a freed small block is cached and handed back to the next request of its size', () => {
+test('a freed medium block of up to 2 KiB is cached and handed back to the next request of its size', () => {
   const heap = fast();
-  const a = heap.malloc(64);
-  const b = heap.malloc(64);
+  const a = heap.malloc(1500);
+  const b = heap.malloc(1500);
   heap.free(a);
   assert.is(heap.stats().freeBlocks, 2, 'the cached block and the free rest of the heap');
-  assert.equal(layout(heap).slice(0, 2), [[80, true], [80, false]], 'a cached block shows as free, unmerged');
-  assert.is(heap.malloc(64), a);
+  assert.equal(layout(heap).slice(0, 2), [[1520, true], [1520, false]], 'a cached block shows as free, unmerged');
+  assert.is(heap.malloc(1500), a);
   heap.free(a);
   heap.free(b);
-  assert.equal([heap.malloc(64), heap.malloc(64)], [b, a], 'last in, first out');
+  assert.equal([heap.malloc(1500), heap.malloc(1500)], [b, a], 'last in, first out');
   heap.check();
   heap.destroy();
 });
 
 test('the caches are flushed and merged before the heap grows', () => {
   const heap = fast();
-  const small = Array.from({ length: 20 }, () => heap.malloc(64));
-  const pin = heap.malloc(64, 'pin');
-  const rest = layout(heap).at(-1)![0];
-  heap.malloc(rest - 512 - HEADER, 'filler'); // leaves a 512-byte free block at the top
-  for (const p of small) heap.free(p); // 20 cached 80-byte blocks, side by side, unmerged
+  const cached = Array.from({ length: 20 }, () => heap.malloc(1100));
+  const pin = heap.malloc(1100, 'pin');
+  const rest = layout(heap).at(-1)![0]; // the free block at the top
+  for (const p of cached) heap.free(p); // 20 cached 1120-byte blocks, side by side, unmerged
   const { mmapCalls, mapped } = heap.stats();
-  // Too large for the 512 free bytes, small enough for the 1600 the flush merges.
-  const big = heap.malloc(1200);
-  assert.is(big, small[0]);
+  // Too large for the free top and any cached block, small enough for the 22400 bytes the flush merges.
+  const request = Math.max(1200, rest);
+  assert.ok(request + HEADER <= 22_400);
+  const big = heap.malloc(request);
+  assert.is(big, cached[0]);
   assert.equal([heap.stats().mmapCalls, heap.stats().mapped], [mmapCalls, mapped]);
   heap.free(pin);
   heap.check();
@@ -91,12 +93,12 @@ test('realloc grows in place into a free neighbour and shrinks in place, freeing
 
 test('realloc of the last block grows the heap in place', () => {
   const heap = fast();
-  const a = heap.malloc(1000);
-  fillPattern(heap, a, 1000, 2);
+  const a = heap.malloc(1100);
+  fillPattern(heap, a, 1100, 2);
   const before = heap.stats().mmapCalls;
   assert.is(heap.realloc(a, 200_000), a);
   assert.ok(heap.stats().mmapCalls > before, 'more memory was committed');
-  assert.is(checkPattern(heap, a, 1000, 2), -1);
+  assert.is(checkPattern(heap, a, 1100, 2), -1);
   heap.check();
   heap.destroy();
 });
@@ -221,8 +223,8 @@ test('one million live blocks, freed in random order, leave the heap empty; grow
 
 test('names are kept only for named blocks and go with them', () => {
   const heap = fast();
-  const a = heap.malloc(100, 'named');
-  const b = heap.malloc(100);
+  const a = heap.malloc(3000, 'named');
+  const b = heap.malloc(3000);
   const names = (): string[] => heap.snapshot().regions[0]!.blocks.filter((x) => !x.free).map((x) => x.name);
   assert.equal(names(), ['named', '']);
   const moved = heap.realloc(a, 5000);
@@ -230,6 +232,14 @@ test('names are kept only for named blocks and go with them', () => {
   heap.realloc(moved, 5000, '');
   assert.equal(names(), ['', '']);
   heap.free(b);
+  // A small block's name lives beside its slot, and goes with it through realloc and free.
+  const s = heap.malloc(40, 'small');
+  const named = (): string[] => heap.snapshot().regions.flatMap((r) => r.blocks).filter((x) => !x.free && x.name !== '').map((x) => x.name);
+  assert.equal(named(), ['small']);
+  const grown = heap.realloc(s, 600);
+  assert.equal(named(), ['small']);
+  heap.free(grown);
+  assert.equal(named(), []);
   heap.check();
   heap.destroy();
 });

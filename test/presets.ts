@@ -19,16 +19,22 @@ export interface TestPreset {
    * quarantine (counted in use, not handed out again) until it drains or trim() empties it.
    */
   readonly debugChecks: boolean;
-  /** Bytes from a block's address, as print_memory and the leak report show it, to its data. */
-  readonly header: number;
+  /**
+   * Bytes from a block's address, as print_memory and the leak report show it, to its data, for a
+   * request of `size` bytes (the fast preset's small blocks, up to 1 KiB, have no header).
+   */
+  headerOf(size: number): number;
 }
 
 export const PRESETS: readonly TestPreset[] = [
-  { name: 'fast', options: { preset: 'fast' }, names: true, largeMappings: true, autoFree: true, debugChecks: false, header: 8 },
-  { name: 'classic', options: { preset: 'classic', algorithm: 'first_fit' }, names: true, largeMappings: true, autoFree: true, debugChecks: false, header: 64 },
-  { name: 'debug', options: { preset: 'fast', debug: true }, names: true, largeMappings: true, autoFree: true, debugChecks: true, header: 24 },
-  { name: 'debug classic', options: { preset: 'classic', debug: true }, names: true, largeMappings: true, autoFree: true, debugChecks: true, header: 80 },
-  { name: 'shared', options: { shared: true }, names: false, largeMappings: false, autoFree: false, debugChecks: false, header: 8 },
+  { name: 'fast', options: { preset: 'fast' }, names: true, largeMappings: true, autoFree: true, debugChecks: false, headerOf: () => 8 },
+  // Small requests from pages from the first one (by default only once 1 MiB is in use): slots of
+  // up to 1 KiB have no header.
+  { name: 'fast paged', options: { preset: 'fast', pagesFrom: 0 }, names: true, largeMappings: true, autoFree: true, debugChecks: false, headerOf: (n) => (n <= 1024 ? 0 : 8) },
+  { name: 'classic', options: { preset: 'classic', algorithm: 'first_fit' }, names: true, largeMappings: true, autoFree: true, debugChecks: false, headerOf: () => 64 },
+  { name: 'debug', options: { preset: 'fast', debug: true }, names: true, largeMappings: true, autoFree: true, debugChecks: true, headerOf: () => 24 },
+  { name: 'debug classic', options: { preset: 'classic', debug: true }, names: true, largeMappings: true, autoFree: true, debugChecks: true, headerOf: () => 80 },
+  { name: 'shared', options: { shared: true }, names: false, largeMappings: false, autoFree: false, debugChecks: false, headerOf: () => 8 },
 ];
 
 /** A new heap of preset `p`, with `extra` options on top (scribble, limit...). */

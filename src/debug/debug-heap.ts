@@ -166,7 +166,7 @@ export class DebugHeap extends Heap implements HeapOperations {
   private nameOf(ptr: number): string | undefined {
     const address = ptr - CANARY;
     for (const region of this.inner.snapshot().regions) {
-      for (const b of region.blocks) if (!b.free && b.address < address && address < b.address + b.size) return b.name || undefined;
+      for (const b of region.blocks) if (!b.free && b.address <= address && address < b.address + b.size) return b.name || undefined;
     }
     return undefined;
   }
@@ -235,7 +235,8 @@ export class DebugHeap extends Heap implements HeapOperations {
       let hi = held.length;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if (held[mid]! <= address) lo = mid + 1;
+        // The first held address at or past the block's start (a headerless block starts at its data).
+        if (held[mid]! < address) lo = mid + 1;
         else hi = mid;
       }
       return lo < held.length && held[lo]! < address + size;

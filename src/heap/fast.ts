@@ -1,5 +1,10 @@
-// The fast preset: O(1) malloc and free over segregated free lists (src/strategies/tlsf.ts), with
-// 8-byte headers (src/layout/fast.ts), small-block caches, in one arena of reserved address space.
+// The fast preset: O(1) malloc and free in three tiers.
+// - Requests of up to SMALL_MAX bytes (1 KiB) come from pages of one size class each
+//   (src/heap/pages.ts, src/layout/pages.ts): no header, and every fact about a slot in JavaScript.
+// - Larger ones come from segregated free lists (src/strategies/tlsf.ts) of blocks with 8-byte
+//   headers (src/layout/fast.ts), with small-block caches, in one arena of reserved address space:
+//   the medium arena, described below.
+// - Requests at or above `largeThreshold` get mappings of their own.
 //
 // The arena is reserved once (1 GiB, PROT_NONE) and committed from its start as the heap grows,
 // so the heap is one contiguous range [0, top) with one typed array over it: an address is
@@ -30,6 +35,8 @@ import {
   MAX_VIEW_BYTES, type Mapping, type Reservation,
 } from '../os/memory.js';
 import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
+import { CLASS_OF, CLASS_RECIPROCAL, CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
+import { SmallPages } from './pages.js';
 import { SegregatedLists, classOf } from '../strategies/tlsf.js';
 import { callocBytes, checkAddress, checkName, checkRealloc, checkSize } from './arguments.js';
 import { HeapError, destroyedError, hex } from './errors.js';
@@ -62,9 +69,14 @@ const CACHE_DEPTH = 32;
 
 export const SCRIBBLE_BYTE = 0xaa;
 
+
 // The block-size function through a module-level const: V8 folds the const to the function and
 // inlines it, where each use of the imported binding would read a module cell and check it.
 const blockSize = fastBlockSize;
+const classOfRequest = CLASS_OF;
+const classSize = CLASS_SIZE;
+const classSlots = CLASS_SLOTS;
+const classReciprocal = CLASS_RECIPROCAL;
 const EMPTY_WORDS = new Uint32Array(0);
 const EMPTY_BYTES = new Uint8Array(0);
 
@@ -92,6 +104,12 @@ export class FastHeap extends Heap implements HeapOperations {
   protected readonly cacheCounts = new Int32Array(CACHE_MAX_BLOCK / 16 + 1);
   /** Names of named blocks, by header offset; touched only for blocks flagged Flag.NAMED. */
   private readonly names = new Map<number, string>();
+  /** Small blocks (in pages). */
+  protected readonly small = new SmallPages();
+  /** Names of named small blocks, by address; while it holds any, frees of small blocks take the slow path. */
+  private readonly smallNames = new Map<number, string>();
+  /** smallNames.size, as a field: a Number the inlined free path reads without a call. */
+  private smallNamed = 0;
   private readonly large = new Map<number, LargeBlock>();
   /** Requests of at least this many bytes get mappings of their own. */
   protected largeThreshold = LARGE_THRESHOLD_START;
@@ -114,10 +132,21 @@ export class FastHeap extends Heap implements HeapOperations {
   // Hot paths.
 
   override malloc(size: number, name?: string): number {
-    // The fastest path, small enough for V8 to inline into the caller: an unnamed request of at
-    // most CACHE_MAX_REQUEST bytes whose size's cache holds a block. Anything else, and anything
-    // doubtful, takes mallocSlow.
-    if (typeof size === 'number' && size <= CACHE_MAX_REQUEST && (size >>> 0) === size && name === undefined) {
+    // The fast paths, small enough for V8 to inline into the caller: an unnamed request of at most
+    // SMALL_MAX bytes whose class has a page with a free slot; else one of at most
+    // CACHE_MAX_REQUEST bytes whose size's cache holds a block. Anything else takes mallocSlow.
+    if (typeof size === 'number' && (size >>> 0) === size && size <= CACHE_MAX_REQUEST && name === undefined) {
+      if (size <= Page.SMALL_MAX) {
+        const c = classOfRequest[(size + 15) >>> 4]!;
+        const small = this.small;
+        if (small.avail[c] !== 0) {
+          if ((this.inUse += classSize[c]!) > this.peakInUse) this.peakInUse = this.inUse;
+          const ptr = small.takeSlot(c);
+          // `=== true`: a pointer comparison, where a bare truth test of the field is generic.
+          if (this.scribble === true) this.scribbleSmall(ptr, c);
+          return ptr;
+        }
+      }
       const need = blockSize(size);
       const c = need >>> 4;
       const h = this.cacheHeads[c]!;
@@ -134,7 +163,6 @@ export class FastHeap extends Heap implements HeapOperations {
           this.cacheCounts[c] = left;
           mem[w + Word.SIZE] = need;
           if ((this.inUse += need) > this.peakInUse) this.peakInUse = this.inUse;
-          // `=== true`: a pointer comparison, where a bare truth test of the field is generic.
           if (this.scribble === true) this.dress(h, need, undefined);
           return this.base + h + Block.HEADER;
         }
@@ -149,6 +177,13 @@ export class FastHeap extends Heap implements HeapOperations {
     // One test passes every size below 4 GiB; anything else takes the careful path.
     if (typeof size !== 'number' || (size >>> 0) !== size) return this.mallocChecked(size, name);
     if (name !== undefined) checkName('malloc', name);
+    // Small requests go to pages once the heap holds `pagesFrom` bytes in use (or pages already):
+    // below it, a page a class would cost more than the blocks themselves.
+    if (size <= Page.SMALL_MAX && !this.small.unavailable && (this.small.committed !== 0 || this.inUse >= this.pagesFrom)) {
+      const ptr = this.mallocSmall(size, name);
+      if (ptr !== 0) return ptr;
+      // No page to be had (the small arena is full, or past the limit): the medium lists may have room.
+    }
     if (size > CACHE_MAX_REQUEST) {
       return size >= this.largeThreshold ? this.mallocLarge(size, name) : this.mallocFromLists(blockSize(size), name);
     }
@@ -164,6 +199,27 @@ export class FastHeap extends Heap implements HeapOperations {
     if ((this.inUse += need) > this.peakInUse) this.peakInUse = this.inUse;
     this.dress(h, need, name);
     return this.base + h + Block.HEADER;
+  }
+
+  /** A slot for a request of `size` bytes (at most SMALL_MAX), from a page with room or a new one; 0 if none can be had. */
+  private mallocSmall(size: number, name: string | undefined): number {
+    if (this.destroyed) throw destroyedError();
+    const c = classOfRequest[(size + 15) >>> 4]!;
+    const small = this.small;
+    if (small.avail[c] === 0) {
+      if (small.refill(c, this.limit - this.mapped()) === 0) return 0;
+      if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
+    }
+    if ((this.inUse += classSize[c]!) > this.peakInUse) this.peakInUse = this.inUse;
+    const ptr = small.takeSlot(c);
+    if (name !== undefined) this.nameSmall(ptr, name);
+    if (this.scribble) this.scribbleSmall(ptr, c);
+    return ptr;
+  }
+
+  private scribbleSmall(ptr: number, c: number): void {
+    const o = ptr - this.small.base;
+    this.small.bytes.fill(SCRIBBLE_BYTE, o, o + classSize[c]!);
   }
 
   /** Names and scribbles a new block, when asked to: kept off the inlined fast path. */
@@ -216,10 +272,37 @@ export class FastHeap extends Heap implements HeapOperations {
   }
 
   override free(ptr: number): void {
-    // The fastest path, small enough to inline: a used, unnamed block of at most CACHE_MAX_BLOCK
-    // bytes, at a recorded block start, whose size the next header confirms, with room in its
-    // size's cache. Anything else, and anything doubtful, takes freeSlow.
+    // The fastest path, small enough to inline: the first byte of a slot in use in a page some class
+    // owns, when no small block has a name or an owner. Everything it reads is JavaScript state.
+    // Anything else, and anything doubtful, takes freeSlow.
     if (typeof ptr === 'number') {
+      const small = this.small;
+      const o = ptr - small.base;
+      if ((o >>> 0) === o && o < small.top) {
+        const page = o >>> Page.SHIFT;
+        const info = small.pageInfo[page]!;
+        const c = info & Page.INFO_CLASS;
+        const size = classSize[c]!;
+        const rel = o & (Page.BYTES - 1);
+        const slot = (rel * classReciprocal[c]!) >>> Page.RECIPROCAL_SHIFT;
+        // A slot number is below 256 whatever the offset, so its bitmap word is the page's own.
+        const bits = small.freeBits;
+        const w = (page << Page.WORD_SHIFT) + (slot >>> 5);
+        const word = bits[w]!;
+        const bit = 1 << (slot & 31);
+        if (slot < classSlots[c]! && slot * size === rel && (word & bit) === 0 && this.owners === null && this.smallNamed === 0) {
+          // SmallPages.releaseSlot, written out: the page's bit, cursor and count in two stores.
+          bits[w] = word | bit;
+          const cursor = (info >>> Page.INFO_CURSOR_SHIFT) & (Page.WORDS - 1);
+          const free = (info >>> Page.INFO_FREE_SHIFT) + 1;
+          small.pageInfo[page] = c | ((slot >>> 5 < cursor ? slot >>> 5 : cursor) << Page.INFO_CURSOR_SHIFT) | (free << Page.INFO_FREE_SHIFT);
+          this.inUse -= size;
+          if (free === 1 || free === classSlots[c]) small.changed(page, free);
+          return;
+        }
+      }
+      // A medium block of at most CACHE_MAX_BLOCK bytes, at a recorded block start, whose size the
+      // next header confirms, with room in its size's cache.
       const h = ptr - this.base - Block.HEADER;
       if ((h >>> 0) === h && h >= Block.HEADER && h < this.top && (h & Flag.MASK) === Block.HEADER &&
           (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) !== 0) {
@@ -243,6 +326,8 @@ export class FastHeap extends Heap implements HeapOperations {
 
   protected freeSlow(ptr: number): void {
     if (typeof ptr !== 'number') checkAddress('free', ptr);
+    const at = this.small.locate(ptr - this.small.base);
+    if (at >= 0) return this.freeSmall(ptr, at);
     // (h >>> 0) === h: an integer offset inside the arena's 4 GiB; the rest is the careful path.
     const h = ptr - this.base - Block.HEADER;
     if ((h >>> 0) !== h || h < Block.HEADER || h >= this.top || (h & Flag.MASK) !== Block.HEADER ||
@@ -267,6 +352,26 @@ export class FastHeap extends Heap implements HeapOperations {
       }
     }
     this.release(h, size, true);
+  }
+
+  /** free() of slot `at` (page * MAX_SLOTS + slot, from SmallPages.locate) at `ptr`. */
+  private freeSmall(ptr: number, at: number): void {
+    const page = (at / Page.MAX_SLOTS) | 0;
+    const slot = at & (Page.MAX_SLOTS - 1);
+    if (this.small.isFree(page, slot)) throw doubleFree('free', ptr);
+    if (this.smallNamed !== 0 && this.smallNames.delete(ptr)) this.smallNamed--;
+    this.owners?.forget(ptr);
+    this.inUse -= this.small.slotSize(page);
+    this.small.releaseSlot(page, slot);
+  }
+
+  /** The slot size of the small block in use at `ptr`, or -1 when `ptr` is not a small block's slot; a free one is an error. */
+  private smallLive(ptr: number, op: string): number {
+    const at = this.small.locate(ptr - this.small.base);
+    if (at < 0) return -1;
+    const page = (at / Page.MAX_SLOTS) | 0;
+    if (this.small.isFree(page, at & (Page.MAX_SLOTS - 1))) throw doubleFree(op, ptr);
+    return this.small.slotSize(page);
   }
 
   /** Claims used block `w` for free(); false when another thread claimed it first (see SharedHeap). */
@@ -318,6 +423,8 @@ export class FastHeap extends Heap implements HeapOperations {
   override realloc(ptr: number, size: number, name?: string): number {
     checkRealloc(ptr, size, name);
     if (ptr === 0) return this.malloc(size, name);
+    const slotSize = this.smallLive(ptr, 'realloc');
+    if (slotSize >= 0) return this.reallocSmall(ptr, slotSize, size, name);
     const h = ptr - this.base - Block.HEADER;
     if (!(h >= Block.HEADER && h < this.top)) return this.reallocOutsideHeap(ptr, size, name);
     const sizeWord = this.liveWord(h, ptr, 'realloc');
@@ -384,6 +491,25 @@ export class FastHeap extends Heap implements HeapOperations {
       return ptr;
     }
     return this.move(ptr, current - Block.HEADER, size, name);
+  }
+
+  /** realloc of the small block at `ptr`, in a slot of `slotSize` bytes: it stays while its class does. */
+  private reallocSmall(ptr: number, slotSize: number, size: number, name: string | undefined): number {
+    if (size === 0) {
+      this.free(ptr);
+      return 0;
+    }
+    // It stays while its class holds it and is at most twice as large as it needs (a shrink to a
+    // much smaller class moves, so that a large slot is not held for a few bytes).
+    if (size <= slotSize && 2 * classSize[classOfRequest[(size + 15) >>> 4]!]! >= slotSize) {
+      if (this.scribble && size < slotSize) {
+        const o = ptr - this.small.base;
+        this.small.bytes.fill(SCRIBBLE_BYTE, o + size, o + slotSize);
+      }
+      if (name !== undefined) this.nameSmall(ptr, name);
+      return ptr;
+    }
+    return this.move(ptr, slotSize, size, name);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -570,7 +696,11 @@ export class FastHeap extends Heap implements HeapOperations {
     const moved = this.malloc(size, name ?? this.nameAt(ptr));
     if (moved === 0) return 0;
     const n = Math.min(oldUsable, size);
-    this.viewOf(moved, n).set(this.viewOf(ptr, n));
+    const from = ptr - this.small.base;
+    const to = moved - this.small.base;
+    // Slot to slot is the common move (a small block changing class): one copy, no views made.
+    if (from >= 0 && from < this.small.top && to >= 0 && to < this.small.top) this.small.bytes.copyWithin(to, from, from + n);
+    else this.viewOf(moved, n).set(this.viewOf(ptr, n));
     this.owners?.moved(ptr, moved);
     this.free(ptr);
     return moved;
@@ -578,6 +708,8 @@ export class FastHeap extends Heap implements HeapOperations {
 
   /** `n` bytes at a validated address, as a view. */
   private viewOf(ptr: number, n: number): Uint8Array {
+    const o = ptr - this.small.base;
+    if (o >= 0 && o < this.small.top) return this.small.bytes.subarray(o, o + n);
     const large = this.large.get(ptr);
     if (large !== undefined) return large.bytes.subarray(0, n);
     const offset = ptr - this.base;
@@ -585,6 +717,7 @@ export class FastHeap extends Heap implements HeapOperations {
   }
 
   private nameAt(ptr: number): string | undefined {
+    if (this.smallNames.has(ptr)) return this.smallNames.get(ptr);
     const large = this.large.get(ptr);
     if (large !== undefined) return large.name;
     return this.names.get(ptr - this.base - Block.HEADER);
@@ -596,8 +729,16 @@ export class FastHeap extends Heap implements HeapOperations {
   }
 
   protected override markOwned(ptr: number): void {
+    // A small block needs no mark: while any block is owned, small frees take the slow path.
+    if (this.small.locate(ptr - this.small.base) >= 0) return;
     const h = ptr - this.base - Block.HEADER;
     if (h >= Block.HEADER && h < this.top) this.mem[(h >>> 2) + Word.SIZE]! |= Flag.OWNED;
+  }
+
+  private nameSmall(ptr: number, name: string): void {
+    if (name === '') this.smallNames.delete(ptr);
+    else this.smallNames.set(ptr, name);
+    this.smallNamed = this.smallNames.size;
   }
 
   private nameBlock(h: number, name: string): void {
@@ -749,6 +890,7 @@ export class FastHeap extends Heap implements HeapOperations {
   /** Releases every free byte at the top of the heap; all of it when nothing is in use there. */
   override trim(): void {
     if (this.destroyed) throw destroyedError();
+    this.small.trim();
     if (this.top === 0) return;
     this.flushCaches();
     const last = this.freeBefore(this.top - Block.HEADER);
@@ -794,7 +936,7 @@ export class FastHeap extends Heap implements HeapOperations {
   }
 
   private mapped(): number {
-    return this.top + this.largeBytes;
+    return this.top + this.largeBytes + this.small.committed;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -804,10 +946,12 @@ export class FastHeap extends Heap implements HeapOperations {
     const total = callocBytes(count, size);
     if (total < 0) return this.outOfMemory('calloc', `${count} × ${size}`);
     const ptr = this.malloc(total, name);
-    // Fresh mappings are zero already (unless scribbled); the heap's blocks may not be.
+    // Fresh mappings are zero already (unless scribbled); the heap's blocks and slots may not be.
     if (ptr !== 0) {
       const offset = ptr - this.base;
-      if (offset >= 0 && offset < this.top) this.bytesView.fill(0, offset, offset + total);
+      const o = ptr - this.small.base;
+      if (o >= 0 && o < this.small.top) this.small.bytes.fill(0, o, o + total);
+      else if (offset >= 0 && offset < this.top) this.bytesView.fill(0, offset, offset + total);
       else if (this.scribble) this.viewOf(ptr, total).fill(0);
     }
     return ptr;
@@ -815,6 +959,8 @@ export class FastHeap extends Heap implements HeapOperations {
 
   override usableSize(ptr: number): number {
     checkAddress('usableSize', ptr);
+    const slotSize = this.smallLive(ptr, 'usableSize');
+    if (slotSize >= 0) return slotSize;
     const h = ptr - this.base - Block.HEADER;
     if (h >= Block.HEADER && h < this.top) return (this.liveWord(h, ptr, 'usableSize') & Flag.SIZE_MASK) - Block.HEADER;
     return this.largeBlock(ptr, 'usableSize').mapping.size;
@@ -844,10 +990,35 @@ export class FastHeap extends Heap implements HeapOperations {
     return blocks;
   }
 
+  /** Each committed page of the small arena as a region: its slots, or one free block for a pooled page. */
+  private smallRegions(): RegionInfo[] {
+    const small = this.small;
+    const regions: RegionInfo[] = [];
+    for (const page of small.pages()) {
+      const c = small.classOf(page);
+      if (c === Page.GIVEN_BACK) continue;
+      const address = small.base + page * Page.BYTES;
+      if (c === 0) {
+        regions.push({ address, size: Page.BYTES, blocks: [{ address, size: Page.BYTES, free: true, name: '' }] });
+        continue;
+      }
+      const size = classSize[c]!;
+      const blocks: BlockInfo[] = [];
+      for (let slot = 0; slot < classSlots[c]!; slot++) {
+        const at = address + slot * size;
+        const free = small.isFree(page, slot);
+        blocks.push({ address: at, size, free, name: free ? '' : this.smallNames.get(at) ?? '' });
+      }
+      regions.push({ address, size: Page.BYTES, blocks });
+    }
+    return regions;
+  }
+
   override snapshot(): HeapSnapshot {
     if (this.destroyed) throw destroyedError();
     const regions: RegionInfo[] = [];
     if (this.top > 0) regions.push({ address: this.base, size: this.top, blocks: this.heapBlocks() });
+    regions.push(...this.smallRegions());
     for (const block of this.large.values()) {
       const { address, size } = block.mapping;
       regions.push({ address, size, blocks: [{ address, size, free: false, name: block.name }] });
@@ -873,18 +1044,20 @@ export class FastHeap extends Heap implements HeapOperations {
     if (this.destroyed) throw destroyedError();
     const mapped = this.mapped();
     const cached = this.cachedBlocks();
+    const small = this.small;
+    const smallUsage = small.usage();
     return {
       mapped,
       peakMapped: this.peakMapped,
       inUse: this.inUse,
       peakInUse: this.peakInUse,
       freeBytes: mapped - this.inUse,
-      blocks: this.blockCount + this.large.size,
-      usedBlocks: this.blockCount - this.lists.count - cached + this.large.size,
-      freeBlocks: this.lists.count + cached,
-      regions: (this.top > 0 ? 1 : 0) + this.large.size,
-      mmapCalls: this.mmapCalls,
-      munmapCalls: this.munmapCalls,
+      blocks: this.blockCount + this.large.size + small.slotsInPages + small.pooledPages,
+      usedBlocks: this.blockCount - this.lists.count - cached + this.large.size + smallUsage.slots,
+      freeBlocks: this.lists.count + cached + small.slotsInPages - smallUsage.slots + small.pooledPages,
+      regions: (this.top > 0 ? 1 : 0) + this.large.size + small.pagesInUse + small.pooledPages,
+      mmapCalls: this.mmapCalls + small.mmapCalls,
+      munmapCalls: this.munmapCalls + small.munmapCalls,
     };
   }
 
@@ -940,9 +1113,16 @@ export class FastHeap extends Heap implements HeapOperations {
     }
     let largeBytes = 0;
     for (const block of this.large.values()) largeBytes += block.mapping.size;
+    const pageFault = this.small.fault();
+    if (pageFault !== undefined) this.corrupted(0, `small-object pages: ${pageFault}`);
+    for (const ptr of this.smallNames.keys()) {
+      const at = this.small.locate(ptr - this.small.base);
+      if (at < 0 || this.small.isFree((at / Page.MAX_SLOTS) | 0, at & (Page.MAX_SLOTS - 1))) this.corrupted(0, `a name is kept for ${hex(ptr)}, which is not a small block in use`);
+    }
     const counted = this.countedInUse();
-    if (starts !== this.blockCount || (counted !== undefined && usedBytes + largeBytes !== counted) || largeBytes !== this.largeBytes) {
-      this.corrupted(0, `stats disagree with the walk: ${starts} blocks, ${used} used, ${usedBytes + largeBytes} bytes in use; ` +
+    const inUse = usedBytes + largeBytes + this.small.usage().bytes;
+    if (starts !== this.blockCount || (counted !== undefined && inUse !== counted) || largeBytes !== this.largeBytes) {
+      this.corrupted(0, `stats disagree with the walk: ${starts} blocks, ${used} used, ${inUse} bytes in use; ` +
         `counted ${this.blockCount} blocks, ${this.inUse} bytes`);
     }
   }
@@ -996,6 +1176,9 @@ export class FastHeap extends Heap implements HeapOperations {
   override destroy(): void {
     if (this.destroyed) return;
     this.owners?.clear();
+    this.small.destroy();
+    this.smallNames.clear();
+    this.smallNamed = 0;
     for (const block of this.large.values()) {
       unmapMemory(block.mapping);
       this.munmapCalls++;

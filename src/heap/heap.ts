@@ -87,6 +87,8 @@ export class Heap {
   readonly debug: boolean;
   /** Whether worker threads can share this heap (`heap.handle()`, `Heap.attach`). */
   readonly shared: boolean;
+  /** Bytes in use from which the fast preset serves requests of up to 1 KiB from pages (see HeapOptions). */
+  readonly pagesFrom: number;
   /** Blocks to free when their owner objects are collected (autoFree); null until first used. */
   protected owners: OwnerRegistry | null = null;
 
@@ -100,6 +102,7 @@ export class Heap {
     this.throwOnOutOfMemory = resolved.throwOnOutOfMemory;
     this.debug = resolved.debug;
     this.shared = resolved.shared;
+    this.pagesFrom = resolved.pagesFrom;
     if (new.target === Heap) {
       if (createPreset === undefined) throw new Error('ffi-heap: import the package entry point, which registers the presets');
       return createPreset(resolved);

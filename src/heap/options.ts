@@ -25,6 +25,12 @@ export interface HeapOptions {
    * there. The fast preset only, without names, debug checks or autoFree.
    */
   shared?: boolean;
+  /**
+   * The fast preset serves requests of up to 1 KiB from pages of one size class (no header, fastest)
+   * once this many bytes are in use; below it they are blocks of its lists, so that a small heap
+   * pays no page for each size it touches. Default 1 MiB; 0 uses pages from the first request.
+   */
+  pagesFrom?: number;
 }
 
 export interface ResolvedOptions {
@@ -35,6 +41,7 @@ export interface ResolvedOptions {
   throwOnOutOfMemory: boolean;
   debug: boolean;
   shared: boolean;
+  pagesFrom: number;
 }
 
 function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[]): T {
@@ -49,7 +56,7 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`Heap options must be an object, got ${options === null ? 'null' : typeof options}`);
   }
-  const known = new Set(['preset', 'algorithm', 'scribble', 'limit', 'throwOnOutOfMemory', 'debug', 'shared']);
+  const known = new Set(['preset', 'algorithm', 'scribble', 'limit', 'throwOnOutOfMemory', 'debug', 'shared', 'pagesFrom']);
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new TypeError(`unknown Heap option '${key}'`);
   }
@@ -68,6 +75,11 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
   if (limit !== Infinity && !(Number.isSafeInteger(limit) && limit >= 0)) {
     throw new RangeError(`limit must be a non-negative whole number of bytes (or Infinity), got ${limit}`);
   }
+  const pagesFrom = options.pagesFrom ?? 1024 * 1024;
+  if (typeof pagesFrom !== 'number') throw new TypeError(`pagesFrom must be a number of bytes, got ${typeof pagesFrom}`);
+  if (pagesFrom !== Infinity && !(Number.isSafeInteger(pagesFrom) && pagesFrom >= 0)) {
+    throw new RangeError(`pagesFrom must be a non-negative whole number of bytes (or Infinity), got ${pagesFrom}`);
+  }
   return {
     preset: oneOf('preset', options.preset ?? 'fast', PRESETS),
     algorithm: oneOf('algorithm', options.algorithm ?? 'first_fit', FIT_ALGORITHMS),
@@ -76,6 +88,7 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
     throwOnOutOfMemory,
     debug,
     shared,
+    pagesFrom,
   };
 }
 

@@ -17,12 +17,16 @@ export interface MmapConstants {
   readonly MAP_FIXED: number;
   readonly MAP_NORESERVE: number;
   readonly SC_PAGESIZE: number;
+  /** madvise advice that gives a range's memory back at once, the range staying mapped. */
+  readonly MADV_GIVE_BACK: number;
 }
 
 const LINUX: MmapConstants = {
   PROT_NONE: 0, PROT_READ: 1, PROT_WRITE: 2,
   MAP_PRIVATE: 0x02, MAP_ANONYMOUS: 0x20, MAP_FIXED: 0x10, MAP_NORESERVE: 0x4000,
   SC_PAGESIZE: 30,
+  // MADV_DONTNEED: the pages are freed now and read as zeros when next touched.
+  MADV_GIVE_BACK: 4,
 };
 
 // macOS spells MAP_ANONYMOUS as MAP_ANON (0x1000) and has no MAP_NORESERVE (0 makes it a no-op).
@@ -30,6 +34,8 @@ const DARWIN: MmapConstants = {
   PROT_NONE: 0, PROT_READ: 1, PROT_WRITE: 2,
   MAP_PRIVATE: 0x02, MAP_ANONYMOUS: 0x1000, MAP_FIXED: 0x10, MAP_NORESERVE: 0,
   SC_PAGESIZE: 29,
+  // MADV_FREE: the kernel takes the pages back when it needs them.
+  MADV_GIVE_BACK: 5,
 };
 
 /** The platforms whose libc and mmap constants this file knows. */
@@ -59,6 +65,7 @@ export interface Libc {
   sysconf(name: number): number;
   /** mincore: 0 when every page of the range is mapped (whatever its protection), -1 (ENOMEM) when not. */
   mincore(addr: number, length: number, vec: Uint8Array): number;
+  madvise(addr: number, length: number, advice: number): number;
   /** The calling thread's errno, read right after a failed call. */
   errno(): number;
   /** The koffi library handle, for interop modules that bind more of libc. */
@@ -84,6 +91,7 @@ export function libc(): Libc {
     mremap: platform === 'linux' ? library.func('intptr_t mremap(intptr_t addr, size_t old_length, size_t new_length, int flags)') : undefined,
     sysconf: library.func('long sysconf(int name)'),
     mincore: library.func('int mincore(intptr_t addr, size_t length, _Out_ uint8_t *vec)'),
+    madvise: library.func('int madvise(intptr_t addr, size_t length, int advice)'),
     errno: () => koffi.errno(),
     library,
   };

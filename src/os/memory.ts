@@ -132,6 +132,19 @@ export function decommit(reservation: Reservation, offset: number, length: numbe
 }
 
 /**
+ * Gives the memory of a committed range inside a reservation back to the kernel, the range staying
+ * mapped read-write: on Linux it reads as zeros when next touched and costs nothing until then, so
+ * using it again needs no system call. (On macOS the kernel takes the pages when it needs them.)
+ */
+export function discard(reservation: Reservation, offset: number, length: number): void {
+  checkInside(reservation, offset, length);
+  const lib = libc();
+  if (lib.madvise(reservation.address + offset, length, lib.constants.MADV_GIVE_BACK) !== 0) {
+    throw new Error(`madvise of ${length} bytes at offset ${offset} failed, errno ${lib.errno()}`);
+  }
+}
+
+/**
  * Whether every page of [address, address + size) is mapped in this process, whatever its
  * protection: one mincore call, so a range taken from untrusted data is proved before a view is
  * made over it (a view over unmapped memory kills the process at its first read).

@@ -47,6 +47,10 @@ function arenaBase(world: World): number {
   return isClassic(world.options) ? 0 : world.heap.snapshot().regions[0]!.address;
 }
 
+// Blocks of 1500 bytes, which have headers in every preset (and two fit one classic region): the fast preset's small blocks (up to
+// 1 KiB) have none, so an overflow between them changes a neighbour's bytes but no metadata.
+const HEADERED = 1500;
+
 function overflowCases(o: HeapOptions): AttackCase[] {
   const test = 'an 8-byte overflow into the next block\'s header makes its free ERR_HEAP_CORRUPTED, not ERR_DOUBLE_FREE';
   return [{
@@ -54,8 +58,8 @@ function overflowCases(o: HeapOptions): AttackCase[] {
     test,
     run() {
       const world = new World(o);
-      const a = world.alloc(40);
-      const b = world.alloc(40);
+      const a = world.alloc(HEADERED);
+      const b = world.alloc(HEADERED);
       world.alloc(100);
       const end = a + world.heap.usableSize(a);
       world.forget(a);
@@ -70,15 +74,15 @@ function overflowCases(o: HeapOptions): AttackCase[] {
     test: 'an 8-byte overflow into a free block\'s header is caught or harmless: no crash, live blocks intact',
     run() {
       const world = new World(o);
-      const a = world.alloc(40);
-      const b = world.alloc(40);
+      const a = world.alloc(HEADERED);
+      const b = world.alloc(HEADERED);
       world.alloc(100);
       const end = a + world.heap.usableSize(a);
       world.release(b);
       world.forget(a);
       raw(end, 8).fill(0x41);
-      world.tryMalloc(40);
-      world.tryMalloc(40);
+      world.tryMalloc(HEADERED);
+      world.tryMalloc(HEADERED);
       world.attempt('check()', () => world.heap.check());
       world.end();
     },

@@ -1,0 +1,414 @@
+// Small-object pages (src/layout/pages.ts): the fast preset's home for requests of up to SMALL_MAX
+// bytes. It owns the small arena (a reservation of its own, committed from its bottom as pages are
+// needed) and every fact about its pages, all in typed arrays out of native code's reach:
+//
+//   pageInfo[p]    packed (see Page.INFO_*): the class whose slots page p holds (0 for a committed
+//                  page no class owns, in the pool; Page.GIVEN_BACK for one given back to the
+//                  kernel), how many of its slots are free, and its cursor, the first bitmap word
+//                  of the page that may hold a free slot (0..7)
+//   freeBits       bit s of word (p << Page.WORD_SHIFT) + (s >>> 5): slot s of page p is free
+//   avail[c]       the first page of class c with a free slot; next[p]/prev[p] link the others
+//   pool           committed pages no class owns, ready for any class
+//
+// Invariants, which check() proves: a page's freeCount is the number of its set bits, and no bit
+// is set past its class's slots; a page is on its class's avail list exactly when freeCount > 0;
+// no bitmap word of a page before its cursor has a set bit; a pooled page has class 0 and all its
+// slots' bits clear; the pool holds exactly the pages of class 0 below `fresh`. (The bytes in use
+// are the heap's count to prove: FastHeap.check compares it with usage().)
+//
+// The hot paths that use these arrays are FastHeap.malloc and FastHeap.free, written out there so
+// that V8 can inline them; what they cannot do (a class with no page that has room, a page that
+// becomes empty or stops being full) is here.
+
+import { alignPage, commit, discard, releaseReservation, reserveAddressSpace, type Reservation } from '../os/memory.js';
+import { CLASS_RECIPROCAL, CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
+
+// The tables through module-level consts: V8 folds these, where each use of an imported binding
+// reads a module cell and checks it for the temporal dead zone.
+const classSize = CLASS_SIZE;
+const classSlots = CLASS_SLOTS;
+const classReciprocal = CLASS_RECIPROCAL;
+
+/** Address space for the small arena, and the least worth having. */
+const ARENA_BYTES = 2 ** 30;
+const ARENA_MIN_BYTES = 2 ** 20;
+/**
+ * Commit steps: half of what is committed, at least GROWTH_MIN, at most GROWTH_MAX bytes. Pages
+ * committed and never handed out cost the process nothing (the kernel backs a page when it is first
+ * touched), and are not counted as held; so the steps can be long, and the mmap calls few.
+ */
+const GROWTH_DIVISOR = 2;
+const GROWTH_MIN = 256 * 1024;
+const GROWTH_MAX = 64 * 1024 * 1024;
+/**
+ * The pool gives pages back to the kernel only when it holds more than POOL_KEEP_PAGES and more
+ * than three quarters of the pages handed out; then it gives back half of itself. A page given back
+ * costs a page fault when it is used again, so a program whose small blocks come and go in phases
+ * keeps its pages, and one that has shrunk for good gives most of them back.
+ */
+const POOL_KEEP_PAGES = 1024;
+
+const EMPTY_BYTES = new Uint8Array(0);
+
+export class SmallPages {
+  reservation: Reservation | null = null;
+  /** The arena's address; 0 until reserved. */
+  base = 0;
+  /** Bytes from the arena's start that are committed pages or page 0; pages past it were never committed. */
+  top = 0;
+  /** Pages from here to `top` are committed and were never handed out (the kernel has not backed them). */
+  fresh = 0;
+  bytes: Uint8Array = EMPTY_BYTES;
+  pageInfo: Int32Array = new Int32Array(0);
+  freeBits: Int32Array = new Int32Array(0);
+  next: Int32Array = new Int32Array(0);
+  prev: Int32Array = new Int32Array(0);
+  readonly avail = new Int32Array(Page.CLASSES + 1);
+  /** Pages no class owns, as stacks: the pool's memory is held; the spares' was given back (discard). */
+  private pool: Int32Array = new Int32Array(0);
+  private pooled = 0;
+  private spare: Int32Array = new Int32Array(0);
+  private spares = 0;
+  /** Slots in all pages some class owns. (What is in use is counted by the walk in usage(), off the hot paths.) */
+  slotsInPages = 0;
+  /** Pages some class owns. */
+  pagesInUse = 0;
+  /** Bytes of pages handed out at least once and not given back: what the pages cost the process. */
+  committed = 0;
+  mmapCalls = 0;
+  munmapCalls = 0;
+
+  /** Whether the arena could not be reserved (then small requests go to the medium lists). */
+  unavailable = false;
+
+  /**
+   * Gives class `c` a page with a free slot and returns it (now the head of avail[c]), or 0 when
+   * no page can be had within `room` more committed bytes.
+   */
+  refill(c: number, room: number): number {
+    let page = this.takePage(room);
+    if (page === 0) return 0;
+    const slots = classSlots[c]!;
+    this.pageInfo[page] = c | (slots << Page.INFO_FREE_SHIFT);
+    const w = page << Page.WORD_SHIFT;
+    for (let i = 0; i < Page.WORDS; i++) {
+      const from = i * 32;
+      const n = slots - from;
+      this.freeBits[w + i] = n >= 32 ? -1 : n > 0 ? (1 << n) - 1 : 0;
+    }
+    this.pagesInUse++;
+    this.slotsInPages += slots;
+    this.pushAvail(c, page);
+    return page;
+  }
+
+  /** Takes a free slot of class `c`, whose list has a page with room, and returns its address. */
+  takeSlot(c: number): number {
+    const page = this.avail[c]!;
+    const bits = this.freeBits;
+    const info = this.pageInfo[page]!;
+    let w = (page << Page.WORD_SHIFT) + ((info >>> Page.INFO_CURSOR_SHIFT) & (Page.WORDS - 1));
+    let word = bits[w]!;
+    // The page has a free slot, so a set bit lies ahead within its words.
+    while (word === 0) word = bits[++w]!;
+    const low = word & -word;
+    bits[w] = word ^ low;
+    const rel = w & (Page.WORDS - 1);
+    const free = (info >>> Page.INFO_FREE_SHIFT) - 1;
+    this.pageInfo[page] = c | (rel << Page.INFO_CURSOR_SHIFT) | (free << Page.INFO_FREE_SHIFT);
+    if (free === 0) this.unlinkAvail(c, page);
+    const size = classSize[c]!;
+    return this.base + (page << Page.SHIFT) + ((rel << 5) | (31 - Math.clz32(low))) * size;
+  }
+
+  /**
+   * Where `o` (an offset into the arena) is a slot of a page some class owns: the slot's number
+   * plus the page's times MAX_SLOTS; -1 when it is not the first byte of a slot.
+   */
+  locate(o: number): number {
+    if ((o >>> 0) !== o || o >= this.top) return -1;
+    const page = o >>> Page.SHIFT;
+    const c = this.pageInfo[page]! & Page.INFO_CLASS;
+    const rel = o & (Page.BYTES - 1);
+    const slot = (rel * classReciprocal[c]!) >>> Page.RECIPROCAL_SHIFT;
+    if (slot * classSize[c]! !== rel || slot >= classSlots[c]!) return -1;
+    return page * Page.MAX_SLOTS + slot;
+  }
+
+  /** Frees slot `slot` of page `page`, which is in use. */
+  releaseSlot(page: number, slot: number): void {
+    const rel = slot >>> 5;
+    this.freeBits[(page << Page.WORD_SHIFT) + rel]! |= 1 << (slot & 31);
+    const info = this.pageInfo[page]!;
+    const c = info & Page.INFO_CLASS;
+    const cursor = (info >>> Page.INFO_CURSOR_SHIFT) & (Page.WORDS - 1);
+    const free = (info >>> Page.INFO_FREE_SHIFT) + 1;
+    this.pageInfo[page] = c | ((rel < cursor ? rel : cursor) << Page.INFO_CURSOR_SHIFT) | (free << Page.INFO_FREE_SHIFT);
+    if (free === 1 || free === classSlots[c]) this.changed(page, free);
+  }
+
+  /** Page `page` has just gained its first free slot (free = 1), or has every slot free. */
+  changed(page: number, free: number): void {
+    const c = this.pageInfo[page]! & Page.INFO_CLASS;
+    if (free === 1) this.pushAvail(c, page);
+    // Every slot free: the page leaves its class, unless it is the class's only page with room.
+    if (free === classSlots[c] && (this.avail[c] !== page || this.next[page] !== 0)) this.emptied(page);
+  }
+
+  /** Bytes in slots handed out and not freed, and how many slots that is: a walk of the pages. */
+  usage(): { bytes: number; slots: number } {
+    let bytes = 0;
+    let slots = 0;
+    for (let p = 1; p < this.fresh >>> Page.SHIFT; p++) {
+      const c = this.classOf(p);
+      const n = classSlots[c]! - this.freeOf(p);
+      if (c === 0 || c > Page.CLASSES || n === 0) continue;
+      bytes += n * classSize[c]!;
+      slots += n;
+    }
+    return { bytes, slots };
+  }
+
+  /** Page `page` of class `c` had no free slot and now has one: it goes back on its class's list. */
+  pushAvail(c: number, page: number): void {
+    const head = this.avail[c]!;
+    this.next[page] = head;
+    this.prev[page] = 0;
+    if (head !== 0) this.prev[head] = page;
+    this.avail[c] = page;
+  }
+
+  /** Page `page` of class `c` has no free slot left, or is leaving the class: off its list. */
+  unlinkAvail(c: number, page: number): void {
+    const n = this.next[page]!;
+    const p = this.prev[page]!;
+    if (p === 0) this.avail[c] = n;
+    else this.next[p] = n;
+    if (n !== 0) this.prev[n] = p;
+    this.next[page] = 0;
+    this.prev[page] = 0;
+  }
+
+  /**
+   * Every slot of page `page` is free again, and it is not its class's only page with room (that one
+   * stays, so that a malloc/free loop does not move pages back and forth): it goes to the pool.
+   */
+  private emptied(page: number): void {
+    this.toPool(page);
+    if (this.pooled > POOL_KEEP_PAGES && 4 * this.pooled > 3 * this.committedPages()) this.givePoolBack(this.pooled >>> 1);
+  }
+
+  /** Page `page`, whose slots are all free, leaves its class for the pool. */
+  private toPool(page: number): void {
+    const c = this.pageInfo[page]! & Page.INFO_CLASS;
+    this.unlinkAvail(c, page);
+    this.pageInfo[page] = 0;
+    this.slotsInPages -= classSlots[c]!;
+    this.freeBits.fill(0, page << Page.WORD_SHIFT, (page + 1) << Page.WORD_SHIFT);
+    this.pagesInUse--;
+    this.pool[this.pooled++] = page;
+  }
+
+  /** Committed pages no class owns. */
+  get pooledPages(): number {
+    return this.pooled;
+  }
+
+  /** Committed pages, page 0 aside. */
+  private committedPages(): number {
+    return this.committed >>> Page.SHIFT;
+  }
+
+  /**
+   * A page no class owns, ready for use: from the pool, or a spare, or a fresh one (of a new growth
+   * step if need be). `room` bounds what more the process may come to hold.
+   */
+  private takePage(room: number): number {
+    if (this.pooled > 0) return this.pool[--this.pooled]!;
+    if (room < Page.BYTES) return 0;
+    let page: number;
+    if (this.spares > 0) {
+      // A page given back is still mapped: the kernel backs it again when it is touched.
+      page = this.spare[--this.spares]!;
+    } else {
+      if (this.fresh === this.top && !this.grow()) return 0;
+      page = this.fresh >>> Page.SHIFT;
+      this.fresh += Page.BYTES;
+    }
+    this.pageInfo[page] = 0;
+    this.committed += Page.BYTES;
+    return page;
+  }
+
+  /** Commits a growth step at the top: fresh pages. False when none can be had. */
+  private grow(): boolean {
+    if (this.unavailable) return false;
+    if (this.reservation === null) {
+      this.mmapCalls++;
+      const arena = reserveAddressSpace(ARENA_BYTES, ARENA_MIN_BYTES);
+      if (arena === null) {
+        this.unavailable = true;
+        return false;
+      }
+      this.reservation = arena;
+      this.base = arena.address;
+      this.bytes = new Uint8Array(arena.buffer);
+      this.top = Page.BYTES; // page 0 stays reserved and never committed
+      this.fresh = this.top;
+    }
+    const arena = this.reservation;
+    let step = alignPage(Math.min(GROWTH_MAX, Math.max(GROWTH_MIN, this.top / GROWTH_DIVISOR)));
+    if (this.top + step > arena.size) step = arena.size - this.top;
+    if (step < Page.BYTES) return false;
+    this.mmapCalls++;
+    // A step the kernel refuses whole may still be had a page at a time.
+    if (!commit(arena, this.top, step)) {
+      step = Page.BYTES;
+      if (!commit(arena, this.top, step)) return false;
+    }
+    this.top += step;
+    this.ensureCapacity(this.top >>> Page.SHIFT);
+    return true;
+  }
+
+  /** Gives the memory of `count` pooled pages back to the kernel; the pages become spares, mapped still. */
+  givePoolBack(count: number): void {
+    if (count <= 0) return;
+    // Highest pages first, in runs of neighbours, one call a run.
+    const pages = Array.from(this.pool.subarray(0, this.pooled)).sort((a, b) => a - b);
+    const give = pages.slice(pages.length - count);
+    const keep = pages.slice(0, pages.length - count);
+    for (let i = 0; i < give.length;) {
+      let j = i + 1;
+      while (j < give.length && give[j] === give[j - 1]! + 1) j++;
+      discard(this.reservation!, give[i]! << Page.SHIFT, (j - i) << Page.SHIFT);
+      this.munmapCalls++;
+      for (let k = i; k < j; k++) {
+        this.spare[this.spares++] = give[k]!;
+        this.pageInfo[give[k]!] = Page.GIVEN_BACK;
+      }
+      i = j;
+    }
+    this.committed -= count << Page.SHIFT;
+    this.pool.set(keep.reverse());
+    this.pooled = keep.length;
+  }
+
+  /** Gives back every page whose slots are all free, its class's last one too, and the pool (heap.trim()). */
+  trim(): void {
+    for (let c = 1; c <= Page.CLASSES; c++) {
+      for (let page = this.avail[c]!; page !== 0;) {
+        const next = this.next[page]!;
+        if (this.freeOf(page) === classSlots[c]) this.toPool(page);
+        page = next;
+      }
+    }
+    this.givePoolBack(this.pooled);
+  }
+
+  /** Grows every per-page array to hold `pages` pages, doubling. */
+  private ensureCapacity(pages: number): void {
+    if (pages <= this.pageInfo.length) return;
+    const n = Math.max(pages, 2 * this.pageInfo.length, 256);
+    const grow = <T extends Uint8Array | Uint16Array | Int32Array>(old: T, make: (k: number) => T, k = n): T => {
+      const made = make(k);
+      made.set(old);
+      return made;
+    };
+    this.pageInfo = grow(this.pageInfo, (k) => new Int32Array(k));
+    this.next = grow(this.next, (k) => new Int32Array(k));
+    this.prev = grow(this.prev, (k) => new Int32Array(k));
+    this.pool = grow(this.pool, (k) => new Int32Array(k));
+    this.spare = grow(this.spare, (k) => new Int32Array(k));
+    this.freeBits = grow(this.freeBits, (k) => new Int32Array(k), n << Page.WORD_SHIFT);
+  }
+
+  /** The class of page `page` (0 for none, Page.GIVEN_BACK for a page given back). */
+  classOf(page: number): number {
+    return this.pageInfo[page]! & Page.INFO_CLASS;
+  }
+
+  /** How many of page `page`'s slots are free. */
+  freeOf(page: number): number {
+    return this.pageInfo[page]! >>> Page.INFO_FREE_SHIFT;
+  }
+
+  /** The slot size of page `page`'s class (0 for a page no class owns). */
+  slotSize(page: number): number {
+    return classSize[this.classOf(page)]!;
+  }
+
+  /** Whether slot `slot` of page `page` is free. */
+  isFree(page: number, slot: number): boolean {
+    return (this.freeBits[(page << Page.WORD_SHIFT) + (slot >>> 5)]! & (1 << (slot & 31))) !== 0;
+  }
+
+  /** Every page ever handed out, in address order, for snapshots (fresh pages never were). */
+  *pages(): Generator<number> {
+    for (let p = 1; p < this.fresh >>> Page.SHIFT; p++) yield p;
+  }
+
+  /** Proves the invariants in this file's opening comment; returns a fault, or undefined. */
+  fault(): string | undefined {
+    const pages = this.top >>> Page.SHIFT;
+    let inUse = 0;
+    const onList = new Uint8Array(pages);
+    for (let c = 1; c <= Page.CLASSES; c++) {
+      let steps = 0;
+      for (let p = this.avail[c]!, before = 0; p !== 0; before = p, p = this.next[p]!) {
+        if (p <= 0 || p >= pages || ++steps > pages) return `class ${c}'s page list leaves the arena`;
+        if (this.classOf(p) !== c) return `page ${p} is on class ${c}'s list but holds class ${this.classOf(p)}`;
+        if (this.prev[p] !== before) return `page ${p}'s prev link disagrees with its list`;
+        if (onList[p] !== 0) return `page ${p} is on a list twice`;
+        onList[p] = 1;
+      }
+    }
+    for (let p = 1; p < pages; p++) {
+      const c = this.classOf(p);
+      const w = p << Page.WORD_SHIFT;
+      let free = 0;
+      for (let i = 0; i < Page.WORDS; i++) {
+        const bits = this.freeBits[w + i]!;
+        if (bits !== 0 && i < ((this.pageInfo[p]! >>> Page.INFO_CURSOR_SHIFT) & (Page.WORDS - 1))) return `page ${p} has free slots before its cursor`;
+        for (let b = bits; b !== 0; b &= b - 1) free++;
+        const limit = classSlots[c]! - i * 32;
+        if (c !== 0 && c <= Page.CLASSES && limit < 32 && (limit <= 0 ? bits !== 0 : (bits >>> limit) !== 0)) {
+          return `page ${p} marks slots past its class's last as free`;
+        }
+      }
+      if (c === 0 || c === Page.GIVEN_BACK) {
+        if (free !== 0 || onList[p] !== 0) return `page ${p} belongs to no class but has free slots or a list`;
+        continue;
+      }
+      if (c > Page.CLASSES) return `page ${p} holds class ${c}, which does not exist`;
+      if (free !== this.freeOf(p)) return `page ${p} counts ${this.freeOf(p)} free slots, its bitmap ${free}`;
+      if ((free > 0) !== (onList[p] === 1)) return `page ${p} ${free > 0 ? 'has room but is not' : 'is full but is'} on its class's list`;
+      inUse++;
+    }
+    if (inUse !== this.pagesInUse) return `${inUse} pages in use, counted ${this.pagesInUse}`;
+    let pooled = 0;
+    for (let p = 1; p < this.fresh >>> Page.SHIFT; p++) if (this.pageInfo[p] === 0) pooled++;
+    if (pooled !== this.pooled) return `${pooled} pages no class owns, ${this.pooled} in the pool`;
+    return undefined;
+  }
+
+  /** Gives the arena back. */
+  destroy(): void {
+    if (this.reservation !== null) {
+      releaseReservation(this.reservation);
+      this.munmapCalls++;
+    }
+    this.reservation = null;
+    this.bytes = EMPTY_BYTES;
+    this.top = 0;
+    this.fresh = 0;
+    this.committed = 0;
+    this.slotsInPages = 0;
+    this.pagesInUse = 0;
+    this.pooled = 0;
+    this.spares = 0;
+    this.avail.fill(0);
+    this.pageInfo = new Int32Array(0);
+    this.freeBits = new Int32Array(0);
+  }
+}
