@@ -68,6 +68,8 @@ export class ModelRun {
   private readonly foreign: number;
   private readonly live: Live[] = [];
   private readonly freed: Freed[] = [];
+  /** The heap's munmap count when the freed ranges were last pruned (see pruneFreed). */
+  private unmapsSeen = -1;
   private readonly stale: number[] = [];
   private readonly waf: boolean;
   private nextWord = 1;
@@ -231,9 +233,15 @@ export class ModelRun {
     this.counts.writeFreed++;
   }
 
-  /** Forgets freed ranges no longer inside a region the heap has mapped. */
+  /**
+   * Forgets freed ranges no longer inside a region the heap has mapped. Memory goes back to the
+   * kernel only with a munmap call the heap counts, so the walk of the regions waits for one.
+   */
   private pruneFreed(): void {
     if (this.freed.length === 0) return;
+    const unmaps = this.heap.stats().munmapCalls;
+    if (unmaps === this.unmapsSeen) return;
+    this.unmapsSeen = unmaps;
     const regions = this.heap.snapshot().regions;
     for (let i = this.freed.length - 1; i >= 0; i--) {
       const f = this.freed[i]!;
