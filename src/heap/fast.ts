@@ -1117,7 +1117,9 @@ export class FastHeap extends Heap implements HeapOperations {
     if (pageFault !== undefined) this.corrupted(0, `small-object pages: ${pageFault}`);
     for (const ptr of this.smallNames.keys()) {
       const at = this.small.locate(ptr - this.small.base);
-      if (at < 0 || this.small.isFree((at / Page.MAX_SLOTS) | 0, at & (Page.MAX_SLOTS - 1))) this.corrupted(0, `a name is kept for ${hex(ptr)}, which is not a small block in use`);
+      if (at < 0 || this.small.isFree((at / Page.MAX_SLOTS) | 0, at & (Page.MAX_SLOTS - 1))) {
+        this.corrupted(0, `a name is kept for ${hex(ptr)}, which is not a small block in use`);
+      }
     }
     const counted = this.countedInUse();
     const inUse = usedBytes + largeBytes + this.small.usage().bytes;

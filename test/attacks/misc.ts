@@ -47,8 +47,9 @@ function arenaBase(world: World): number {
   return isClassic(world.options) ? 0 : world.heap.snapshot().regions[0]!.address;
 }
 
-// Blocks of 1500 bytes, which have headers in every preset (and two fit one classic region): the fast preset's small blocks (up to
-// 1 KiB) have none, so an overflow between them changes a neighbour's bytes but no metadata.
+// Blocks of 1500 bytes, which have headers in every preset (and two fit one classic region): the
+// fast preset's small blocks in pages have none, so an overflow between them changes a neighbour's
+// bytes but no metadata.
 const HEADERED = 1500;
 
 function overflowCases(o: HeapOptions): AttackCase[] {
