@@ -58,7 +58,7 @@ test('ALLOCATOR_LEAK_CHECK=1 prints the leak report at exit', () => {
   assert.match(out.stdout, /^-- Leak Check --\n\[BLOCK 0x[0-9a-f]+\] 176\t'leaked'\n\[BLOCK 0x[0-9a-f]+\] 80\t'also leaked'\n\n-- Summary --\n2 blocks lost \(256 bytes\)\n$/);
   assert.is(run(script, CLASSIC).stdout, '', 'no report without the variable');
   const fast = run(script, { ALLOCATOR_LEAK_CHECK: '1' });
-  assert.match(fast.stdout, /\n2 blocks lost \(144 bytes\)\n$/, 'the fast preset: blocks of 112 and 32 bytes');
+  assert.match(fast.stdout, /\n2 blocks lost \(128 bytes\)\n$/, 'the fast preset: slots of 112 and 16 bytes');
 });
 
 test('printMemory writes the print_memory text to standard output', () => {

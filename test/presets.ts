@@ -21,18 +21,18 @@ export interface TestPreset {
   readonly debugChecks: boolean;
   /**
    * Bytes from a block's address, as print_memory and the leak report show it, to its data, for a
-   * request of `size` bytes (the fast preset's small blocks, up to 1 KiB, have no header).
+   * request of `size` bytes (the fast preset's small blocks, up to 256 bytes, have no header).
    */
   headerOf(size: number): number;
 }
 
 export const PRESETS: readonly TestPreset[] = [
-  { name: 'fast', options: { preset: 'fast' }, names: true, largeMappings: true, autoFree: true, debugChecks: false, headerOf: () => 8 },
-  // Small requests from pages from the first one (by default only once 1 MiB is in use): slots of
-  // up to 1 KiB have no header.
-  { name: 'fast paged', options: { preset: 'fast', pagesFrom: 0 }, names: true, largeMappings: true, autoFree: true, debugChecks: false, headerOf: (n) => (n <= 1024 ? 0 : 8) },
+  // Requests of up to 256 bytes come from pages: slots with no header.
+  { name: 'fast', options: { preset: 'fast' }, names: true, largeMappings: true, autoFree: true, debugChecks: false, headerOf: (n) => (n <= 256 ? 0 : 8) },
+  // Small requests as blocks of the medium lists, never from pages.
+  { name: 'fast unpaged', options: { preset: 'fast', pagesFrom: Infinity }, names: true, largeMappings: true, autoFree: true, debugChecks: false, headerOf: () => 8 },
   { name: 'classic', options: { preset: 'classic', algorithm: 'first_fit' }, names: true, largeMappings: true, autoFree: true, debugChecks: false, headerOf: () => 64 },
-  { name: 'debug', options: { preset: 'fast', debug: true }, names: true, largeMappings: true, autoFree: true, debugChecks: true, headerOf: () => 24 },
+  { name: 'debug', options: { preset: 'fast', debug: true }, names: true, largeMappings: true, autoFree: true, debugChecks: true, headerOf: (n) => (n + 32 <= 256 ? 16 : 24) },
   { name: 'debug classic', options: { preset: 'classic', debug: true }, names: true, largeMappings: true, autoFree: true, debugChecks: true, headerOf: () => 80 },
   { name: 'shared', options: { shared: true }, names: false, largeMappings: false, autoFree: false, debugChecks: false, headerOf: () => 8 },
 ];

@@ -26,9 +26,9 @@ export interface HeapOptions {
    */
   shared?: boolean;
   /**
-   * The fast preset serves requests of up to 1 KiB from pages of one size class (no header, fastest)
-   * once this many bytes are in use; below it they are blocks of its lists, so that a small heap
-   * pays no page for each size it touches. Default 1 MiB; 0 uses pages from the first request.
+   * The fast preset serves requests of up to 256 bytes from 1 KiB pages of one size class (no
+   * header, fastest) once this many bytes are in use; below it they are blocks of its lists, which
+   * can merge with their neighbours. Default 0: pages from the first request. Infinity: never.
    */
   pagesFrom?: number;
 }
@@ -75,7 +75,7 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
   if (limit !== Infinity && !(Number.isSafeInteger(limit) && limit >= 0)) {
     throw new RangeError(`limit must be a non-negative whole number of bytes (or Infinity), got ${limit}`);
   }
-  const pagesFrom = options.pagesFrom ?? 1024 * 1024;
+  const pagesFrom = options.pagesFrom ?? 0;
   if (typeof pagesFrom !== 'number') throw new TypeError(`pagesFrom must be a number of bytes, got ${typeof pagesFrom}`);
   if (pagesFrom !== Infinity && !(Number.isSafeInteger(pagesFrom) && pagesFrom >= 0)) {
     throw new RangeError(`pagesFrom must be a non-negative whole number of bytes (or Infinity), got ${pagesFrom}`);

@@ -10,8 +10,14 @@
 //   avail[c]       the first page of class c with a free slot; next[p]/prev[p] link the others
 //   pool           committed pages no class owns, ready for any class
 //
+// The kernel backs memory in its own pages (4 KiB), each UNIT pages of ours: the arena is committed,
+// counted as held and given back in whole units, so what `committed` says is what the process holds.
+// A unit taken for one page puts its other pages in the pool; only a unit whose pages are all
+// pooled is given back. The first unit is never committed, so page number 0 means "none".
+//
 // Invariants, which check() proves: a page's freeCount is the number of its set bits, and no bit
-// is set past its class's slots; a page is on its class's avail list exactly when freeCount > 0;
+// is set past its class's slots; a page is on its class's avail list exactly when freeCount > 0,
+// and only its head may have every slot free;
 // no bitmap word of a page before its cursor has a set bit; a pooled page has class 0 and all its
 // slots' bits clear; the pool holds exactly the pages of class 0 below `fresh`. (The bytes in use
 // are the heap's count to prove: FastHeap.check compares it with usage().)
@@ -20,7 +26,7 @@
 // that V8 can inline them; what they cannot do (a class with no page that has room, a page that
 // becomes empty or stops being full) is here.
 
-import { alignPage, commit, discard, releaseReservation, reserveAddressSpace, type Reservation } from '../os/memory.js';
+import { alignPage, commit, discard, getPageSize, releaseReservation, reserveAddressSpace, type Reservation } from '../os/memory.js';
 import { CLASS_RECIPROCAL, CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
 
 // The tables through module-level consts: V8 folds these, where each use of an imported binding
@@ -46,7 +52,7 @@ const GROWTH_MAX = 64 * 1024 * 1024;
  * costs a page fault when it is used again, so a program whose small blocks come and go in phases
  * keeps its pages, and one that has shrunk for good gives most of them back.
  */
-const POOL_KEEP_PAGES = 1024;
+const POOL_KEEP_PAGES = 4096;
 
 const EMPTY_BYTES = new Uint8Array(0);
 
@@ -58,13 +64,16 @@ export class SmallPages {
   top = 0;
   /** Pages from here to `top` are committed and were never handed out (the kernel has not backed them). */
   fresh = 0;
+  /** Our pages in one of the kernel's; the first page past the arena's first unit. */
+  readonly unitPages = Math.max(1, getPageSize() >>> Page.SHIFT);
+  readonly firstPage = this.unitPages;
   bytes: Uint8Array = EMPTY_BYTES;
   pageInfo: Int32Array = new Int32Array(0);
   freeBits: Int32Array = new Int32Array(0);
   next: Int32Array = new Int32Array(0);
   prev: Int32Array = new Int32Array(0);
   readonly avail = new Int32Array(Page.CLASSES + 1);
-  /** Pages no class owns, as stacks: the pool's memory is held; the spares' was given back (discard). */
+  /** Pages no class owns, as stacks: the pool's memory is held; the spares' (first pages of units) was given back (discard). */
   private pool: Int32Array = new Int32Array(0);
   private pooled = 0;
   private spare: Int32Array = new Int32Array(0);
@@ -144,22 +153,32 @@ export class SmallPages {
     const cursor = (info >>> Page.INFO_CURSOR_SHIFT) & (Page.WORDS - 1);
     const free = (info >>> Page.INFO_FREE_SHIFT) + 1;
     this.pageInfo[page] = c | ((rel < cursor ? rel : cursor) << Page.INFO_CURSOR_SHIFT) | (free << Page.INFO_FREE_SHIFT);
-    if (free === 1 || free === classSlots[c]) this.changed(page, free);
+    if (free === 1 || (free === classSlots[c] && this.avail[c] !== page)) this.changed(page, free);
   }
 
-  /** Page `page` has just gained its first free slot (free = 1), or has every slot free. */
+  /**
+   * Page `page` has just gained its first free slot (free = 1), or has every slot free and does not
+   * head its class's list. A page whose slots are all free leaves its class for the pool, except
+   * the head of the class's list, which the class's next malloc takes from (so a malloc/free pair
+   * moves no page); it leaves when another page takes its place. A class holds at most one page
+   * with every slot free.
+   */
   changed(page: number, free: number): void {
     const c = this.pageInfo[page]! & Page.INFO_CLASS;
-    if (free === 1) this.pushAvail(c, page);
-    // Every slot free: the page leaves its class, unless it is the class's only page with room.
-    if (free === classSlots[c] && (this.avail[c] !== page || this.next[page] !== 0)) this.emptied(page);
+    if (free === 1) {
+      const head = this.avail[c]!;
+      if (head !== 0 && this.freeOf(head) === classSlots[c]) this.emptied(head);
+      this.pushAvail(c, page);
+    } else {
+      this.emptied(page);
+    }
   }
 
   /** Bytes in slots handed out and not freed, and how many slots that is: a walk of the pages. */
   usage(): { bytes: number; slots: number } {
     let bytes = 0;
     let slots = 0;
-    for (let p = 1; p < this.fresh >>> Page.SHIFT; p++) {
+    for (let p = this.firstPage; p < this.fresh >>> Page.SHIFT; p++) {
       const c = this.classOf(p);
       const n = classSlots[c]! - this.freeOf(p);
       if (c === 0 || c > Page.CLASSES || n === 0) continue;
@@ -189,10 +208,7 @@ export class SmallPages {
     this.prev[page] = 0;
   }
 
-  /**
-   * Every slot of page `page` is free again, and it is not its class's only page with room (that one
-   * stays, so that a malloc/free loop does not move pages back and forth): it goes to the pool.
-   */
+  /** Every slot of page `page` is free again, and it does not head its class's list: it goes to the pool. */
   private emptied(page: number): void {
     this.toPool(page);
     if (this.pooled > POOL_KEEP_PAGES && 4 * this.pooled > 3 * this.committedPages()) this.givePoolBack(this.pooled >>> 1);
@@ -214,9 +230,14 @@ export class SmallPages {
     return this.pooled;
   }
 
-  /** Committed pages, page 0 aside. */
+  /** Committed pages, the first unit aside. */
   private committedPages(): number {
     return this.committed >>> Page.SHIFT;
+  }
+
+  /** The unit of page `page`: its first page. */
+  private unitOf(page: number): number {
+    return page - (page % this.unitPages);
   }
 
   /**
@@ -225,18 +246,24 @@ export class SmallPages {
    */
   private takePage(room: number): number {
     if (this.pooled > 0) return this.pool[--this.pooled]!;
-    if (room < Page.BYTES) return 0;
+    const unitBytes = this.unitPages << Page.SHIFT;
+    if (room < unitBytes) return 0;
     let page: number;
     if (this.spares > 0) {
-      // A page given back is still mapped: the kernel backs it again when it is touched.
+      // A unit given back is still mapped: the kernel backs it again when it is touched.
       page = this.spare[--this.spares]!;
     } else {
       if (this.fresh === this.top && !this.grow()) return 0;
       page = this.fresh >>> Page.SHIFT;
-      this.fresh += Page.BYTES;
+      this.fresh += unitBytes;
+    }
+    // The unit's other pages wait in the pool, the lowest on top.
+    for (let k = this.unitPages - 1; k >= 1; k--) {
+      this.pageInfo[page + k] = 0;
+      this.pool[this.pooled++] = page + k;
     }
     this.pageInfo[page] = 0;
-    this.committed += Page.BYTES;
+    this.committed += unitBytes;
     return page;
   }
 
@@ -253,7 +280,7 @@ export class SmallPages {
       this.reservation = arena;
       this.base = arena.address;
       this.bytes = new Uint8Array(arena.buffer);
-      this.top = Page.BYTES; // page 0 stays reserved and never committed
+      this.top = this.firstPage << Page.SHIFT; // the first unit stays reserved and never committed
       this.fresh = this.top;
     }
     const arena = this.reservation;
@@ -271,25 +298,40 @@ export class SmallPages {
     return true;
   }
 
-  /** Gives the memory of `count` pooled pages back to the kernel; the pages become spares, mapped still. */
+  /**
+   * Gives back to the kernel the memory of up to `count` pooled pages, in units whose pages are all
+   * pooled (the highest first, one call a run of neighbouring units); their pages become spares,
+   * mapped still.
+   */
   givePoolBack(count: number): void {
     if (count <= 0) return;
-    // Highest pages first, in runs of neighbours, one call a run.
+    const unit = this.unitPages;
     const pages = Array.from(this.pool.subarray(0, this.pooled)).sort((a, b) => a - b);
-    const give = pages.slice(pages.length - count);
-    const keep = pages.slice(0, pages.length - count);
+    // Units wholly pooled: their first pages, from the highest down.
+    const whole: number[] = [];
+    for (let i = pages.length - unit; i >= 0; i--) {
+      const first = pages[i]!;
+      if (first % unit === 0 && pages[i + unit - 1] === first + unit - 1) whole.push(first);
+    }
+    const give = whole.slice(0, Math.ceil(count / unit)).sort((a, b) => a - b);
+    if (give.length === 0) return;
+    const given = new Set<number>();
     for (let i = 0; i < give.length;) {
       let j = i + 1;
-      while (j < give.length && give[j] === give[j - 1]! + 1) j++;
-      discard(this.reservation!, give[i]! << Page.SHIFT, (j - i) << Page.SHIFT);
+      while (j < give.length && give[j] === give[j - 1]! + unit) j++;
+      discard(this.reservation!, give[i]! << Page.SHIFT, ((j - i) * unit) << Page.SHIFT);
       this.munmapCalls++;
       for (let k = i; k < j; k++) {
         this.spare[this.spares++] = give[k]!;
-        this.pageInfo[give[k]!] = Page.GIVEN_BACK;
+        for (let p = give[k]!; p < give[k]! + unit; p++) {
+          this.pageInfo[p] = Page.GIVEN_BACK;
+          given.add(p);
+        }
       }
       i = j;
     }
-    this.committed -= count << Page.SHIFT;
+    this.committed -= (give.length * unit) << Page.SHIFT;
+    const keep = pages.filter((p) => !given.has(p));
     this.pool.set(keep.reverse());
     this.pooled = keep.length;
   }
@@ -345,7 +387,7 @@ export class SmallPages {
 
   /** Every page ever handed out, in address order, for snapshots (fresh pages never were). */
   *pages(): Generator<number> {
-    for (let p = 1; p < this.fresh >>> Page.SHIFT; p++) yield p;
+    for (let p = this.firstPage; p < this.fresh >>> Page.SHIFT; p++) yield p;
   }
 
   /** Proves the invariants in this file's opening comment; returns a fault, or undefined. */
@@ -360,10 +402,11 @@ export class SmallPages {
         if (this.classOf(p) !== c) return `page ${p} is on class ${c}'s list but holds class ${this.classOf(p)}`;
         if (this.prev[p] !== before) return `page ${p}'s prev link disagrees with its list`;
         if (onList[p] !== 0) return `page ${p} is on a list twice`;
+        if (before !== 0 && this.freeOf(p) === classSlots[c]) return `page ${p} has every slot free but does not head class ${c}'s list`;
         onList[p] = 1;
       }
     }
-    for (let p = 1; p < pages; p++) {
+    for (let p = this.firstPage; p < pages; p++) {
       const c = this.classOf(p);
       const w = p << Page.WORD_SHIFT;
       let free = 0;
@@ -387,8 +430,15 @@ export class SmallPages {
     }
     if (inUse !== this.pagesInUse) return `${inUse} pages in use, counted ${this.pagesInUse}`;
     let pooled = 0;
-    for (let p = 1; p < this.fresh >>> Page.SHIFT; p++) if (this.pageInfo[p] === 0) pooled++;
+    let givenBack = 0;
+    for (let p = this.firstPage; p < this.fresh >>> Page.SHIFT; p++) {
+      if (this.pageInfo[p] === 0) pooled++;
+      if (this.pageInfo[p] === Page.GIVEN_BACK) givenBack++;
+    }
     if (pooled !== this.pooled) return `${pooled} pages no class owns, ${this.pooled} in the pool`;
+    if (givenBack !== this.spares * this.unitPages) return `${givenBack} pages given back, ${this.spares} spare units`;
+    const held = this.fresh === 0 ? 0 : (this.fresh >>> Page.SHIFT) - this.firstPage - givenBack;
+    if (held << Page.SHIFT !== this.committed) return `${held} pages held, counted ${this.committed >>> Page.SHIFT}`;
     return undefined;
   }
 

@@ -1,35 +1,37 @@
 // The small-object layout: pages of one size class each, and no header on any block.
 //
-//   small arena (reserved once, committed from page 1 up)
-//   +--------+---------------+---------------+---------------+-----
-//   | page 0 | page 1        | page 2        | page 3        | ...
-//   | never  | class 4 (64 B)| class 1 (16 B)| class 4 (64 B)|
-//   | used   | [s0][s1]...   | [s0][s1]...   | [s0][s1]...   |
-//   +--------+---------------+---------------+---------------+-----
+//   small arena (reserved once; committed in the kernel's 4 KiB pages, each a unit of four of ours)
+//   +--------+--------+--------+--------+---------------+--------+--------+-----
+//   | unit 0: never committed           | page 4        | page 5 | page 6 | ...
+//   |                                   | class 4 (64 B)| 16 B   | 64 B   |
+//   |                                   | [s0][s1]...   | [s0].. | [s0].. |
+//   +--------+--------+--------+--------+---------------+--------+--------+-----
 //
-// - A page is PAGE_BYTES (4 KiB) of the small arena, cut into slots of its class's size from its
-//   first byte: slot i of page p is at `arena + p * PAGE_BYTES + i * size`. Slots are the blocks;
+// - A page is Page.BYTES (1 KiB) of the small arena, cut into slots of its class's size from its
+//   first byte: slot i of page p is at `arena + p * Page.BYTES + i * size`. Slots are the blocks;
 //   they carry no header, so the address alone says page, class and slot.
 // - Everything else about a page lives in JavaScript (src/heap/pages.ts): its class, a bitmap of
 //   its free slots, counts and list links. Native memory holds only the program's bytes, so a write
 //   after free or an overflow between slots can change no metadata of the heap.
-// - Page 0 is never committed, so page number 0 means "none" and offset 0 is never an address.
-// - Classes step by 16 bytes up to 256, then eight classes per doubling up to SMALL_MAX: a request
-//   wastes at most 15 bytes below 256 and at most 1/8 above.
+// - The arena's first unit is never committed, so page number 0 means "none" and offset 0 is never
+//   an address.
+// - Sixteen classes, from 16 to 256 bytes in steps of 16: a request wastes at most 15 bytes, and a
+//   page at most 1024 mod its slot size (64 bytes at worst, for 240). A page of 1 KiB keeps what a
+//   class touched once small: a heap of many sizes and few blocks pays at most 16 KiB for them.
 
 /** Sizes and shifts of the small-object layout. */
 export const enum Page {
-  SHIFT = 12,
-  BYTES = 4096,
+  SHIFT = 10,
+  BYTES = 1024,
   /** The most slots a page holds (the 16-byte class), and the bitmap words that cover them. */
-  MAX_SLOTS = 256,
-  WORDS = 8,
+  MAX_SLOTS = 64,
+  WORDS = 2,
   /** log2(WORDS): a page's first bitmap word is page << WORD_SHIFT. */
-  WORD_SHIFT = 3,
+  WORD_SHIFT = 1,
   /** The largest request served from pages. */
-  SMALL_MAX = 1024,
+  SMALL_MAX = 256,
   /** Size classes, numbered from 1 (0 marks a page no class owns). */
-  CLASSES = 32,
+  CLASSES = 16,
   /** The class byte of a spare page: its memory was given back to the kernel (it is mapped still). */
   GIVEN_BACK = 255,
   /** See CLASS_RECIPROCAL. */
@@ -63,8 +65,6 @@ export const CLASS_OF: Uint8Array = new Uint8Array((Page.SMALL_MAX >>> 4) + 1);
 {
   let c = 1;
   for (let size = 16; size <= 256; size += 16) CLASS_SIZE[c++] = size;
-  for (let size = 288; size <= 512; size += 32) CLASS_SIZE[c++] = size;
-  for (let size = 576; size <= Page.SMALL_MAX; size += 64) CLASS_SIZE[c++] = size;
   if (c !== Page.CLASSES + 1) throw new Error(`the small-object layout has ${c - 1} classes, expected ${Page.CLASSES}`);
   for (let k = 1; k <= Page.CLASSES; k++) {
     CLASS_SLOTS[k] = Math.floor(Page.BYTES / CLASS_SIZE[k]!);
