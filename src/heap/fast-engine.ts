@@ -1,6 +1,6 @@
 // The fast preset's engine: O(1) malloc and free in three tiers. (Its introspection, snapshot,
 // stats and check, is the concrete class FastHeap in ./fast.ts.)
-// - Requests of up to SMALL_MAX bytes (1 KiB) come from pages of one size class each
+// - Requests of up to SMALL_MAX bytes (256) come from 1 KiB pages of one size class each
 //   (src/heap/pages.ts, src/layout/pages.ts): no header, and every fact about a slot in JavaScript.
 // - Larger ones come from segregated free lists (src/strategies/tlsf.ts) of blocks with 8-byte
 //   headers (src/layout/fast.ts), with small-block caches, in one arena of reserved address space:
@@ -187,8 +187,8 @@ export abstract class FastEngine extends Heap implements HeapOperations {
     // One test passes every size below 4 GiB; anything else takes the careful path.
     if (typeof size !== 'number' || (size >>> 0) !== size) return this.mallocChecked(size, name);
     if (name !== undefined) checkName('malloc', name);
-    // Small requests go to pages once the heap holds `pagesFrom` bytes in use (or pages already):
-    // below it, a page a class would cost more than the blocks themselves.
+    // Small requests go to pages once the heap holds `pagesFrom` bytes in use (0 by default) or has
+    // pages; below it (a heap that asked for that) they are blocks of the lists.
     if (size <= Page.SMALL_MAX && !this.small.unavailable && (this.small.committed !== 0 || this.inUse >= this.pagesFrom)) {
       const ptr = this.mallocSmall(size, name);
       if (ptr !== 0) return ptr;

@@ -87,7 +87,7 @@ export class Heap {
   readonly debug: boolean;
   /** Whether worker threads can share this heap (`heap.handle()`, `Heap.attach`). */
   readonly shared: boolean;
-  /** Bytes in use from which the fast preset serves requests of up to 1 KiB from pages (see HeapOptions). */
+  /** Bytes in use from which the fast preset serves requests of up to 256 bytes from pages (see HeapOptions). */
   readonly pagesFrom: number;
   /** Blocks to free when their owner objects are collected (autoFree); null until first used. */
   protected owners: OwnerRegistry | null = null;

@@ -16,7 +16,7 @@
 // - The arena's first unit is never committed, so page number 0 means "none" and offset 0 is never
 //   an address.
 // - Sixteen classes, from 16 to 256 bytes in steps of 16: a request wastes at most 15 bytes, and a
-//   page at most 1024 mod its slot size (64 bytes at worst, for 240). A page of 1 KiB keeps what a
+//   page at most 1024 mod its slot size (192 bytes at worst, for 208). A page of 1 KiB keeps what a
 //   class touched once small: a heap of many sizes and few blocks pays at most 16 KiB for them.
 
 /** Sizes and shifts of the small-object layout. */
