@@ -721,8 +721,8 @@ export abstract class FastEngine extends Heap implements HeapOperations {
     const n = Math.min(oldUsable, size);
     const from = ptr - this.small.base;
     const to = moved - this.small.base;
-    // Within one arena the copy is copyWithin: TypedArray.set between two views of one buffer
-    // copies element by element in V8 (measured: 2.3 s of a 2.7 s replay of the realloc trace).
+    // Slot to slot (a small block changing class) or block to block in the medium arena: one
+    // copyWithin over the arena's view, no views made.
     const a = ptr - this.base;
     const b = moved - this.base;
     if (from >= 0 && from < this.small.top && to >= 0 && to < this.small.top) this.small.bytes.copyWithin(to, from, from + n);

@@ -64,8 +64,9 @@ export class SmallPages {
   top = 0;
   /** Pages from here to `top` are committed and were never handed out (the kernel has not backed them). */
   fresh = 0;
-  /** Our pages in one of the kernel's; the first page past the arena's first unit. */
+  /** Our pages in one of the kernel's: a unit. */
   readonly unitPages = Math.max(1, getPageSize() >>> Page.SHIFT);
+  /** The first page past the arena's first unit, which is never committed. */
   readonly firstPage = this.unitPages;
   bytes: Uint8Array = EMPTY_BYTES;
   pageInfo: Int32Array = new Int32Array(0);
@@ -233,11 +234,6 @@ export class SmallPages {
   /** Committed pages, the first unit aside. */
   private committedPages(): number {
     return this.committed >>> Page.SHIFT;
-  }
-
-  /** The unit of page `page`: its first page. */
-  private unitOf(page: number): number {
-    return page - (page % this.unitPages);
   }
 
   /**
