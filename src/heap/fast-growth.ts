@@ -1,0 +1,166 @@
+// Growth and trimming of the fast preset's medium arena: the only paths of the arena that call the
+// kernel. Growth commits a sixth of what is committed already (geometric, so a million small
+// allocations cost about one mmap call a MiB); a large free block at the top is given back
+// (decommitted) only when it exceeds twice the growth step, so a malloc/free loop at the boundary
+// does not thrash. Before the heap grows, the caches are flushed into the free lists, where their
+// blocks may merge into one large enough.
+
+import { alignPage, commit, decommit, getPageSize, reserveAddressSpace } from '../os/memory.js';
+import { Block, Flag, Word } from '../layout/fast.js';
+import { destroyedError } from './errors.js';
+import { ARENA_BYTES, ARENA_MIN_BYTES, FastArena, TRIM_MIN } from './fast-arena.js';
+
+/** Growth step: committed / GROWTH_DIVISOR, clamped to [GROWTH_MIN, GROWTH_MAX], whole pages. */
+const GROWTH_DIVISOR = 6;
+const GROWTH_MIN = 4096;
+const GROWTH_MAX = 64 * 1024 * 1024;
+
+/** The fast preset's arena, growing and shrinking; ./fast-large.ts builds on it. */
+export abstract class FastGrowth extends FastArena {
+  /** The growth step for the heap's current size. */
+  protected growthStep(): number {
+    const step = alignPage(this.top / GROWTH_DIVISOR);
+    return step < GROWTH_MIN ? GROWTH_MIN : step > GROWTH_MAX ? GROWTH_MAX : step;
+  }
+
+  protected updateTrimThreshold(): void {
+    this.trimThreshold = Math.max(TRIM_MIN, 2 * this.growthStep(), 2 * this.largeThreshold);
+  }
+
+  /**
+   * Finds room for a block of `need` bytes when the free lists have none: first by flushing the
+   * caches (their blocks may merge into one large enough), then by growing the heap. Returns the
+   * block, off its list, or 0.
+   */
+  protected growFor(need: number): number {
+    if (this.cachedBlocks() > 0) {
+      this.flushCaches();
+      const found = this.lists.takeFit(need);
+      if (found !== 0) return found > 0 ? found : this.corruptedList();
+    }
+    const h = this.growTop(need);
+    if (h === 0) return 0;
+    if (!this.lists.remove(h, this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK)) this.corruptedList();
+    return h;
+  }
+
+  /**
+   * Commits memory at the top so that the last block is free and at least `need` bytes. Returns
+   * that block's offset (on its free list), or 0 when no memory can be had.
+   */
+  protected growTop(need: number): number {
+    if (this.destroyed) throw destroyedError();
+    if (this.reservation === null && !this.reserveArena()) return 0;
+    const arena = this.reservation!;
+    const mem = this.mem;
+    // A free last block already counts towards the need.
+    const last = this.top > 0 ? this.freeBefore(this.top - Block.HEADER) : 0;
+    const have = last === 0 ? 0 : this.top - Block.HEADER - last;
+    const overhead = this.top === 0 ? 2 * Block.HEADER : 0;
+    // The growth step, or just what the request needs when the step would pass a limit.
+    const least = alignPage(need - have + overhead);
+    let step = Math.max(least, this.growthStep());
+    if (this.top + step > arena.size || this.mapped() + step > this.limit) step = least;
+    if (this.top + step > arena.size || this.mapped() + step > this.limit) return 0;
+    this.mmapCalls++;
+    if (!commit(arena, this.top, step)) return 0;
+
+    const oldTop = this.top;
+    this.top += step;
+    this.lists.limit = this.top;
+    this.ensureStartsCapacity();
+    if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
+    // The new space becomes one block: at the old sentinel's place, or after the 8-byte pad.
+    const h = oldTop === 0 ? Block.HEADER : oldTop - Block.HEADER;
+    const size = this.top - Block.HEADER - h;
+    if (oldTop === 0) mem[(h >>> 2) + Word.PREV_SIZE] = 0;
+    this.makeBlock(h, size, size);
+    mem[((this.top - Block.HEADER) >>> 2) + Word.SIZE] = 0; // the sentinel: size 0, used
+    this.updateTrimThreshold();
+    this.release(h, size, false);
+    const lastSize = mem[(this.top - Block.HEADER) >>> 2]!;
+    return this.top - Block.HEADER - lastSize;
+  }
+
+  /** Gives back the top of free block `h` (the last one) beyond `keep` bytes, in whole pages. */
+  protected trimTop(h: number, size: number, keep: number): void {
+    const page = getPageSize();
+    let newTop = alignPage(h + keep + 2 * Block.HEADER);
+    if (h === Block.HEADER && keep === 0) newTop = 0;
+    else if (newTop - Block.HEADER - h < Block.MIN) newTop += page;
+    if (newTop >= this.top) return;
+    if (!this.lists.remove(h, size)) this.corruptedList();
+    decommit(this.reservation!, newTop, this.top - newTop);
+    this.munmapCalls++;
+    this.top = newTop;
+    this.lists.limit = newTop;
+    if (newTop === 0) {
+      this.clearStart(h);
+    } else {
+      const rest = newTop - Block.HEADER - h;
+      this.mem[(h >>> 2) + Word.SIZE] = rest | Flag.FREE;
+      this.mem[(newTop - Block.HEADER) >>> 2] = rest;
+      this.mem[((newTop - Block.HEADER) >>> 2) + Word.SIZE] = 0;
+      this.lists.insert(h, rest);
+    }
+    this.updateTrimThreshold();
+  }
+
+  /** How many blocks the caches hold (kept per size only, off the hot path). */
+  protected cachedBlocks(): number {
+    let n = 0;
+    for (let c = 0; c < this.cacheCounts.length; c++) n += this.cacheCounts[c]!;
+    return n;
+  }
+
+  /** Moves every cached block to the free lists, merging it with its free neighbours. */
+  protected flushCaches(): void {
+    // Every cache is proved whole first, so a damaged one is reported before any block moves.
+    for (let c = 0; c < this.cacheHeads.length; c++) {
+      for (let h = this.cacheHeads[c]!, left = this.cacheCounts[c]! - 1; h !== 0; left--) h = this.cacheLink(h, c, left);
+    }
+    for (let c = 0; c < this.cacheHeads.length; c++) {
+      let h = this.cacheHeads[c]!;
+      while (h !== 0) {
+        const next = this.mem[(h >>> 2) + Word.NEXT_FREE]!;
+        this.cacheHeads[c] = next;
+        this.cacheCounts[c]!--;
+        this.mem[(h >>> 2) + Word.SIZE] = c << 4;
+        this.release(h, c << 4, false);
+        h = next;
+      }
+    }
+  }
+
+  /** Releases every free byte at the top of the heap; all of it when nothing is in use there. */
+  override trim(): void {
+    if (this.destroyed) throw destroyedError();
+    this.small.trim();
+    if (this.top === 0) return;
+    this.flushCaches();
+    const last = this.freeBefore(this.top - Block.HEADER);
+    if (last !== 0) this.trimTop(last, this.top - Block.HEADER - last, 0);
+  }
+
+  protected reserveArena(): boolean {
+    this.mmapCalls++;
+    const arena = reserveAddressSpace(ARENA_BYTES, ARENA_MIN_BYTES);
+    if (arena === null) return false;
+    this.reservation = arena;
+    this.base = arena.address;
+    this.mem = new Uint32Array(arena.buffer);
+    this.bytesView = new Uint8Array(arena.buffer);
+    this.lists.mem = this.mem;
+    return true;
+  }
+
+  /** Grows the start bitmap to cover [0, top), doubling. */
+  protected ensureStartsCapacity(): void {
+    const needWords = Math.ceil(this.top / 16 / 32);
+    if (needWords <= this.starts.length) return;
+    const grown = new Int32Array(Math.max(needWords, 2 * this.starts.length, 1024));
+    grown.set(this.starts);
+    this.starts = grown;
+    this.lists.starts = grown;
+  }
+}
