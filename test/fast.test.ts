@@ -2,6 +2,7 @@
 // caches, in-place realloc both ways, large mappings, growth without thrashing, trimming, and a
 // million live blocks freed in any order. Small-object pages have test/pages.test.ts.
 
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Heap } from '../src/index.js';
@@ -121,6 +122,38 @@ test('a buffer grown step by step, with small blocks made between its steps, gro
   heap.malloc(300);
   const moved = heap.realloc(other, 1 * MiB);
   assert.ok(heap.snapshot().regions.some((r) => r.address === moved), 'a mapping of its own');
+  heap.destroy();
+});
+
+/** Bytes the kernel holds for [from, to) of this process, from /proc/self/smaps. */
+function resident(from: number, to: number): number {
+  let rss = 0;
+  let inside = false;
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (range) inside = parseInt(range[1]!, 16) >= from && parseInt(range[2]!, 16) <= to;
+    else if (inside && line.startsWith('Rss:')) rss += parseInt(line.slice(4), 10) * 1024;
+  }
+  return rss;
+}
+
+test('stats().mapped counts the arena memory blocks were handed out from, not the rest of a growth step, and never less than the kernel holds', () => {
+  const heap = fast();
+  const blocks: number[] = [];
+  // Medium blocks, each written whole, until the heap has just grown.
+  for (let calls = heap.stats().mmapCalls; blocks.length < 40 || heap.stats().mmapCalls === calls;) {
+    if (blocks.length >= 40) calls = heap.stats().mmapCalls;
+    const p = heap.malloc(3000);
+    heap.bytes(p).fill(7);
+    blocks.push(p);
+  }
+  const arena = heap.snapshot().regions[0]!;
+  const s = heap.stats();
+  assert.ok(s.mapped < arena.size, `${s.mapped} counted of ${arena.size} committed`);
+  assert.ok(s.mapped >= resident(arena.address, arena.address + arena.size), 'never less than the kernel holds');
+  assert.ok(s.mapped - s.inUse <= 2 * 4096 + HEADER, 'at most the page blocks reached into and the last one');
+  for (const p of blocks) heap.free(p);
+  heap.check();
   heap.destroy();
 });
 

@@ -21,7 +21,7 @@
 // start whose prev size agrees. Walks are bounded by the counts kept in JavaScript. Anything else
 // is ERR_HEAP_CORRUPTED, raised before any write.
 
-import { type Mapping, type Reservation } from '../os/memory.js';
+import { getPageSize, type Mapping, type Reservation } from '../os/memory.js';
 import { Block, Flag, Word } from '../layout/fast.js';
 import { SmallPages } from './pages.js';
 import { SegregatedLists } from '../strategies/tlsf.js';
@@ -50,6 +50,9 @@ export const CACHE_DEPTH = 32;
 
 export const SCRIBBLE_BYTE = 0xaa;
 
+/** The kernel's page size. */
+const PAGE_BYTES = getPageSize();
+
 export const EMPTY_WORDS = new Uint32Array(0);
 export const EMPTY_BYTES = new Uint8Array(0);
 
@@ -62,6 +65,15 @@ export interface LargeBlock {
 
 /** The fast preset's state and its arena's block operations; ./fast-growth.ts and on build on it. */
 export abstract class FastArena extends Heap implements HeapOperations {
+  // The fields the page paths of malloc and free read come first: V8 keeps an object's first
+  // fields in the object itself and the rest behind one more load (measured: one field more ahead
+  // of them cost the 64-byte pair 10 instructions).
+  /** Small blocks (in pages). */
+  protected readonly small = new SmallPages();
+  /** smallNames.size, as a field: a Number the inlined free path reads without a call. */
+  protected smallNamed = 0;
+  protected inUse = 0;
+  protected peakInUse = 0;
   protected reservation: Reservation | null = null;
   /** The arena's address; 0 until reserved. */
   protected base = 0;
@@ -77,12 +89,8 @@ export abstract class FastArena extends Heap implements HeapOperations {
   protected readonly cacheCounts = new Int32Array(CACHE_MAX_BLOCK / 16 + 1);
   /** Names of named blocks, by header offset; touched only for blocks flagged Flag.NAMED. */
   protected readonly names = new Map<number, string>();
-  /** Small blocks (in pages). */
-  protected readonly small = new SmallPages();
   /** Names of named small blocks, by address; while it holds any, frees of small blocks take the slow path. */
   protected readonly smallNames = new Map<number, string>();
-  /** smallNames.size, as a field: a Number the inlined free path reads without a call. */
-  protected smallNamed = 0;
   protected readonly large = new Map<number, LargeBlock>();
   /** Requests of at least this many bytes get mappings of their own. */
   protected largeThreshold = LARGE_THRESHOLD_START;
@@ -93,12 +101,17 @@ export abstract class FastArena extends Heap implements HeapOperations {
   protected cacheDepth = CACHE_DEPTH;
   protected largeBytes = 0;
   protected peakMapped = 0;
-  protected inUse = 0;
-  protected peakInUse = 0;
   /** Blocks in the arena, used, cached or free (changes only when blocks split or merge). */
   protected blockCount = 0;
   protected mmapCalls = 0;
   protected munmapCalls = 0;
+  /**
+   * Where the arena's touched memory ends: the end of the highest block handed out since the
+   * arena last shrank, or the top before its last growth. Committed memory past it was never
+   * written but for the last page (the sentinel) and the header just past it, so the kernel holds
+   * none of it: see mapped().
+   */
+  protected touchedTop = 0;
 
   /** Gives back the top of free block `h` (the last one) beyond `keep` bytes (./fast-growth.ts). */
   protected abstract trimTop(h: number, size: number, keep: number): void;
@@ -267,8 +280,27 @@ export abstract class FastArena extends Heap implements HeapOperations {
     return this.inUse;
   }
 
+  /**
+   * Bytes the heap holds for the program (stats().mapped): the arena's touched pages with its last
+   * one, the large mappings, and the pages handed out. Never less than the process holds for it.
+   */
   protected mapped(): number {
+    const page = PAGE_BYTES;
+    const touched = (this.touchedTop + Block.HEADER + page - 1) & -page;
+    const arena = touched < this.top ? touched + page : this.top;
+    return arena + this.largeBytes + this.small.committed;
+  }
+
+  /** Bytes the heap has committed or mapped, touched or not: what `limit` bounds. */
+  protected committed(): number {
     return this.top + this.largeBytes + this.small.committed;
+  }
+
+  /** Block memory up to `end` of the arena has been handed out: it counts as held from now on. */
+  protected touch(end: number): void {
+    if (end <= this.touchedTop) return;
+    this.touchedTop = end;
+    if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
   }
 
   protected corrupted(h: number, what: string): never {

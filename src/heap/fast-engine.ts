@@ -125,7 +125,7 @@ export abstract class FastEngine extends FastLarge {
     const c = classOfRequest[(size + 15) >>> 4]!;
     const small = this.small;
     if (small.avail[c] === 0) {
-      if (small.refill(c, this.limit - this.mapped()) === 0) return 0;
+      if (small.refill(c, this.limit - this.committed()) === 0) return 0;
       if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
     }
     if ((this.inUse += classSize[c]!) > this.peakInUse) this.peakInUse = this.inUse;
@@ -178,6 +178,7 @@ export abstract class FastEngine extends FastLarge {
       size = need;
     }
     mem[w + Word.SIZE] = size;
+    this.touch(h + size);
     if ((this.inUse += size) > this.peakInUse) this.peakInUse = this.inUse;
     if (name !== undefined || this.scribble === true) this.dress(h, size, name);
     return this.base + h + Block.HEADER;
@@ -372,6 +373,7 @@ export abstract class FastEngine extends FastLarge {
         mem[(h + total) >>> 2] = total;
       }
       mem[w + Word.SIZE] = total | (sizeWord & (Flag.NAMED | Flag.OWNED));
+      this.touch(h + total);
       if ((this.inUse += total - current) > this.peakInUse) this.peakInUse = this.inUse;
       if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + current, h + total);
       if (name !== undefined) this.nameBlock(h, name);
@@ -520,6 +522,7 @@ export abstract class FastEngine extends FastLarge {
     this.cacheCounts.fill(0);
     this.names.clear();
     this.top = 0;
+    this.touchedTop = 0;
     this.largeBytes = 0;
     this.inUse = 0;
     this.blockCount = 0;

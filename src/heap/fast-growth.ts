@@ -60,12 +60,14 @@ export abstract class FastGrowth extends FastArena {
     // The growth step, or just what the request needs when the step would pass a limit.
     const least = alignPage(need - have + overhead);
     let step = Math.max(least, this.growthStep());
-    if (this.top + step > arena.size || this.mapped() + step > this.limit) step = least;
-    if (this.top + step > arena.size || this.mapped() + step > this.limit) return 0;
+    if (this.top + step > arena.size || this.committed() + step > this.limit) step = least;
+    if (this.top + step > arena.size || this.committed() + step > this.limit) return 0;
     this.mmapCalls++;
     if (!commit(arena, this.top, step)) return 0;
 
     const oldTop = this.top;
+    // The old sentinel's page was written; what lies below it counts as touched (an upper bound).
+    if (oldTop > this.touchedTop) this.touchedTop = oldTop;
     this.top += step;
     this.lists.limit = this.top;
     this.ensureStartsCapacity();
@@ -93,6 +95,7 @@ export abstract class FastGrowth extends FastArena {
     decommit(this.reservation!, newTop, this.top - newTop);
     this.munmapCalls++;
     this.top = newTop;
+    if (this.touchedTop > newTop) this.touchedTop = newTop;
     this.lists.limit = newTop;
     if (newTop === 0) {
       this.clearStart(h);

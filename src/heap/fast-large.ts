@@ -19,7 +19,7 @@ export abstract class FastLarge extends FastGrowth {
   protected mallocLarge(size: number, name: string | undefined): number {
     if (this.destroyed) throw destroyedError();
     const length = alignPage(Math.max(size, 1));
-    if (length > MAX_VIEW_BYTES || this.mapped() + length > this.limit) return this.outOfMemory('malloc', size);
+    if (length > MAX_VIEW_BYTES || this.committed() + length > this.limit) return this.outOfMemory('malloc', size);
     this.mmapCalls++;
     const mapping = mapMemory(length);
     if (mapping === null) return this.outOfMemory('malloc', size);
@@ -87,7 +87,7 @@ export abstract class FastLarge extends FastGrowth {
   /** Resizes a large block's mapping in the kernel (no copy, never two at once); 0 if it cannot. */
   protected remapLarge(ptr: number, block: LargeBlock, size: number): number {
     const length = alignPage(size);
-    if (this.mapped() - block.mapping.size + length > this.limit) return 0;
+    if (this.committed() - block.mapping.size + length > this.limit) return 0;
     const remapped = remapMemory(block.mapping, length);
     if (remapped === null) return 0;
     this.mmapCalls++;

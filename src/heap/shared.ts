@@ -411,6 +411,11 @@ export class SharedHeap extends FastHeap {
     }
   }
 
+  /** Every committed byte: which of them another thread has touched is not tracked across threads. */
+  protected override mapped(): number {
+    return this.committed();
+  }
+
   override stats(): HeapStats {
     this.enter();
     try {
