@@ -171,6 +171,24 @@ test('two hundred sizes from 8 B to 4 KiB, one to three blocks each: the pages c
   heap.destroy();
 });
 
+test('realloc to another class moves the bytes to a slot of that class and frees the old slot', () => {
+  const heap = fast();
+  const p = heap.malloc(20); // a 32-byte slot
+  const bytes = heap.bytes(p, 20);
+  for (let i = 0; i < 20; i++) bytes[i] = i + 1;
+  const before = heap.stats().inUse;
+  const q = heap.realloc(p, 100); // a 112-byte slot
+  assert.is.not(q, p);
+  assert.equal([...heap.bytes(q, 20)], Array.from({ length: 20 }, (_, i) => i + 1));
+  assert.is(heap.stats().inUse, before - 32 + 112);
+  assert.is(heap.malloc(20), p, 'the old slot is free again');
+  const r = heap.realloc(q, 7); // a shrink to a class under half the slot moves too
+  assert.is(heap.usableSize(r), 16);
+  assert.equal([...heap.bytes(r, 7)], [1, 2, 3, 4, 5, 6, 7]);
+  heap.check();
+  heap.destroy();
+});
+
 test('pages are committed in long steps but counted only once handed out', () => {
   const heap = fast();
   heap.malloc(16);

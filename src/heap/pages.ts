@@ -55,6 +55,7 @@ const GROWTH_MAX = 64 * 1024 * 1024;
 const POOL_KEEP_PAGES = 4096;
 
 const EMPTY_BYTES = new Uint8Array(0);
+const EMPTY_WORDS = new Int32Array(0);
 
 export class SmallPages {
   reservation: Reservation | null = null;
@@ -69,6 +70,8 @@ export class SmallPages {
   /** The first page past the arena's first unit, which is never committed. */
   readonly firstPage = this.unitPages;
   bytes: Uint8Array = EMPTY_BYTES;
+  /** The arena as 32-bit words, for copies between slots (their offsets are multiples of 16). */
+  words: Int32Array = EMPTY_WORDS;
   pageInfo: Int32Array = new Int32Array(0);
   freeBits: Int32Array = new Int32Array(0);
   next: Int32Array = new Int32Array(0);
@@ -276,6 +279,7 @@ export class SmallPages {
       this.reservation = arena;
       this.base = arena.address;
       this.bytes = new Uint8Array(arena.buffer);
+      this.words = new Int32Array(arena.buffer);
       this.top = this.firstPage << Page.SHIFT; // the first unit stays reserved and never committed
       this.fresh = this.top;
     }
@@ -446,6 +450,7 @@ export class SmallPages {
     }
     this.reservation = null;
     this.bytes = EMPTY_BYTES;
+    this.words = EMPTY_WORDS;
     this.top = 0;
     this.fresh = 0;
     this.committed = 0;
