@@ -157,6 +157,32 @@ test('stats().mapped counts the arena memory blocks were handed out from, not th
   heap.destroy();
 });
 
+test('before the arena grows, the whole pages inside its free blocks go back to the kernel, and come back when a block is made there', () => {
+  const heap = fast();
+  const KiB = 1024;
+  const a = heap.malloc(200 * KiB);
+  heap.bytes(a).fill(1);
+  const keep = heap.malloc(1000); // a used block after it, so that a's block is not the last
+  heap.bytes(keep).fill(2);
+  heap.free(a); // a free block of 200 KiB inside the arena
+  const held = heap.stats().mapped;
+  const b = heap.malloc(250 * KiB); // fits no free block: the arena grows, and a's pages go back first
+  heap.bytes(b).fill(3);
+  const arena = heap.snapshot().regions[0]!;
+  const s = heap.stats();
+  assert.ok(s.mapped - s.inUse < 16 * KiB, `${s.mapped} held for ${s.inUse} in use`);
+  assert.ok(s.mapped < held + 250 * KiB - 150 * KiB, 'the free block\'s pages are no longer counted');
+  assert.ok(s.mapped >= resident(arena.address, arena.address + arena.size), 'never less than the kernel holds');
+  heap.check();
+  const c = heap.malloc(150 * KiB); // made in the free block: its pages are held again
+  assert.is(c, a);
+  heap.bytes(c).fill(4);
+  assert.ok(heap.stats().mapped >= s.mapped + 140 * KiB);
+  assert.ok(heap.bytes(keep).every((v) => v === 2) && heap.bytes(b).every((v) => v === 3));
+  heap.check();
+  heap.destroy();
+});
+
 test('a large request gets a page-aligned mapping of its own, unmapped on free', () => {
   const heap = fast();
   const p = heap.malloc(MiB, 'large');

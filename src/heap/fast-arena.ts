@@ -38,6 +38,11 @@ export const LARGE_THRESHOLD_START = 256 * 1024;
 export const LARGE_THRESHOLD_MAX = 32 * 1024 * 1024;
 /** A free top block is trimmed only above this many bytes, and above twice the growth step. */
 export const TRIM_MIN = 128 * 1024;
+/**
+ * Before the arena grows, every free block whose whole pages (past its header, before its end)
+ * span at least this many bytes gives them back to the kernel (FastGrowth.purgeFreeBlocks).
+ */
+export const PURGE_MIN = 64 * 1024;
 
 /**
  * Small-block caches: a freed block of at most CACHE_MAX_BLOCK bytes is parked, unmerged, on a
@@ -50,8 +55,9 @@ export const CACHE_DEPTH = 32;
 
 export const SCRIBBLE_BYTE = 0xaa;
 
-/** The kernel's page size. */
-const PAGE_BYTES = getPageSize();
+/** The kernel's page size, and its log2. */
+export const PAGE_BYTES = getPageSize();
+export const PAGE_SHIFT = 31 - Math.clz32(PAGE_BYTES);
 
 export const EMPTY_WORDS = new Uint32Array(0);
 export const EMPTY_BYTES = new Uint8Array(0);
@@ -112,6 +118,12 @@ export abstract class FastArena extends Heap implements HeapOperations {
    * none of it: see mapped().
    */
   protected touchedTop = 0;
+  /** Byte p of it is 1 where the arena's page p lies inside a free block and was given back (purge). */
+  protected purged: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
+  /** Bytes of the pages marked in `purged`. */
+  protected purgedBytes = 0;
+  /** A free block whose inner pages span at least this many bytes gives them back; Infinity never. */
+  protected purgeMin = PURGE_MIN;
 
   /** Gives back the top of free block `h` (the last one) beyond `keep` bytes (./fast-growth.ts). */
   protected abstract trimTop(h: number, size: number, keep: number): void;
@@ -282,18 +294,35 @@ export abstract class FastArena extends Heap implements HeapOperations {
 
   /**
    * Bytes the heap holds for the program (stats().mapped): the arena's touched pages with its last
-   * one, the large mappings, and the pages handed out. Never less than the process holds for it.
+   * one, but those purged, the large mappings, and the pages handed out. Never less than the
+   * process holds for it.
    */
   protected mapped(): number {
     const page = PAGE_BYTES;
     const touched = (this.touchedTop + Block.HEADER + page - 1) & -page;
     const arena = touched < this.top ? touched + page : this.top;
-    return arena + this.largeBytes + this.small.committed;
+    return arena - this.purgedBytes + this.largeBytes + this.small.committed;
   }
 
   /** Bytes the heap has committed or mapped, touched or not: what `limit` bounds. */
   protected committed(): number {
     return this.top + this.largeBytes + this.small.committed;
+  }
+
+  /**
+   * Arena bytes [from, to) are about to be written (a block handed out, a header): the purged
+   * pages among them count as held again (the kernel backs them when they are written).
+   */
+  protected unpurge(from: number, to: number): void {
+    if (this.purgedBytes === 0) return;
+    const purged = this.purged;
+    const last = Math.min((to - 1) >>> PAGE_SHIFT, purged.length - 1);
+    for (let p = from >>> PAGE_SHIFT; p <= last; p++) {
+      if (purged[p] !== 0) {
+        purged[p] = 0;
+        this.purgedBytes -= PAGE_BYTES;
+      }
+    }
   }
 
   /** Block memory up to `end` of the arena has been handed out: it counts as held from now on. */

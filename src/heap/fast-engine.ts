@@ -25,7 +25,7 @@ import {
 import { FastLarge } from './fast-large.js';
 import { releaseReservation, unmapMemory } from '../os/memory.js';
 
-export { CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, SCRIBBLE_BYTE, TRIM_MIN, type LargeBlock } from './fast-arena.js';
+export { CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, PAGE_BYTES, PAGE_SHIFT, SCRIBBLE_BYTE, TRIM_MIN, type LargeBlock } from './fast-arena.js';
 
 /** The largest request a block of the arena may grow to in place. */
 const MAX_ARENA_REQUEST = ARENA_BYTES / 4;
@@ -173,6 +173,8 @@ export abstract class FastEngine extends FastLarge {
       return this.corrupted(h, 'a block on a free list is not a free block of the size its class promises');
     }
     const rest = size - need;
+    // The block and the remainder's header are written: their pages count as held again.
+    this.unpurge(h, rest >= Block.MIN ? h + need + Block.MIN : h + size + Block.HEADER);
     if (rest >= Block.MIN) {
       this.splitOff(h, need, rest);
       size = need;
@@ -366,6 +368,7 @@ export abstract class FastEngine extends FastLarge {
       this.clearStart(n);
       let total = current + nsize;
       const rest = total - need;
+      this.unpurge(n, rest >= Block.MIN ? h + need + Block.MIN : h + total + Block.HEADER);
       if (rest >= Block.MIN) {
         this.splitOff(h, need, rest);
         total = need;
@@ -556,6 +559,8 @@ export abstract class FastEngine extends FastLarge {
     this.names.clear();
     this.top = 0;
     this.touchedTop = 0;
+    this.purged = new Uint8Array(0);
+    this.purgedBytes = 0;
     this.largeBytes = 0;
     this.inUse = 0;
     this.blockCount = 0;

@@ -5,10 +5,11 @@
 // does not thrash. Before the heap grows, the caches are flushed into the free lists, where their
 // blocks may merge into one large enough.
 
-import { alignPage, commit, decommit, getPageSize, reserveAddressSpace } from '../os/memory.js';
+import { alignPage, commit, decommit, discard, getPageSize, reserveAddressSpace } from '../os/memory.js';
 import { Block, Flag, Word } from '../layout/fast.js';
 import { destroyedError } from './errors.js';
-import { ARENA_BYTES, ARENA_MIN_BYTES, FastArena, TRIM_MIN } from './fast-arena.js';
+import { classOf } from '../strategies/tlsf.js';
+import { ARENA_BYTES, ARENA_MIN_BYTES, FastArena, PAGE_BYTES, PAGE_SHIFT, TRIM_MIN } from './fast-arena.js';
 
 /** Growth step: committed / GROWTH_DIVISOR, clamped to [GROWTH_MIN, GROWTH_MAX], whole pages. */
 const GROWTH_DIVISOR = 6;
@@ -51,6 +52,7 @@ export abstract class FastGrowth extends FastArena {
   protected growTop(need: number): number {
     if (this.destroyed) throw destroyedError();
     if (this.reservation === null && !this.reserveArena()) return 0;
+    this.purgeFreeBlocks();
     const arena = this.reservation!;
     const mem = this.mem;
     // A free last block already counts towards the need.
@@ -84,6 +86,54 @@ export abstract class FastGrowth extends FastArena {
     return this.top - Block.HEADER - lastSize;
   }
 
+  /**
+   * Gives back to the kernel the whole pages inside free block `h` of `size` bytes (past its
+   * header and links, its first Block.MIN bytes, before its end) that are not given back already, and marks them
+   * in `purged`: the range stays mapped read-write and reads as zeros when next written.
+   */
+  protected purge(h: number, size: number): void {
+    const first = (h + Block.MIN + PAGE_BYTES - 1) >>> PAGE_SHIFT;
+    const end = (h + size) >>> PAGE_SHIFT;
+    if ((end - first) << PAGE_SHIFT < this.purgeMin) return;
+    const purged = this.purged;
+    for (let p = first; p < end;) {
+      if (purged[p] !== 0) {
+        p++;
+        continue;
+      }
+      let q = p;
+      while (q < end && purged[q] === 0) purged[q++] = 1;
+      discard(this.reservation!, p << PAGE_SHIFT, (q - p) << PAGE_SHIFT);
+      this.munmapCalls++;
+      this.purgedBytes += (q - p) << PAGE_SHIFT;
+      p = q;
+    }
+  }
+
+  /**
+   * Before the arena grows: every free block on the lists (the last one aside, which trimTop
+   * looks after) whose whole pages span at least purgeMin bytes gives them back. Growth is rare
+   * (geometric), so the system calls are too, and holes the heap could not fill stop being held
+   * just when it needs more. Every link is proved before it is followed; the walk is bounded by
+   * the count.
+   */
+  protected purgeFreeBlocks(): void {
+    if (this.purgeMin === Infinity) return;
+    const lists = this.lists;
+    const last = this.top - Block.HEADER;
+    let steps = 0;
+    for (let i = classOf(this.purgeMin); i < lists.heads.length; i++) {
+      for (let b = lists.heads[i]!; b !== 0;) {
+        if (++steps > lists.count || !lists.isFreeIn(b, i)) this.corruptedList(b);
+        const size = this.mem[(b >>> 2) + Word.SIZE]! & Flag.SIZE_MASK;
+        const next = this.mem[(b >>> 2) + Word.NEXT_FREE]!;
+        if (next !== 0 && this.mem[(next >>> 2) + Word.PREV_FREE] !== b) this.corruptedList(b);
+        if (b + size !== last) this.purge(b, size);
+        b = next;
+      }
+    }
+  }
+
   /** Gives back the top of free block `h` (the last one) beyond `keep` bytes, in whole pages. */
   protected trimTop(h: number, size: number, keep: number): void {
     const page = getPageSize();
@@ -94,6 +144,13 @@ export abstract class FastGrowth extends FastArena {
     if (!this.lists.remove(h, size)) this.corruptedList();
     decommit(this.reservation!, newTop, this.top - newTop);
     this.munmapCalls++;
+    // The new sentinel is written: its page counts as held, as do all past it, given back now.
+    for (let p = Math.max(0, newTop - Block.HEADER) >>> PAGE_SHIFT; p < this.purged.length; p++) {
+      if (this.purged[p] !== 0) {
+        this.purged[p] = 0;
+        this.purgedBytes -= PAGE_BYTES;
+      }
+    }
     this.top = newTop;
     if (this.touchedTop > newTop) this.touchedTop = newTop;
     this.lists.limit = newTop;
@@ -159,6 +216,12 @@ export abstract class FastGrowth extends FastArena {
 
   /** Grows the start bitmap to cover [0, top), doubling. */
   protected ensureStartsCapacity(): void {
+    const pages = this.top >>> PAGE_SHIFT;
+    if (pages > this.purged.length) {
+      const grown = new Uint8Array(Math.max(pages, 2 * this.purged.length));
+      grown.set(this.purged);
+      this.purged = grown;
+    }
     const needWords = Math.ceil(this.top / 16 / 32);
     if (needWords <= this.starts.length) return;
     const grown = new Int32Array(Math.max(needWords, 2 * this.starts.length, 1024));

@@ -8,7 +8,7 @@ import { Block, Flag, Word } from '../layout/fast.js';
 import { CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
 import { classOf } from '../strategies/tlsf.js';
 import { destroyedError, hex } from './errors.js';
-import { CACHE_DEPTH, FastEngine } from './fast-engine.js';
+import { CACHE_DEPTH, FastEngine, PAGE_BYTES, PAGE_SHIFT } from './fast-engine.js';
 import type { BlockInfo, HeapSnapshot, HeapStats, RegionInfo } from './types.js';
 
 export { CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, SCRIBBLE_BYTE, TRIM_MIN } from './fast-engine.js';
@@ -105,6 +105,23 @@ export class FastHeap extends FastEngine {
     };
   }
 
+  /**
+   * How many of the pages marked given back lie inside block `h` of `size` bytes; a marked page
+   * that is not wholly inside a free block, past its header and links, is corruption.
+   */
+  private purgedIn(h: number, size: number, free: boolean): number {
+    if (this.purgedBytes === 0) return 0;
+    const inner = (h + Block.MIN + PAGE_BYTES - 1) >>> PAGE_SHIFT;
+    const last = Math.min((h + size - 1) >>> PAGE_SHIFT, this.purged.length - 1);
+    let n = 0;
+    for (let p = h >>> PAGE_SHIFT; p <= last; p++) {
+      if (this.purged[p] === 0) continue;
+      if (!free || p < inner || (p + 1) << PAGE_SHIFT > h + size) this.corrupted(h, `page ${p} is marked given back but holds live memory or a header`);
+      n++;
+    }
+    return n;
+  }
+
   override check(): void {
     if (this.destroyed) throw destroyedError();
     const mem = this.mem;
@@ -116,9 +133,11 @@ export class FastHeap extends FastEngine {
     let prevFree = false;
     let starts = 0;
     let cached = 0;
+    let purgedPages = 0;
     for (let h = Block.HEADER; this.top > 0 && h < end;) {
       const word = mem[(h >>> 2) + Word.SIZE]!;
       const size = word & Flag.SIZE_MASK;
+      purgedPages += this.purgedIn(h, size, (word & Flag.MASK) === Flag.FREE);
       if ((this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) === 0) this.corrupted(h, 'a block starts where none was recorded');
       if (size < Block.MIN || h + size > end) this.corrupted(h, `size ${size} runs past the end of the heap`);
       if (mem[h >>> 2] !== prevSize) this.corrupted(h, `prev size ${mem[h >>> 2]}, expected ${prevSize}`);
@@ -141,6 +160,9 @@ export class FastHeap extends FastEngine {
     }
     if (this.top > 0) {
       if (mem[end >>> 2] !== prevSize || mem[(end >>> 2) + Word.SIZE] !== 0) this.corrupted(end, 'the sentinel header is damaged');
+    }
+    if (purgedPages * PAGE_BYTES !== this.purgedBytes) {
+      this.corrupted(0, `${purgedPages} pages inside free blocks are marked given back, ${this.purgedBytes} bytes counted`);
     }
     let recorded = 0;
     // The words that cover [0, top): validation looks no further (the shared preset's bitmap is

@@ -155,6 +155,8 @@ export class SharedHeap extends FastHeap {
     this.cacheDepth = 0;
     // Small-object pages are one thread's: every block of a shared heap is in the shared arena.
     this.small.unavailable = true;
+    // Pages given back are marked in one thread's state only: the arena's free blocks keep theirs.
+    this.purgeMin = Infinity;
     // Requests the arena cannot hold go to mallocLarge, which says out of memory.
     this.largeThreshold = this.reservation!.size;
     this.lists.heads = new Uint32Array(this.control, HEADS_AT, FL_COUNT * SL_COUNT);
