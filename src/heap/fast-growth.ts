@@ -52,7 +52,10 @@ export abstract class FastGrowth extends FastArena {
   protected growTop(need: number): number {
     if (this.destroyed) throw destroyedError();
     if (this.reservation === null && !this.reserveArena()) return 0;
-    this.purgeFreeBlocks();
+    // Only growth that would take the heap past the most it has held gives free pages back: below
+    // that mark the memory was held before, and a program whose heap comes and goes in phases
+    // would fault its holes back in every phase.
+    if (this.mapped() + need > this.peakMapped) this.purgeFreeBlocks();
     const arena = this.reservation!;
     const mem = this.mem;
     // A free last block already counts towards the need.
@@ -111,10 +114,10 @@ export abstract class FastGrowth extends FastArena {
   }
 
   /**
-   * Before the arena grows: every free block on the lists (the last one aside, which trimTop
-   * looks after) whose whole pages span at least purgeMin bytes gives them back. Growth is rare
-   * (geometric), so the system calls are too, and holes the heap could not fill stop being held
-   * just when it needs more. Every link is proved before it is followed; the walk is bounded by
+   * Before the arena grows past the most the heap has held: every free block on the lists (the
+   * last one aside, which trimTop looks after) whose whole pages span at least purgeMin bytes
+   * gives them back. Such growth is rare (geometric), so the system calls are too, and holes the
+   * heap could not fill stop being held just when it would hold more than ever. Every link is proved before it is followed; the walk is bounded by
    * the count.
    */
   protected purgeFreeBlocks(): void {
