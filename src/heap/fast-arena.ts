@@ -55,9 +55,6 @@ export const CACHE_DEPTH = 32;
 
 export const SCRIBBLE_BYTE = 0xaa;
 
-/** The kernel's page size, and its log2. */
-export const PAGE_BYTES = getPageSize();
-export const PAGE_SHIFT = 31 - Math.clz32(PAGE_BYTES);
 
 export const EMPTY_WORDS = new Uint32Array(0);
 export const EMPTY_BYTES = new Uint8Array(0);
@@ -124,6 +121,9 @@ export abstract class FastArena extends Heap implements HeapOperations {
   protected purgedBytes = 0;
   /** A free block whose inner pages span at least this many bytes gives them back; Infinity never. */
   protected purgeMin = PURGE_MIN;
+  /** The kernel's page size, and its log2 (asked at construction, not when the module loads). */
+  protected readonly pageBytes = getPageSize();
+  protected readonly pageShift = 31 - Math.clz32(this.pageBytes);
 
   /** Gives back the top of free block `h` (the last one) beyond `keep` bytes (./fast-growth.ts). */
   protected abstract trimTop(h: number, size: number, keep: number): void;
@@ -298,7 +298,7 @@ export abstract class FastArena extends Heap implements HeapOperations {
    * process holds for it.
    */
   protected mapped(): number {
-    const page = PAGE_BYTES;
+    const page = this.pageBytes;
     const touched = (this.touchedTop + Block.HEADER + page - 1) & -page;
     const arena = touched < this.top ? touched + page : this.top;
     return arena - this.purgedBytes + this.largeBytes + this.small.committed;
@@ -316,11 +316,12 @@ export abstract class FastArena extends Heap implements HeapOperations {
   protected unpurge(from: number, to: number): void {
     if (this.purgedBytes === 0) return;
     const purged = this.purged;
-    const last = Math.min((to - 1) >>> PAGE_SHIFT, purged.length - 1);
-    for (let p = from >>> PAGE_SHIFT; p <= last; p++) {
+    const shift = this.pageShift;
+    const last = Math.min((to - 1) >>> shift, purged.length - 1);
+    for (let p = from >>> shift; p <= last; p++) {
       if (purged[p] !== 0) {
         purged[p] = 0;
-        this.purgedBytes -= PAGE_BYTES;
+        this.purgedBytes -= this.pageBytes;
       }
     }
   }

@@ -9,7 +9,7 @@ import { alignPage, commit, decommit, discard, getPageSize, reserveAddressSpace 
 import { Block, Flag, Word } from '../layout/fast.js';
 import { destroyedError } from './errors.js';
 import { classOf } from '../strategies/tlsf.js';
-import { ARENA_BYTES, ARENA_MIN_BYTES, FastArena, PAGE_BYTES, PAGE_SHIFT, TRIM_MIN } from './fast-arena.js';
+import { ARENA_BYTES, ARENA_MIN_BYTES, FastArena, TRIM_MIN } from './fast-arena.js';
 
 /** Growth step: committed / GROWTH_DIVISOR, clamped to [GROWTH_MIN, GROWTH_MAX], whole pages. */
 const GROWTH_DIVISOR = 6;
@@ -95,9 +95,10 @@ export abstract class FastGrowth extends FastArena {
    * in `purged`: the range stays mapped read-write and reads as zeros when next written.
    */
   protected purge(h: number, size: number): void {
-    const first = (h + Block.MIN + PAGE_BYTES - 1) >>> PAGE_SHIFT;
-    const end = (h + size) >>> PAGE_SHIFT;
-    if ((end - first) << PAGE_SHIFT < this.purgeMin) return;
+    const shift = this.pageShift;
+    const first = (h + Block.MIN + this.pageBytes - 1) >>> shift;
+    const end = (h + size) >>> shift;
+    if ((end - first) << shift < this.purgeMin) return;
     const purged = this.purged;
     for (let p = first; p < end;) {
       if (purged[p] !== 0) {
@@ -106,9 +107,9 @@ export abstract class FastGrowth extends FastArena {
       }
       let q = p;
       while (q < end && purged[q] === 0) purged[q++] = 1;
-      discard(this.reservation!, p << PAGE_SHIFT, (q - p) << PAGE_SHIFT);
+      discard(this.reservation!, p << shift, (q - p) << shift);
       this.munmapCalls++;
-      this.purgedBytes += (q - p) << PAGE_SHIFT;
+      this.purgedBytes += (q - p) << shift;
       p = q;
     }
   }
@@ -148,10 +149,10 @@ export abstract class FastGrowth extends FastArena {
     decommit(this.reservation!, newTop, this.top - newTop);
     this.munmapCalls++;
     // The new sentinel is written: its page counts as held, as do all past it, given back now.
-    for (let p = Math.max(0, newTop - Block.HEADER) >>> PAGE_SHIFT; p < this.purged.length; p++) {
+    for (let p = Math.max(0, newTop - Block.HEADER) >>> this.pageShift; p < this.purged.length; p++) {
       if (this.purged[p] !== 0) {
         this.purged[p] = 0;
-        this.purgedBytes -= PAGE_BYTES;
+        this.purgedBytes -= this.pageBytes;
       }
     }
     this.top = newTop;
@@ -219,7 +220,7 @@ export abstract class FastGrowth extends FastArena {
 
   /** Grows the start bitmap to cover [0, top), doubling. */
   protected ensureStartsCapacity(): void {
-    const pages = this.top >>> PAGE_SHIFT;
+    const pages = this.top >>> this.pageShift;
     if (pages > this.purged.length) {
       const grown = new Uint8Array(Math.max(pages, 2 * this.purged.length));
       grown.set(this.purged);

@@ -8,7 +8,7 @@ import { Block, Flag, Word } from '../layout/fast.js';
 import { CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
 import { classOf } from '../strategies/tlsf.js';
 import { destroyedError, hex } from './errors.js';
-import { CACHE_DEPTH, FastEngine, PAGE_BYTES, PAGE_SHIFT } from './fast-engine.js';
+import { CACHE_DEPTH, FastEngine } from './fast-engine.js';
 import type { BlockInfo, HeapSnapshot, HeapStats, RegionInfo } from './types.js';
 
 export { CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, SCRIBBLE_BYTE, TRIM_MIN } from './fast-engine.js';
@@ -111,12 +111,13 @@ export class FastHeap extends FastEngine {
    */
   private purgedIn(h: number, size: number, free: boolean): number {
     if (this.purgedBytes === 0) return 0;
-    const inner = (h + Block.MIN + PAGE_BYTES - 1) >>> PAGE_SHIFT;
-    const last = Math.min((h + size - 1) >>> PAGE_SHIFT, this.purged.length - 1);
+    const shift = this.pageShift;
+    const inner = (h + Block.MIN + this.pageBytes - 1) >>> shift;
+    const last = Math.min((h + size - 1) >>> shift, this.purged.length - 1);
     let n = 0;
-    for (let p = h >>> PAGE_SHIFT; p <= last; p++) {
+    for (let p = h >>> shift; p <= last; p++) {
       if (this.purged[p] === 0) continue;
-      if (!free || p < inner || (p + 1) << PAGE_SHIFT > h + size) this.corrupted(h, `page ${p} is marked given back but holds live memory or a header`);
+      if (!free || p < inner || (p + 1) << shift > h + size) this.corrupted(h, `page ${p} is marked given back but holds live memory or a header`);
       n++;
     }
     return n;
@@ -161,7 +162,7 @@ export class FastHeap extends FastEngine {
     if (this.top > 0) {
       if (mem[end >>> 2] !== prevSize || mem[(end >>> 2) + Word.SIZE] !== 0) this.corrupted(end, 'the sentinel header is damaged');
     }
-    if (purgedPages * PAGE_BYTES !== this.purgedBytes) {
+    if (purgedPages * this.pageBytes !== this.purgedBytes) {
       this.corrupted(0, `${purgedPages} pages inside free blocks are marked given back, ${this.purgedBytes} bytes counted`);
     }
     let recorded = 0;
