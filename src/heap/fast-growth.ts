@@ -3,7 +3,9 @@
 // allocations cost about one mmap call a MiB); a large free block at the top is given back
 // (decommitted) only when it exceeds twice the growth step, so a malloc/free loop at the boundary
 // does not thrash. Before the heap grows, the caches are flushed into the free lists, where their
-// blocks may merge into one large enough.
+// blocks may merge into one large enough; and before it grows past the most it has held, the whole
+// pages inside its free blocks are given back (purge), marked in `purged` until a block is made
+// over them.
 
 import { alignPage, commit, decommit, discard, getPageSize, reserveAddressSpace } from '../os/memory.js';
 import { Block, Flag, Word } from '../layout/fast.js';
@@ -91,8 +93,8 @@ export abstract class FastGrowth extends FastArena {
 
   /**
    * Gives back to the kernel the whole pages inside free block `h` of `size` bytes (past its
-   * header and links, its first Block.MIN bytes, before its end) that are not given back already, and marks them
-   * in `purged`: the range stays mapped read-write and reads as zeros when next written.
+   * header and links, its first Block.MIN bytes, and before its end) not given back already, and
+   * marks them in `purged`: the range stays mapped read-write and reads as zeros when next written.
    */
   protected purge(h: number, size: number): void {
     const shift = this.pageShift;
@@ -118,8 +120,8 @@ export abstract class FastGrowth extends FastArena {
    * Before the arena grows past the most the heap has held: every free block on the lists (the
    * last one aside, which trimTop looks after) whose whole pages span at least purgeMin bytes
    * gives them back. Such growth is rare (geometric), so the system calls are too, and holes the
-   * heap could not fill stop being held just when it would hold more than ever. Every link is proved before it is followed; the walk is bounded by
-   * the count.
+   * heap could not fill stop being held just when it would hold more than ever. Every link is
+   * proved before it is followed; the walk is bounded by the count.
    */
   protected purgeFreeBlocks(): void {
     if (this.purgeMin === Infinity) return;
