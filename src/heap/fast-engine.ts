@@ -16,7 +16,7 @@
 // the caller; the medium paths (mallocMedium, freeMedium) and slow paths live apart.
 
 import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
-import { CLASS_OF, CLASS_RECIPROCAL, CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
+import { CLASS_OF, CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
 import { callocBytes, checkAddress, checkName, checkRealloc, checkSize } from './arguments.js';
 import { destroyedError, hex } from './errors.js';
 import {
@@ -37,7 +37,6 @@ const blockSize = fastBlockSize;
 const classOfRequest = CLASS_OF;
 const classSize = CLASS_SIZE;
 const classSlots = CLASS_SLOTS;
-const classReciprocal = CLASS_RECIPROCAL;
 
 /** The fast preset's every operation but introspection; FastHeap (./fast.ts) completes it. */
 export abstract class FastEngine extends FastLarge {
@@ -193,25 +192,19 @@ export abstract class FastEngine extends FastLarge {
     if (typeof ptr === 'number') {
       const small = this.small;
       const o = ptr - small.base;
-      if ((o >>> 0) === o && o < small.top) {
-        const page = o >>> Page.SHIFT;
-        const info = small.pageInfo[page]!;
-        const c = info & Page.INFO_CLASS;
-        const size = classSize[c]!;
-        const rel = o & (Page.BYTES - 1);
-        const slot = (rel * classReciprocal[c]!) >>> Page.RECIPROCAL_SHIFT;
-        // A slot number is below 64 whatever the offset, so its bitmap word is the page's own.
-        const bits = small.freeBits;
-        const w = (page << Page.WORD_SHIFT) + (slot >>> 5);
-        const word = bits[w]!;
-        const bit = 1 << (slot & 31);
-        if (slot < classSlots[c]! && slot * size === rel && (word & bit) === 0 && this.owners === null && this.smallNamed === 0) {
-          // SmallPages.releaseSlot, written out: the page's bit, cursor and count in two stores.
-          bits[w] = word | bit;
-          const cursor = (info >>> Page.INFO_CURSOR_SHIFT) & (Page.WORDS - 1);
+      // A LIVE mark is only ever at a slot's first granule: one load proves the address.
+      if ((o >>> 0) === o && o < small.top && (o & 15) === 0 && this.owners === null && this.smallNamed === 0) {
+        const marks = small.marks;
+        const g = o >>> Page.GRANULE_SHIFT;
+        if (marks[g] === Page.LIVE) {
+          // SmallPages.releaseSlot, written out: the slot heads its page's free list.
+          const page = o >>> Page.SHIFT;
+          const info = small.pageInfo[page]!;
+          const c = info & Page.INFO_CLASS;
           const free = (info >>> Page.INFO_FREE_SHIFT) + 1;
-          small.pageInfo[page] = c | ((slot >>> 5 < cursor ? slot >>> 5 : cursor) << Page.INFO_CURSOR_SHIFT) | (free << Page.INFO_FREE_SHIFT);
-          this.inUse -= size;
+          marks[g] = (info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD;
+          small.pageInfo[page] = c | ((g & (Page.GRANULES - 1)) << Page.INFO_HEAD_SHIFT) | (free << Page.INFO_FREE_SHIFT);
+          this.inUse -= classSize[c]!;
           // SmallPages.changed: a page's first free slot, or every slot free off the head of its list.
           if (free === 1 || (free === classSlots[c] && small.avail[c] !== page)) small.changed(page, free);
           return;
@@ -279,24 +272,21 @@ export abstract class FastEngine extends FastLarge {
     this.release(h, size, true);
   }
 
-  /** free() of slot `at` (page * MAX_SLOTS + slot, from SmallPages.locate) at `ptr`. */
-  private freeSmall(ptr: number, at: number): void {
-    const page = (at / Page.MAX_SLOTS) | 0;
-    const slot = at & (Page.MAX_SLOTS - 1);
-    if (this.small.isFree(page, slot)) throw doubleFree('free', ptr);
+  /** free() of the slot at granule `g` (from SmallPages.locate), at `ptr`. */
+  private freeSmall(ptr: number, g: number): void {
+    if (!this.small.isLive(g)) throw doubleFree('free', ptr);
     if (this.smallNamed !== 0 && this.smallNames.delete(ptr)) this.smallNamed--;
     this.owners?.forget(ptr);
-    this.inUse -= this.small.slotSize(page);
-    this.small.releaseSlot(page, slot);
+    this.inUse -= this.small.slotSize(g >>> Page.GRANULES_SHIFT);
+    this.small.releaseSlot(g);
   }
 
   /** The slot size of the small block in use at `ptr`, or -1 when `ptr` is not a small block's slot; a free one is an error. */
   private smallLive(ptr: number, op: string): number {
-    const at = this.small.locate(ptr - this.small.base);
-    if (at < 0) return -1;
-    const page = (at / Page.MAX_SLOTS) | 0;
-    if (this.small.isFree(page, at & (Page.MAX_SLOTS - 1))) throw doubleFree(op, ptr);
-    return this.small.slotSize(page);
+    const g = this.small.locate(ptr - this.small.base);
+    if (g < 0) return -1;
+    if (!this.small.isLive(g)) throw doubleFree(op, ptr);
+    return this.small.slotSize(g >>> Page.GRANULES_SHIFT);
   }
 
   /** Claims used block `w` for free(); false when another thread claimed it first (see SharedHeap). */
@@ -385,13 +375,11 @@ export abstract class FastEngine extends FastLarge {
     return this.move(ptr, current - Block.HEADER, size, name);
   }
 
-  /** realloc of the small block at `ptr`, in a slot of `slotSize` bytes: it stays while its class does. */
-  private reallocSmall(ptr: number, at: number, size: number, name: string | undefined): number {
+  /** realloc of the small block at `ptr`, the slot at granule `g`: it stays while its class does. */
+  private reallocSmall(ptr: number, g: number, size: number, name: string | undefined): number {
     const small = this.small;
-    const page = (at / Page.MAX_SLOTS) | 0;
-    const slot = at & (Page.MAX_SLOTS - 1);
-    if (small.isFree(page, slot)) throw doubleFree('realloc', ptr);
-    const slotSize = small.slotSize(page);
+    if (!small.isLive(g)) throw doubleFree('realloc', ptr);
+    const slotSize = small.slotSize(g >>> Page.GRANULES_SHIFT);
     if (size === 0) {
       this.free(ptr);
       return 0;
@@ -414,7 +402,7 @@ export abstract class FastEngine extends FastLarge {
       if (small.avail[c] !== 0) {
         const moved = small.takeSlot(c);
         this.copySlot(ptr - small.base, moved - small.base, slotSize < size ? slotSize : size);
-        small.releaseSlot(page, slot);
+        small.releaseSlot(g);
         if ((this.inUse += classSize[c]! - slotSize) > this.peakInUse) this.peakInUse = this.inUse;
         return moved;
       }

@@ -50,7 +50,7 @@ export class FastHeap extends FastEngine {
       const blocks: BlockInfo[] = [];
       for (let slot = 0; slot < classSlots[c]!; slot++) {
         const at = address + slot * size;
-        const free = small.isFree(page, slot);
+        const free = !small.isLive(small.locate(at - small.base));
         blocks.push({ address: at, size, free, name: free ? '' : this.smallNames.get(at) ?? '' });
       }
       regions.push({ address, size: Page.BYTES, blocks });
@@ -184,7 +184,7 @@ export class FastHeap extends FastEngine {
     if (pageFault !== undefined) this.corrupted(0, `small-object pages: ${pageFault}`);
     for (const ptr of this.smallNames.keys()) {
       const at = this.small.locate(ptr - this.small.base);
-      if (at < 0 || this.small.isFree((at / Page.MAX_SLOTS) | 0, at & (Page.MAX_SLOTS - 1))) {
+      if (at < 0 || !this.small.isLive(at)) {
         this.corrupted(0, `a name is kept for ${hex(ptr)}, which is not a small block in use`);
       }
     }

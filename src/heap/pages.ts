@@ -4,9 +4,13 @@
 //
 //   pageInfo[p]    packed (see Page.INFO_*): the class whose slots page p holds (0 for a committed
 //                  page no class owns, in the pool; Page.GIVEN_BACK for one given back to the
-//                  kernel), how many of its slots are free, and its cursor, the first bitmap word
-//                  of the page that may hold a free slot (0..7)
-//   freeBits       bit s of word (p << Page.WORD_SHIFT) + (s >>> 5): slot s of page p is free
+//                  kernel), how many of its slots are free, and the first of its free slots
+//   marks[g]       one byte for each 16-byte granule g of the arena (page g >>> 6): Page.LIVE at
+//                  the first granule of a slot in use; at a free slot's, the next free slot of its
+//                  page (its page-relative granule, or Page.END); Page.NOT_SLOT everywhere else.
+//                  So each page's free slots form a list (last freed, first taken) kept in
+//                  JavaScript, and free() proves an address with one load: only a slot's first
+//                  byte can have a LIVE mark.
 //   avail[c]       the first page of class c with a free slot; next[p]/prev[p] link the others
 //   pool           committed pages no class owns, ready for any class
 //
@@ -15,11 +19,11 @@
 // A unit taken for one page puts its other pages in the pool; only a unit whose pages are all
 // pooled is given back. The first unit is never committed, so page number 0 means "none".
 //
-// Invariants, which check() proves: a page's freeCount is the number of its set bits, and no bit
-// is set past its class's slots; a page is on its class's avail list exactly when freeCount > 0,
-// and only its head may have every slot free;
-// no bitmap word of a page before its cursor has a set bit; a pooled page has class 0 and all its
-// slots' bits clear; the pool holds exactly the pages of class 0 below `fresh`. (The bytes in use
+// Invariants, which check() proves: a page's free list starts at its head, visits only first
+// granules of its class's slots, ends at END, and has exactly freeCount entries; every other slot
+// of the page is LIVE, and every granule that starts no slot is NOT_SLOT; a page is on its class's
+// avail list exactly when freeCount > 0, and only its head may have every slot free; a page no
+// class owns has only NOT_SLOT marks; the pool holds exactly the pages of class 0 below `fresh`. (The bytes in use
 // are the heap's count to prove: FastHeap.check compares it with usage().)
 //
 // The hot paths that use these arrays are FastHeap.malloc and FastHeap.free, written out there so
@@ -27,13 +31,12 @@
 // becomes empty or stops being full) is here.
 
 import { alignPage, commit, discard, getPageSize, releaseReservation, reserveAddressSpace, type Reservation } from '../os/memory.js';
-import { CLASS_RECIPROCAL, CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
+import { CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
 
 // The tables through module-level consts: V8 folds these, where each use of an imported binding
 // reads a module cell and checks it for the temporal dead zone.
 const classSize = CLASS_SIZE;
 const classSlots = CLASS_SLOTS;
-const classReciprocal = CLASS_RECIPROCAL;
 
 /** Address space for the small arena, and the least worth having. */
 const ARENA_BYTES = 2 ** 30;
@@ -73,7 +76,7 @@ export class SmallPages {
   /** The arena as 32-bit words, for copies between slots (their offsets are multiples of 16). */
   words: Int32Array = EMPTY_WORDS;
   pageInfo: Int32Array = new Int32Array(0);
-  freeBits: Int32Array = new Int32Array(0);
+  marks: Uint8Array = new Uint8Array(0);
   next: Int32Array = new Int32Array(0);
   prev: Int32Array = new Int32Array(0);
   readonly avail = new Int32Array(Page.CLASSES + 1);
@@ -102,61 +105,54 @@ export class SmallPages {
     let page = this.takePage(room);
     if (page === 0) return 0;
     const slots = classSlots[c]!;
+    const step = classSize[c]! >>> Page.GRANULE_SHIFT;
+    // The free list in address order: slot i's mark names slot i + 1's granule.
+    const g = page << Page.GRANULES_SHIFT;
+    const marks = this.marks;
+    for (let i = 0, at = 0; i < slots; i++, at += step) marks[g + at] = i + 1 < slots ? at + step : Page.END;
     this.pageInfo[page] = c | (slots << Page.INFO_FREE_SHIFT);
-    const w = page << Page.WORD_SHIFT;
-    for (let i = 0; i < Page.WORDS; i++) {
-      const from = i * 32;
-      const n = slots - from;
-      this.freeBits[w + i] = n >= 32 ? -1 : n > 0 ? (1 << n) - 1 : 0;
-    }
     this.pagesInUse++;
     this.slotsInPages += slots;
     this.pushAvail(c, page);
     return page;
   }
 
-  /** Takes a free slot of class `c`, whose list has a page with room, and returns its address. */
+  /** Takes the first free slot of class `c`'s first page (the class must have one) and returns its address. */
   takeSlot(c: number): number {
     const page = this.avail[c]!;
-    const bits = this.freeBits;
     const info = this.pageInfo[page]!;
-    let w = (page << Page.WORD_SHIFT) + ((info >>> Page.INFO_CURSOR_SHIFT) & (Page.WORDS - 1));
-    let word = bits[w]!;
-    // The page has a free slot, so a set bit lies ahead within its words.
-    while (word === 0) word = bits[++w]!;
-    const low = word & -word;
-    bits[w] = word ^ low;
-    const rel = w & (Page.WORDS - 1);
+    const g = (page << Page.GRANULES_SHIFT) | ((info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD);
+    const marks = this.marks;
     const free = (info >>> Page.INFO_FREE_SHIFT) - 1;
-    this.pageInfo[page] = c | (rel << Page.INFO_CURSOR_SHIFT) | (free << Page.INFO_FREE_SHIFT);
+    this.pageInfo[page] = c | (marks[g]! << Page.INFO_HEAD_SHIFT) | (free << Page.INFO_FREE_SHIFT);
+    marks[g] = Page.LIVE;
     if (free === 0) this.unlinkAvail(c, page);
-    const size = classSize[c]!;
-    return this.base + (page << Page.SHIFT) + ((rel << 5) | (31 - Math.clz32(low))) * size;
+    return this.base + (g << Page.GRANULE_SHIFT);
   }
 
   /**
-   * Where `o` (an offset into the arena) is a slot of a page some class owns: the slot's number
-   * plus the page's times MAX_SLOTS; -1 when it is not the first byte of a slot.
+   * The granule of the slot whose first byte is at offset `o` of the arena, in use or free; -1 when
+   * `o` is no slot's first byte.
    */
   locate(o: number): number {
-    if ((o >>> 0) !== o || o >= this.top) return -1;
-    const page = o >>> Page.SHIFT;
-    const c = this.pageInfo[page]! & Page.INFO_CLASS;
-    const rel = o & (Page.BYTES - 1);
-    const slot = (rel * classReciprocal[c]!) >>> Page.RECIPROCAL_SHIFT;
-    if (slot * classSize[c]! !== rel || slot >= classSlots[c]!) return -1;
-    return page * Page.MAX_SLOTS + slot;
+    if ((o >>> 0) !== o || o >= this.top || (o & ((1 << Page.GRANULE_SHIFT) - 1)) !== 0) return -1;
+    const g = o >>> Page.GRANULE_SHIFT;
+    return this.marks[g] === Page.NOT_SLOT ? -1 : g;
   }
 
-  /** Frees slot `slot` of page `page`, which is in use. */
-  releaseSlot(page: number, slot: number): void {
-    const rel = slot >>> 5;
-    this.freeBits[(page << Page.WORD_SHIFT) + rel]! |= 1 << (slot & 31);
+  /** Whether the slot at granule `g` (from locate) is in use. */
+  isLive(g: number): boolean {
+    return this.marks[g] === Page.LIVE;
+  }
+
+  /** Frees the slot at granule `g`, which is in use. */
+  releaseSlot(g: number): void {
+    const page = g >>> Page.GRANULES_SHIFT;
     const info = this.pageInfo[page]!;
     const c = info & Page.INFO_CLASS;
-    const cursor = (info >>> Page.INFO_CURSOR_SHIFT) & (Page.WORDS - 1);
     const free = (info >>> Page.INFO_FREE_SHIFT) + 1;
-    this.pageInfo[page] = c | ((rel < cursor ? rel : cursor) << Page.INFO_CURSOR_SHIFT) | (free << Page.INFO_FREE_SHIFT);
+    this.marks[g] = (info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD;
+    this.pageInfo[page] = c | ((g & (Page.GRANULES - 1)) << Page.INFO_HEAD_SHIFT) | (free << Page.INFO_FREE_SHIFT);
     if (free === 1 || (free === classSlots[c] && this.avail[c] !== page)) this.changed(page, free);
   }
 
@@ -224,7 +220,7 @@ export class SmallPages {
     this.unlinkAvail(c, page);
     this.pageInfo[page] = 0;
     this.slotsInPages -= classSlots[c]!;
-    this.freeBits.fill(0, page << Page.WORD_SHIFT, (page + 1) << Page.WORD_SHIFT);
+    this.marks.fill(Page.NOT_SLOT, page << Page.GRANULES_SHIFT, (page + 1) << Page.GRANULES_SHIFT);
     this.pagesInUse--;
     this.pool[this.pooled++] = page;
   }
@@ -362,7 +358,9 @@ export class SmallPages {
     this.prev = grow(this.prev, (k) => new Int32Array(k));
     this.pool = grow(this.pool, (k) => new Int32Array(k));
     this.spare = grow(this.spare, (k) => new Int32Array(k));
-    this.freeBits = grow(this.freeBits, (k) => new Int32Array(k), n << Page.WORD_SHIFT);
+    const marks = grow(this.marks, (k) => new Uint8Array(k), n << Page.GRANULES_SHIFT);
+    marks.fill(Page.NOT_SLOT, this.marks.length);
+    this.marks = marks;
   }
 
   /** The class of page `page` (0 for none, Page.GIVEN_BACK for a page given back). */
@@ -380,10 +378,6 @@ export class SmallPages {
     return classSize[this.classOf(page)]!;
   }
 
-  /** Whether slot `slot` of page `page` is free. */
-  isFree(page: number, slot: number): boolean {
-    return (this.freeBits[(page << Page.WORD_SHIFT) + (slot >>> 5)]! & (1 << (slot & 31))) !== 0;
-  }
 
   /** Every page ever handed out, in address order, for snapshots (fresh pages never were). */
   *pages(): Generator<number> {
@@ -408,23 +402,16 @@ export class SmallPages {
     }
     for (let p = this.firstPage; p < pages; p++) {
       const c = this.classOf(p);
-      const w = p << Page.WORD_SHIFT;
-      let free = 0;
-      for (let i = 0; i < Page.WORDS; i++) {
-        const bits = this.freeBits[w + i]!;
-        if (bits !== 0 && i < ((this.pageInfo[p]! >>> Page.INFO_CURSOR_SHIFT) & (Page.WORDS - 1))) return `page ${p} has free slots before its cursor`;
-        for (let b = bits; b !== 0; b &= b - 1) free++;
-        const limit = classSlots[c]! - i * 32;
-        if (c !== 0 && c <= Page.CLASSES && limit < 32 && (limit <= 0 ? bits !== 0 : (bits >>> limit) !== 0)) {
-          return `page ${p} marks slots past its class's last as free`;
-        }
-      }
+      const g = p << Page.GRANULES_SHIFT;
       if (c === 0 || c === Page.GIVEN_BACK) {
-        if (free !== 0 || onList[p] !== 0) return `page ${p} belongs to no class but has free slots or a list`;
+        for (let i = 0; i < Page.GRANULES; i++) if (this.marks[g + i] !== Page.NOT_SLOT) return `page ${p} belongs to no class but marks a slot`;
+        if (onList[p] !== 0) return `page ${p} belongs to no class but is on a list`;
         continue;
       }
       if (c > Page.CLASSES) return `page ${p} holds class ${c}, which does not exist`;
-      if (free !== this.freeOf(p)) return `page ${p} counts ${this.freeOf(p)} free slots, its bitmap ${free}`;
+      const fault = this.pageFault(p, c);
+      if (fault !== undefined) return fault;
+      const free = this.freeOf(p);
       if ((free > 0) !== (onList[p] === 1)) return `page ${p} ${free > 0 ? 'has room but is not' : 'is full but is'} on its class's list`;
       inUse++;
     }
@@ -439,6 +426,29 @@ export class SmallPages {
     if (givenBack !== this.spares * this.unitPages) return `${givenBack} pages given back, ${this.spares} spare units`;
     const held = this.fresh === 0 ? 0 : (this.fresh >>> Page.SHIFT) - this.firstPage - givenBack;
     if (held << Page.SHIFT !== this.committed) return `${held} pages held, counted ${this.committed >>> Page.SHIFT}`;
+    return undefined;
+  }
+
+  /** Proves page `p` of class `c`: its free list, its LIVE marks and the marks between its slots. */
+  private pageFault(p: number, c: number): string | undefined {
+    const g = p << Page.GRANULES_SHIFT;
+    const step = classSize[c]! >>> Page.GRANULE_SHIFT;
+    const slots = classSlots[c]!;
+    const onFree = new Uint8Array(Page.GRANULES);
+    let free = 0;
+    for (let at = (this.pageInfo[p]! >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD; at !== Page.END; at = this.marks[g + at]!) {
+      if (at > Page.END || at % step !== 0 || at / step >= slots) return `page ${p}'s free list leads to granule ${at}, which starts none of its slots`;
+      if (onFree[at] !== 0) return `page ${p}'s free list visits granule ${at} twice`;
+      onFree[at] = 1;
+      free++;
+    }
+    if (free !== this.freeOf(p)) return `page ${p} counts ${this.freeOf(p)} free slots, its free list ${free}`;
+    for (let i = 0; i < Page.GRANULES; i++) {
+      const start = i % step === 0 && i / step < slots;
+      const mark = this.marks[g + i]!;
+      if (!start && mark !== Page.NOT_SLOT) return `page ${p} marks granule ${i}, which starts no slot`;
+      if (start && onFree[i] === 0 && mark !== Page.LIVE) return `page ${p}'s slot at granule ${i} is neither free nor in use`;
+    }
     return undefined;
   }
 
@@ -460,6 +470,6 @@ export class SmallPages {
     this.spares = 0;
     this.avail.fill(0);
     this.pageInfo = new Int32Array(0);
-    this.freeBits = new Int32Array(0);
+    this.marks = new Uint8Array(0);
   }
 }
