@@ -45,10 +45,11 @@ export abstract class FastEngine extends FastLarge {
     // request of at most SMALL_MAX bytes whose class has a page with a free slot. Anything else
     // takes mallocMedium.
     if (typeof size === 'number' && (size >>> 0) === size && size <= Page.SMALL_MAX && name === undefined) {
-      const c = classOfRequest[(size + 15) >>> 4]!;
+      // The class and its size by arithmetic (src/layout/pages.ts): no table to load.
+      const c = size === 0 ? 1 : (size + 15) >>> 4;
       const small = this.small;
       if (small.avail[c] !== 0) {
-        if ((this.inUse += classSize[c]!) > this.peakInUse) this.peakInUse = this.inUse;
+        if ((this.inUse += c << 4) > this.peakInUse) this.peakInUse = this.inUse;
         const ptr = small.takeSlot(c);
         // `=== true`: a pointer comparison, where a bare truth test of the field is generic.
         if (this.scribble === true) this.scribbleSmall(ptr, c);
@@ -201,12 +202,13 @@ export abstract class FastEngine extends FastLarge {
           const page = o >>> Page.SHIFT;
           const info = small.pageInfo[page]!;
           const c = info & Page.INFO_CLASS;
-          const free = (info >>> Page.INFO_FREE_SHIFT) + 1;
-          marks[g] = (info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD;
-          small.pageInfo[page] = c | ((g & (Page.GRANULES - 1)) << Page.INFO_HEAD_SHIFT) | (free << Page.INFO_FREE_SHIFT);
-          this.inUse -= classSize[c]!;
-          // SmallPages.changed: a page's first free slot, or every slot free off the head of its list.
-          if (free === 1 || (free === classSlots[c] && small.avail[c] !== page)) small.changed(page, free);
+          const head = (info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD;
+          const used = (info >>> Page.INFO_USED_SHIFT) - 1;
+          marks[g] = head;
+          small.pageInfo[page] = c | ((g & (Page.GRANULES - 1)) << Page.INFO_HEAD_SHIFT) | (used << Page.INFO_USED_SHIFT);
+          this.inUse -= c << 4;
+          // SmallPages.changed: a full page's first free slot, or every slot free off the head of its list.
+          if (head === Page.END || (used === 0 && small.avail[c] !== page)) small.changed(page, used);
           return;
         }
       }

@@ -4,7 +4,7 @@
 //
 //   pageInfo[p]    packed (see Page.INFO_*): the class whose slots page p holds (0 for a committed
 //                  page no class owns, in the pool; Page.GIVEN_BACK for one given back to the
-//                  kernel), how many of its slots are free, and the first of its free slots
+//                  kernel), how many of its slots are in use, and the first of its free slots
 //   marks[g]       one byte for each 16-byte granule g of the arena (page g >>> 6): Page.LIVE at
 //                  the first granule of a slot in use; at a free slot's, the next free slot of its
 //                  page (its page-relative granule, or Page.END); Page.NOT_SLOT everywhere else.
@@ -20,9 +20,9 @@
 // pooled is given back. The first unit is never committed, so page number 0 means "none".
 //
 // Invariants, which check() proves: a page's free list starts at its head, visits only first
-// granules of its class's slots, ends at END, and has exactly freeCount entries; every other slot
-// of the page is LIVE, and every granule that starts no slot is NOT_SLOT; a page is on its class's
-// avail list exactly when freeCount > 0, and only its head may have every slot free; a page no
+// granules of its class's slots, ends at END, and has as many entries as slots not in use; every
+// other slot of the page is LIVE, and every granule that starts no slot is NOT_SLOT; a page is on
+// its class's avail list exactly when it has a free slot, and only its head may have every slot free; a page no
 // class owns has only NOT_SLOT marks; the pool holds exactly the pages of class 0 below `fresh`. (The bytes in use
 // are the heap's count to prove: FastHeap.check compares it with usage().)
 //
@@ -110,7 +110,7 @@ export class SmallPages {
     const g = page << Page.GRANULES_SHIFT;
     const marks = this.marks;
     for (let i = 0, at = 0; i < slots; i++, at += step) marks[g + at] = i + 1 < slots ? at + step : Page.END;
-    this.pageInfo[page] = c | (slots << Page.INFO_FREE_SHIFT);
+    this.pageInfo[page] = c; // the free list starts at granule 0, and no slot is in use
     this.pagesInUse++;
     this.slotsInPages += slots;
     this.pushAvail(c, page);
@@ -123,10 +123,10 @@ export class SmallPages {
     const info = this.pageInfo[page]!;
     const g = (page << Page.GRANULES_SHIFT) | ((info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD);
     const marks = this.marks;
-    const free = (info >>> Page.INFO_FREE_SHIFT) - 1;
-    this.pageInfo[page] = c | (marks[g]! << Page.INFO_HEAD_SHIFT) | (free << Page.INFO_FREE_SHIFT);
+    const next = marks[g]!;
+    this.pageInfo[page] = c | (next << Page.INFO_HEAD_SHIFT) | (((info >>> Page.INFO_USED_SHIFT) + 1) << Page.INFO_USED_SHIFT);
     marks[g] = Page.LIVE;
-    if (free === 0) this.unlinkAvail(c, page);
+    if (next === Page.END) this.unlinkAvail(c, page);
     return this.base + (g << Page.GRANULE_SHIFT);
   }
 
@@ -150,24 +150,26 @@ export class SmallPages {
     const page = g >>> Page.GRANULES_SHIFT;
     const info = this.pageInfo[page]!;
     const c = info & Page.INFO_CLASS;
-    const free = (info >>> Page.INFO_FREE_SHIFT) + 1;
-    this.marks[g] = (info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD;
-    this.pageInfo[page] = c | ((g & (Page.GRANULES - 1)) << Page.INFO_HEAD_SHIFT) | (free << Page.INFO_FREE_SHIFT);
-    if (free === 1 || (free === classSlots[c] && this.avail[c] !== page)) this.changed(page, free);
+    const head = (info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD;
+    const used = (info >>> Page.INFO_USED_SHIFT) - 1;
+    this.marks[g] = head;
+    this.pageInfo[page] = c | ((g & (Page.GRANULES - 1)) << Page.INFO_HEAD_SHIFT) | (used << Page.INFO_USED_SHIFT);
+    if (head === Page.END || (used === 0 && this.avail[c] !== page)) this.changed(page, used);
   }
 
   /**
-   * Page `page` has just gained its first free slot (free = 1), or has every slot free and does not
-   * head its class's list. A page whose slots are all free leaves its class for the pool, except
+   * Page `page` was full and has just gained a free slot (`used` slots are in use), or has every
+   * slot free (used = 0) and does not head its class's list. (Every class has at least four slots
+   * a page, so a page that was full has some in use still.) A page whose slots are all free leaves its class for the pool, except
    * the head of the class's list, which the class's next malloc takes from (so a malloc/free pair
    * moves no page); it leaves when another page takes its place. A class holds at most one page
    * with every slot free.
    */
-  changed(page: number, free: number): void {
+  changed(page: number, used: number): void {
     const c = this.pageInfo[page]! & Page.INFO_CLASS;
-    if (free === 1) {
+    if (used !== 0) {
       const head = this.avail[c]!;
-      if (head !== 0 && this.freeOf(head) === classSlots[c]) this.emptied(head);
+      if (head !== 0 && this.usedOf(head) === 0) this.emptied(head);
       this.pushAvail(c, page);
     } else {
       this.emptied(page);
@@ -180,7 +182,7 @@ export class SmallPages {
     let slots = 0;
     for (let p = this.firstPage; p < this.fresh >>> Page.SHIFT; p++) {
       const c = this.classOf(p);
-      const n = classSlots[c]! - this.freeOf(p);
+      const n = this.usedOf(p);
       if (c === 0 || c > Page.CLASSES || n === 0) continue;
       bytes += n * classSize[c]!;
       slots += n;
@@ -337,7 +339,7 @@ export class SmallPages {
     for (let c = 1; c <= Page.CLASSES; c++) {
       for (let page = this.avail[c]!; page !== 0;) {
         const next = this.next[page]!;
-        if (this.freeOf(page) === classSlots[c]) this.toPool(page);
+        if (this.usedOf(page) === 0) this.toPool(page);
         page = next;
       }
     }
@@ -370,7 +372,12 @@ export class SmallPages {
 
   /** How many of page `page`'s slots are free. */
   freeOf(page: number): number {
-    return this.pageInfo[page]! >>> Page.INFO_FREE_SHIFT;
+    return classSlots[this.classOf(page)]! - this.usedOf(page);
+  }
+
+  /** How many of page `page`'s slots are in use. */
+  usedOf(page: number): number {
+    return this.pageInfo[page]! >>> Page.INFO_USED_SHIFT;
   }
 
   /** The slot size of page `page`'s class (0 for a page no class owns). */
@@ -396,7 +403,7 @@ export class SmallPages {
         if (this.classOf(p) !== c) return `page ${p} is on class ${c}'s list but holds class ${this.classOf(p)}`;
         if (this.prev[p] !== before) return `page ${p}'s prev link disagrees with its list`;
         if (onList[p] !== 0) return `page ${p} is on a list twice`;
-        if (before !== 0 && this.freeOf(p) === classSlots[c]) return `page ${p} has every slot free but does not head class ${c}'s list`;
+        if (before !== 0 && this.usedOf(p) === 0) return `page ${p} has every slot free but does not head class ${c}'s list`;
         onList[p] = 1;
       }
     }

@@ -16,9 +16,10 @@
 //   after free or an overflow between slots can change no metadata of the heap.
 // - The arena's first unit is never committed, so page number 0 means "none" and offset 0 is never
 //   an address.
-// - Sixteen classes, from 16 to 256 bytes in steps of 16: a request wastes at most 15 bytes, and a
-//   page at most 1024 mod its slot size (192 bytes at worst, for 208). A page of 1 KiB keeps what a
-//   class touched once small: a heap of many sizes and few blocks pays at most 16 KiB for them.
+// - Sixteen classes, from 16 to 256 bytes in steps of 16: class c holds slots of c * 16 bytes, so
+//   the hot paths compute a class and its size with no table. A request wastes at most 15 bytes,
+//   and a page at most 1024 mod its slot size (192 bytes at worst, for 208). A page of 1 KiB keeps
+//   what a class touched once small: a heap of many sizes and few blocks pays at most 16 KiB.
 
 /** Sizes and shifts of the small-object layout. */
 export const enum Page {
@@ -49,13 +50,13 @@ export const enum Page {
   NOT_SLOT = 255,
   /**
    * A page's facts packed in one Int32 (SmallPages.pageInfo), read and written whole on the hot
-   * paths: its class in the low byte, the page-relative granule of its first free slot (or END) in
-   * bits 8 to 15, and how many of its slots are free from bit 16.
+   * paths: its class in the low byte, the page-relative granule of its first free slot in bits 8
+   * to 15 (END when the page is full), and how many of its slots are in use from bit 16.
    */
   INFO_CLASS = 0xff,
   INFO_HEAD_SHIFT = 8,
   INFO_HEAD = 0xff,
-  INFO_FREE_SHIFT = 16,
+  INFO_USED_SHIFT = 16,
 }
 
 // The per-class tables have an entry for every value a page's class byte can hold, 0 past the last
