@@ -111,6 +111,39 @@ test('a page whose slots are all free goes back to the pool for any class, and t
   heap.destroy();
 });
 
+/** Fills `pages` pages of the class of `size`-byte requests and returns the blocks. */
+function fillPages(heap: Heap, size: number, pages: number): number[] {
+  const perPage = CLASS_SLOTS[CLASS_OF[(size + 15) >>> 4]!]!;
+  return Array.from({ length: pages * perPage }, () => heap.malloc(size));
+}
+
+test('pooled pages idle while classes take an epoch of other pages go back to the kernel; the rest stay', () => {
+  const heap = fast();
+  for (const p of fillPages(heap, 16, 3000)) heap.free(p); // about 3,000 pages wait in the pool
+  const before = heap.stats();
+  assert.ok(before.mapped >= 2900 * PAGE, `the pool is held until it proves idle (${before.mapped} bytes)`);
+  // Another class takes and gives back the same 100 pages, 100 times: 10,000 pages taken, more
+  // than the epoch in which the pool filled and a whole one after it.
+  for (let i = 0; i < 100; i++) for (const p of fillPages(heap, 32, 100)) heap.free(p);
+  const after = heap.stats();
+  assert.ok(after.munmapCalls > before.munmapCalls, 'idle pages were given back');
+  assert.ok(after.mapped < 600 * PAGE, `what stays is the pages in use by turns and a small reserve (${after.mapped} bytes)`);
+  heap.check();
+  heap.destroy();
+});
+
+test('pages a program takes again in every phase are never given back between phases', () => {
+  const heap = fast();
+  for (let i = 0; i < 3; i++) for (const p of fillPages(heap, 48, 5000)) heap.free(p);
+  const settled = heap.stats();
+  for (let i = 0; i < 6; i++) for (const p of fillPages(heap, 48, 5000)) heap.free(p); // 30,000 pages taken: seven epochs
+  const later = heap.stats();
+  assert.is(later.munmapCalls, settled.munmapCalls, 'no page went back only to fault in again');
+  assert.is(later.mapped, settled.mapped);
+  heap.check();
+  heap.destroy();
+});
+
 test('pages are held and given back in whole kernel pages: a unit with a page in use stays, its pooled pages with it', () => {
   const heap = fast();
   const a = heap.malloc(16); // page 1 of a unit; the unit's other three pages wait in the pool

@@ -57,7 +57,10 @@ export abstract class FastGrowth extends FastArena {
     // Only growth that would take the heap past the most it has held gives free pages back: below
     // that mark the memory was held before, and a program whose heap comes and goes in phases
     // would fault its holes back in every phase.
-    if (this.mapped() + need > this.peakMapped) this.purgeFreeBlocks();
+    if (this.mapped() + need > this.peakMapped) {
+      this.purgeFreeBlocks();
+      this.small.givePoolBack();
+    }
     const arena = this.reservation!;
     const mem = this.mem;
     // A free last block already counts towards the need.

@@ -50,12 +50,17 @@ const GROWTH_DIVISOR = 2;
 const GROWTH_MIN = 256 * 1024;
 const GROWTH_MAX = 64 * 1024 * 1024;
 /**
- * The pool gives pages back to the kernel only when it holds more than POOL_KEEP_PAGES and more
- * than three quarters of the pages handed out; then it gives back half of itself. A page given back
- * costs a page fault when it is used again, so a program whose small blocks come and go in phases
- * keeps its pages, and one that has shrunk for good gives most of them back.
+ * The pool gives back only pages that sat in it for two whole epochs, an epoch being the time it
+ * takes classes to take POOL_EPOCH pages. The pool is a stack, so the pages below the lowest it
+ * came down to in both epochs are exactly those no class took all that time; past the first
+ * POOL_RESERVE of them, their whole units go back to the kernel when an epoch ends. A page given
+ * back costs a page fault (and the kernel's zeroing) when it is used again, so the pages that a
+ * program takes again in every phase stay (any phase of up to two epochs' pages falls whole in
+ * the window), and pages idle while it took that many others go. An epoch counts pages taken, not
+ * pages put back: a program freeing a phase's blocks takes none, and its pages are not idle yet.
  */
-const POOL_KEEP_PAGES = 4096;
+const POOL_EPOCH = 4096;
+const POOL_RESERVE = 256;
 
 const EMPTY_BYTES = new Uint8Array(0);
 const EMPTY_WORDS = new Int32Array(0);
@@ -83,6 +88,10 @@ export class SmallPages {
   /** Pages no class owns, as stacks: the pool's memory is held; the spares' (first pages of units) was given back (discard). */
   private pool: Int32Array = new Int32Array(0);
   private pooled = 0;
+  /** The fewest pages the pool held this epoch and the one before, and the pages classes took this epoch. */
+  private poolLow = 0;
+  private poolLowBefore = 0;
+  private poolEpoch = 0;
   private spare: Int32Array = new Int32Array(0);
   private spares = 0;
   /** Slots in all pages some class owns. (What is in use is counted by the walk in usage(), off the hot paths.) */
@@ -169,10 +178,10 @@ export class SmallPages {
     const c = this.pageInfo[page]! & Page.INFO_CLASS;
     if (used !== 0) {
       const head = this.avail[c]!;
-      if (head !== 0 && this.usedOf(head) === 0) this.emptied(head);
+      if (head !== 0 && this.usedOf(head) === 0) this.toPool(head);
       this.pushAvail(c, page);
     } else {
-      this.emptied(page);
+      this.toPool(page);
     }
   }
 
@@ -210,10 +219,21 @@ export class SmallPages {
     this.prev[page] = 0;
   }
 
-  /** Every slot of page `page` is free again, and it does not head its class's list: it goes to the pool. */
-  private emptied(page: number): void {
-    this.toPool(page);
-    if (this.pooled > POOL_KEEP_PAGES && 4 * this.pooled > 3 * this.committedPages()) this.givePoolBack(this.pooled >>> 1);
+  /** One more page taken this epoch; at its end, what stayed below both epochs' low marks, past the reserve, goes back. */
+  private tick(): void {
+    if (++this.poolEpoch < POOL_EPOCH) return;
+    const idle = Math.min(this.poolLow, this.poolLowBefore);
+    // The pages given back all lay below this epoch's mark: the ones above it move down as many places.
+    const given = idle > POOL_RESERVE ? this.givePool(idle - POOL_RESERVE, idle) : 0;
+    this.poolLowBefore = this.poolLow - given;
+    this.poolLow = this.pooled;
+    this.poolEpoch = 0;
+  }
+
+  /** Gives back every pooled page it can (heap.trim(), or growth past the heap's peak), and starts the watch for idle pages anew. */
+  givePoolBack(): void {
+    this.givePool(this.pooled, this.pooled);
+    this.poolLow = this.poolLowBefore = 0;
   }
 
   /** Page `page`, whose slots are all free, leaves its class for the pool. */
@@ -232,17 +252,16 @@ export class SmallPages {
     return this.pooled;
   }
 
-  /** Committed pages, the first unit aside. */
-  private committedPages(): number {
-    return this.committed >>> Page.SHIFT;
-  }
-
   /**
    * A page no class owns, ready for use: from the pool, or a spare, or a fresh one (of a new growth
    * step if need be). `room` bounds what more the process may come to hold.
    */
   private takePage(room: number): number {
-    if (this.pooled > 0) return this.pool[--this.pooled]!;
+    this.tick();
+    if (this.pooled > 0) {
+      if (--this.pooled < this.poolLow) this.poolLow = this.pooled;
+      return this.pool[this.pooled]!;
+    }
     const unitBytes = this.unitPages << Page.SHIFT;
     if (room < unitBytes) return 0;
     let page: number;
@@ -298,13 +317,13 @@ export class SmallPages {
 
   /**
    * Gives back to the kernel the memory of up to `count` pooled pages, in units whose pages are all
-   * pooled (the highest first, one call a run of neighbouring units); their pages become spares,
-   * mapped still.
+   * among the pool's first `among` (the highest first, one call a run of neighbouring units); their
+   * pages become spares, mapped still. Returns how many pages it gave back.
    */
-  givePoolBack(count: number): void {
-    if (count <= 0) return;
+  private givePool(count: number, among: number): number {
+    if (count <= 0) return 0;
     const unit = this.unitPages;
-    const pages = Array.from(this.pool.subarray(0, this.pooled)).sort((a, b) => a - b);
+    const pages = Array.from(this.pool.subarray(0, among)).sort((a, b) => a - b);
     // Units wholly pooled: their first pages, from the highest down.
     const whole: number[] = [];
     for (let i = pages.length - unit; i >= 0; i--) {
@@ -312,7 +331,7 @@ export class SmallPages {
       if (first % unit === 0 && pages[i + unit - 1] === first + unit - 1) whole.push(first);
     }
     const give = whole.slice(0, Math.ceil(count / unit)).sort((a, b) => a - b);
-    if (give.length === 0) return;
+    if (give.length === 0) return 0;
     const given = new Set<number>();
     for (let i = 0; i < give.length;) {
       let j = i + 1;
@@ -329,9 +348,14 @@ export class SmallPages {
       i = j;
     }
     this.committed -= (give.length * unit) << Page.SHIFT;
-    const keep = pages.filter((p) => !given.has(p));
-    this.pool.set(keep.reverse());
-    this.pooled = keep.length;
+    // The pages kept stay in the order they had, so the pool's top is still the pages used last.
+    let kept = 0;
+    for (let i = 0; i < this.pooled; i++) {
+      const p = this.pool[i]!;
+      if (!given.has(p)) this.pool[kept++] = p;
+    }
+    this.pooled = kept;
+    return given.size;
   }
 
   /** Gives back every page whose slots are all free, its class's last one too, and the pool (heap.trim()). */
@@ -343,7 +367,7 @@ export class SmallPages {
         page = next;
       }
     }
-    this.givePoolBack(this.pooled);
+    this.givePoolBack();
   }
 
   /** Grows every per-page array to hold `pages` pages, doubling. */
@@ -474,6 +498,9 @@ export class SmallPages {
     this.slotsInPages = 0;
     this.pagesInUse = 0;
     this.pooled = 0;
+    this.poolLow = 0;
+    this.poolLowBefore = 0;
+    this.poolEpoch = 0;
     this.spares = 0;
     this.avail.fill(0);
     this.pageInfo = new Int32Array(0);
