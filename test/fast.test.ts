@@ -261,6 +261,25 @@ test('freeing most of a large heap gives memory back, and trim() gives back the 
   heap.destroy();
 });
 
+test('a heap that fills and empties in cycles keeps its top after the first cycle grows it back; trim() still gives it all back', () => {
+  const heap = fast();
+  const cycle = (): number[] => Array.from({ length: 300 }, () => heap.malloc(20_000)); // about 6 MiB of medium blocks
+  for (const p of cycle()) heap.free(p);
+  const first = heap.stats();
+  assert.ok(first.munmapCalls > 0 && first.mapped < 2 * MiB, `the first cycle's top is given back (${first.mapped} bytes held)`);
+  for (const p of cycle()) heap.free(p); // growing back what was given back raises the trim threshold
+  const second = heap.stats();
+  for (let i = 0; i < 5; i++) for (const p of cycle()) heap.free(p);
+  const later = heap.stats();
+  assert.is(later.mmapCalls, second.mmapCalls, 'later cycles grow nothing');
+  assert.is(later.munmapCalls, second.munmapCalls, 'and give nothing back to fault in again');
+  assert.ok(later.mapped >= 5 * MiB, `the top is held between cycles (${later.mapped} bytes)`);
+  heap.trim();
+  assert.is(heap.stats().mapped, 0);
+  heap.check();
+  heap.destroy();
+});
+
 test('a view kept past trim() reads zeros instead of crashing: given-back pages are the zero page', () => {
   const heap = fast();
   const ptrs = Array.from({ length: 2000 }, () => heap.malloc(1000));

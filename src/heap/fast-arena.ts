@@ -39,6 +39,12 @@ export const LARGE_THRESHOLD_MAX = 32 * 1024 * 1024;
 /** A free top block is trimmed only above this many bytes, and above twice the growth step. */
 export const TRIM_MIN = 128 * 1024;
 /**
+ * The most the trim threshold rises to when the arena grows back what a trim gave back (as glibc's
+ * does when it frees a mapped chunk): a program whose heap fills and empties in cycles keeps up to
+ * this much at the top rather than fault it in every cycle.
+ */
+export const TRIM_ADAPTED_MAX = 64 * 1024 * 1024;
+/**
  * Before the arena grows, every free block whose whole pages (past its header, before its end)
  * span at least this many bytes gives them back to the kernel (FastGrowth.purgeFreeBlocks).
  */
@@ -99,6 +105,9 @@ export abstract class FastArena extends Heap implements HeapOperations {
   protected largeThreshold = LARGE_THRESHOLD_START;
   /** A free block at the top larger than this is trimmed. */
   protected trimThreshold = TRIM_MIN;
+  /** Bytes the last trim gave back, until the arena grows again; and the floor of trimThreshold that regrowth raised. */
+  protected lastTrim = 0;
+  protected trimFloor = 0;
   protected destroyed = false;
   /** Blocks a size's cache may hold: CACHE_DEPTH, or 0 where caching is off (the shared preset). */
   protected cacheDepth = CACHE_DEPTH;

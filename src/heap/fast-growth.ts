@@ -1,17 +1,19 @@
 // Growth and trimming of the fast preset's medium arena: the only paths of the arena that call the
 // kernel. Growth commits a sixth of what is committed already (geometric, so a million small
-// allocations cost about one mmap call a MiB); a large free block at the top is given back
+// allocations cost about one mmap call a MiB). A large free block at the top is given back
 // (decommitted) only when it exceeds twice the growth step, so a malloc/free loop at the boundary
-// does not thrash. Before the heap grows, the caches are flushed into the free lists, where their
-// blocks may merge into one large enough; and before it grows past the most it has held, the whole
-// pages inside its free blocks are given back (purge), marked in `purged` until a block is made
-// over them.
+// does not thrash; and growing back what a trim gave back raises that threshold to twice as much
+// (up to TRIM_ADAPTED_MAX), so a heap that fills and empties in cycles stops faulting its top back
+// in. Before the heap grows, the caches are flushed into the free lists, where their blocks may
+// merge into one large enough; and before it grows past the most it has held, the whole pages
+// inside its free blocks are given back (purge), marked in `purged` until a block is made over
+// them, and so are the small-object pages no class owns.
 
 import { alignPage, commit, decommit, discard, getPageSize, reserveAddressSpace } from '../os/memory.js';
 import { Block, Flag, Word } from '../layout/fast.js';
 import { destroyedError } from './errors.js';
 import { classOf } from '../strategies/tlsf.js';
-import { ARENA_BYTES, ARENA_MIN_BYTES, FastArena, TRIM_MIN } from './fast-arena.js';
+import { ARENA_BYTES, ARENA_MIN_BYTES, FastArena, TRIM_ADAPTED_MAX, TRIM_MIN } from './fast-arena.js';
 
 /** Growth step: committed / GROWTH_DIVISOR, clamped to [GROWTH_MIN, GROWTH_MAX], whole pages. */
 const GROWTH_DIVISOR = 6;
@@ -27,7 +29,7 @@ export abstract class FastGrowth extends FastArena {
   }
 
   protected updateTrimThreshold(): void {
-    this.trimThreshold = Math.max(TRIM_MIN, 2 * this.growthStep(), 2 * this.largeThreshold);
+    this.trimThreshold = Math.max(TRIM_MIN, 2 * this.growthStep(), 2 * this.largeThreshold, this.trimFloor);
   }
 
   /**
@@ -74,6 +76,11 @@ export abstract class FastGrowth extends FastArena {
     if (this.top + step > arena.size || this.committed() + step > this.limit) return 0;
     this.mmapCalls++;
     if (!commit(arena, this.top, step)) return 0;
+    // Growing back what a trim gave back: the next such trim waits for twice as much free at the top.
+    if (this.lastTrim !== 0) {
+      this.trimFloor = Math.min(TRIM_ADAPTED_MAX, Math.max(this.trimFloor, 2 * this.lastTrim));
+      this.lastTrim = 0;
+    }
 
     const oldTop = this.top;
     // The old sentinel's page was written; what lies below it counts as touched (an upper bound).
@@ -153,6 +160,7 @@ export abstract class FastGrowth extends FastArena {
     if (!this.lists.remove(h, size)) this.corruptedList();
     decommit(this.reservation!, newTop, this.top - newTop);
     this.munmapCalls++;
+    this.lastTrim += this.top - newTop;
     // The new sentinel is written: its page counts as held, as do all past it, given back now.
     for (let p = Math.max(0, newTop - Block.HEADER) >>> this.pageShift; p < this.purged.length; p++) {
       if (this.purged[p] !== 0) {
@@ -209,6 +217,8 @@ export abstract class FastGrowth extends FastArena {
     this.flushCaches();
     const last = this.freeBefore(this.top - Block.HEADER);
     if (last !== 0) this.trimTop(last, this.top - Block.HEADER - last, 0);
+    // Asked for: growing back afterwards is no sign of the threshold's being too low.
+    this.lastTrim = 0;
   }
 
   protected reserveArena(): boolean {
