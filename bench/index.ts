@@ -1,14 +1,15 @@
 // npm run bench [-- --json FILE] [--time MS]
 //
 // Runs every microbenchmark row for every peer, each peer in a child process of its own (so no
-// peer's JIT feedback or garbage slows another), then the scaling runs and the memory report, and
-// prints the tables the README quotes. --json FILE also writes every figure as JSON.
+// peer's JIT feedback or garbage slows another), then the scaling runs, the memory report and the
+// pair called directly (./direct.ts), and prints the tables docs/benchmarks.md quotes. --json FILE also writes every figure as JSON.
 
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
+import { directPair, type DirectPair } from './direct.js';
 import { PEERS, peerNamed } from './peers.js';
 import { ROWS } from './rows.js';
 import { runtimeName } from './runtime.js';
@@ -69,6 +70,8 @@ function child<T>(args: string[]): T {
   return JSON.parse(run.stdout) as T;
 }
 
+const ROUNDS_NOTE = 'median of 11 alternating rounds of 2 million pairs (fastest-slowest round)';
+
 const fmt = (ns: number): string => (ns >= 10_000 ? `${(ns / 1000).toFixed(0)} µs` : ns >= 1000 ? `${(ns / 1000).toFixed(1)} µs` : `${ns.toFixed(1)} ns`);
 
 function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -101,6 +104,10 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(memory()));
     return;
   }
+  if (role === 'direct') {
+    process.stdout.write(JSON.stringify(await directPair()));
+    return;
+  }
 
   const started = Date.now();
   process.stderr.write(`${machine()}\n`);
@@ -113,6 +120,8 @@ async function main(): Promise<void> {
   const scaling = child<{ small: Timing; large: Timing; churn: { heap: Timing; glibc: Timing } }>(['--child', 'scaling']);
   process.stderr.write('  memory...\n');
   const mem = child<MemoryReport>(['--child', 'memory']);
+  process.stderr.write('  direct calls...\n');
+  const direct = child<DirectPair>(['--child', 'direct']);
 
   const ns = (row: string, peerName: string): number => measurements.find((m) => m.row === row && m.peer === peerName)!.ns;
   const others = PEERS.filter((p) => p.name !== 'ffi-heap');
@@ -121,6 +130,14 @@ async function main(): Promise<void> {
   out += table(['row', 'per', ...PEERS.map((p) => p.name)], ROWS.map((r) => [r.name, r.unit, ...PEERS.map((p) => fmt(ns(r.name, p.name)))]));
   out += '\n\nffi-heap time as a fraction of each peer\'s (0.25 = four times as fast):\n\n';
   out += table(['row', ...others.map((p) => `÷ ${p.name}`)], ROWS.map((r) => [r.name, ...others.map((p) => (ns(r.name, 'ffi-heap') / ns(r.name, p.name)).toFixed(2))]));
+  const range = (t: readonly [number, number, number], f: (x: number) => string): string => `${f(t[0])} (${f(t[1])}-${f(t[2])})`;
+  out += `\n\nThe 64-byte pair called as a program calls (heap.malloc(64) at the call site; glibc through ${direct.ffi}, likewise),`;
+  out += ` ${ROUNDS_NOTE}:\n\n`;
+  out += table(['allocator', 'per pair'], [
+    ['ffi-heap', range(direct.heap, fmt)],
+    [`glibc via ${direct.ffi}`, range(direct.glibc, fmt)],
+    [`ffi-heap ÷ glibc via ${direct.ffi}`, range(direct.ratio, (x) => x.toFixed(2))],
+  ]);
   out += '\n\nConstant time: a hot LIFO stack of 32-256 blocks over a fragmented background:\n\n';
   out += table(['background', 'per malloc or free'], [
     ['1 thousand live blocks', fmt(scaling.small.ns)],
@@ -145,7 +162,7 @@ async function main(): Promise<void> {
   out += `\n\n(${((Date.now() - started) / 1000).toFixed(0)} s)\n`;
   process.stdout.write(out);
   if (options.json !== undefined) {
-    writeFileSync(options.json, JSON.stringify({ machine: machine(), date: new Date().toISOString(), measurements, scaling, memory: mem }, null, 2) + '\n');
+    writeFileSync(options.json, JSON.stringify({ machine: machine(), date: new Date().toISOString(), measurements, scaling, memory: mem, direct }, null, 2) + '\n');
     process.stderr.write(`wrote ${options.json}\n`);
   }
 }
