@@ -243,13 +243,13 @@ test('classic: a damaged block-list link of the free block a shrinking realloc w
 
 test('fast: a write after free into a listed block is caught, not followed', () => {
   const heap = new Heap({ preset: 'fast' });
-  const a = heap.malloc(5000);
-  heap.malloc(5000, 'pin');
-  heap.free(a); // too large for a cache: merged and filed on a free list
+  const a = heap.malloc(150_000);
+  heap.malloc(150_000, 'pin');
+  heap.free(a); // too large for the caches: merged and filed on a free list
   const links = new Uint32Array(koffi.view(a, 8) as ArrayBuffer);
   links[0] = 0x7fff_fff0;
   throwsCode(() => heap.check(), 'ERR_HEAP_CORRUPTED');
-  throwsCode(() => heap.malloc(4000), 'ERR_HEAP_CORRUPTED');
+  throwsCode(() => heap.malloc(60_000), 'ERR_HEAP_CORRUPTED');
   links[0] = 0;
   heap.check();
   heap.destroy();

@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Heap } from '../src/index.js';
+import koffi from 'koffi';
+import { Heap, HeapError } from '../src/index.js';
 import { checkPattern, fillPattern, random } from './helpers.js';
 
 const HEADER = 8;
@@ -30,13 +31,13 @@ test('small requests get their size class (16-byte steps to 256); larger blocks 
 
 test('free merges with both neighbours into one block', () => {
   const heap = fast();
-  const [a, b, c] = [3000, 3000, 3000, 3000].map((n) => heap.malloc(n)); // too large for the caches
+  const [a, b, c] = [150_000, 150_000, 150_000, 150_000].map((n) => heap.malloc(n)); // too large for the caches
   heap.free(a!);
   heap.free(c!);
-  assert.equal(layout(heap).slice(0, 4), [[3008, true], [3008, false], [3008, true], [3008, false]]);
+  assert.equal(layout(heap).slice(0, 4), [[150_016, true], [150_016, false], [150_016, true], [150_016, false]]);
   heap.free(b!);
-  assert.equal(layout(heap).slice(0, 2), [[3 * 3008, true], [3008, false]]);
-  assert.is(heap.malloc(3 * 3008 - HEADER), a, 'the merged block serves a request of its whole size');
+  assert.equal(layout(heap).slice(0, 2), [[3 * 150_016, true], [150_016, false]]);
+  assert.is(heap.malloc(200_000), a, 'the merged block serves a request larger than any one of them');
   heap.check();
   heap.destroy();
 });
@@ -53,6 +54,43 @@ test('a freed medium block of up to 2 KiB is cached and handed back to the next 
   heap.free(b);
   assert.equal([heap.malloc(1500), heap.malloc(1500)], [b, a], 'last in, first out');
   heap.check();
+  heap.destroy();
+});
+
+test('a freed block of 2 KiB to 128 KiB is kept whole for a request of its size; any other request merges it back first', () => {
+  const heap = fast();
+  const a = heap.malloc(5000); // a 5008-byte block
+  const pin = heap.malloc(300, 'pin'); // a block of the arena between a and b
+  const b = heap.malloc(5000);
+  heap.free(a);
+  assert.equal(layout(heap)[0], [5008, true], 'held whole, shown as free');
+  assert.is(heap.malloc(5000), a, 'the same size takes it back');
+  heap.free(a);
+  const c = heap.malloc(3000); // the wide cache cannot serve it: the block merges back and is split
+  assert.is(c, a);
+  assert.equal(layout(heap).slice(0, 2), [[3008, false], [2000, true]]);
+  heap.free(c);
+  heap.free(b);
+  heap.free(pin);
+  heap.check();
+  // At most four are held: a fifth freed block goes to the lists and merges at once.
+  const blocks = Array.from({ length: 5 }, () => [heap.malloc(8000), heap.malloc(300, 'pin')] as const);
+  for (const [p] of blocks) heap.free(p);
+  const held = heap.snapshot().regions[0]!.blocks.filter((x) => x.free && x.size === 8016).length;
+  assert.is(held, 5, 'five free blocks of that size: four held, one on the lists');
+  assert.is(heap.malloc(8000), blocks[3]![0], 'the held ones serve first');
+  heap.check();
+  heap.destroy();
+});
+
+test('a block in the wide cache whose header was overwritten is reported, not handed out', () => {
+  const heap = fast();
+  const a = heap.malloc(5000);
+  heap.malloc(300, 'pin');
+  heap.free(a);
+  new Uint32Array(koffi.view(a - 4, 4) as ArrayBuffer)[0] = 12345; // a write after free over its header
+  assert.throws(() => heap.malloc(5000), (e: unknown) => e instanceof HeapError && e.code === 'ERR_HEAP_CORRUPTED');
+  assert.throws(() => heap.check(), (e: unknown) => e instanceof HeapError && e.code === 'ERR_HEAP_CORRUPTED');
   heap.destroy();
 });
 

@@ -58,6 +58,15 @@ export const PURGE_MIN = 64 * 1024;
 export const CACHE_MAX_BLOCK = 2048;
 export const CACHE_MAX_REQUEST = CACHE_MAX_BLOCK - Block.HEADER;
 export const CACHE_DEPTH = 32;
+/**
+ * The wide cache: up to CACHE_WIDE_SLOTS freed blocks above CACHE_MAX_BLOCK and up to
+ * CACHE_WIDE_MAX bytes are kept whole (flagged CACHED, their offsets in JavaScript) for a request
+ * of exactly their size. The first request that would take from the free lists, growth and trim()
+ * merge them back first; so a buffer freed and asked for again costs no split and no merge, and
+ * no request that a merged block could serve finds one held back.
+ */
+export const CACHE_WIDE_SLOTS = 4;
+export const CACHE_WIDE_MAX = 128 * 1024;
 
 export const SCRIBBLE_BYTE = 0xaa;
 
@@ -96,6 +105,9 @@ export abstract class FastArena extends Heap implements HeapOperations {
   /** Per size class (block size / 16): the first cached block, and how many are cached. */
   protected readonly cacheHeads = new Uint32Array(CACHE_MAX_BLOCK / 16 + 1);
   protected readonly cacheCounts = new Int32Array(CACHE_MAX_BLOCK / 16 + 1);
+  /** The wide cache's blocks (header offsets) and how many it holds. */
+  protected readonly wide = new Int32Array(CACHE_WIDE_SLOTS);
+  protected wideCount = 0;
   /** Names of named blocks, by header offset; touched only for blocks flagged Flag.NAMED. */
   protected readonly names = new Map<number, string>();
   /** Names of named small blocks, by address; while it holds any, frees of small blocks take the slow path. */
@@ -260,6 +272,19 @@ export abstract class FastArena extends Heap implements HeapOperations {
     if ((word & Flag.FREE) === 0) return 0;
     if ((word & Flag.MASK) !== Flag.FREE) this.corrupted(p, 'a free block\'s header is damaged (was it written after free?)');
     return p;
+  }
+
+  /**
+   * The size of block `h`, from the wide cache, once proved: a recorded start whose header says
+   * cached, of a size the wide cache takes, that the next header records.
+   */
+  protected wideSize(h: number): number {
+    const word = this.isStart(h) ? this.mem[(h >>> 2) + Word.SIZE]! : 0;
+    const size = word & Flag.SIZE_MASK;
+    if ((word & Flag.MASK) !== Flag.CACHED || size <= CACHE_MAX_BLOCK || size > CACHE_WIDE_MAX || !this.sizeAgrees(h, size)) {
+      this.corrupted(h, 'a block in the wide cache is not a cached block (was it written after free?)');
+    }
+    return size;
   }
 
   /** The link of cached block `h`, the head of the cache of class `c`, once proved (see cacheLink). */

@@ -20,7 +20,7 @@ import { CLASS_OF, CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
 import { callocBytes, checkAddress, checkName, checkRealloc, checkSize } from './arguments.js';
 import { destroyedError, hex } from './errors.js';
 import {
-  ARENA_BYTES, CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, doubleFree,
+  ARENA_BYTES, CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, doubleFree,
 } from './fast-arena.js';
 import { FastLarge } from './fast-large.js';
 import { releaseReservation, unmapMemory } from '../os/memory.js';
@@ -154,6 +154,12 @@ export abstract class FastEngine extends FastLarge {
   }
 
   private mallocFromLists(need: number, name: string | undefined): number {
+    if (this.wideCount !== 0) {
+      const held = this.takeWide(need);
+      if (held !== 0) return this.use(held, need, name);
+      // A request the wide cache cannot serve: its blocks merge back before the lists are searched.
+      this.flushWide();
+    }
     let h = this.lists.takeFit(need);
     if (h <= 0) {
       h = h === 0 ? this.growFor(need) : this.corruptedList();
@@ -161,6 +167,20 @@ export abstract class FastEngine extends FastLarge {
       if (h === 0) return this.mallocLarge(need - Block.HEADER, name);
     }
     return this.use(h, need, name);
+  }
+
+  /** A block of exactly `need` bytes from the wide cache, the last freed first, made free (flagged FREE) for use(); 0 if none. */
+  private takeWide(need: number): number {
+    const n = this.wideCount;
+    for (let i = n - 1; i >= 0; i--) {
+      const h = this.wide[i]!;
+      if (this.wideSize(h) !== need) continue;
+      this.wide[i] = this.wide[n - 1]!;
+      this.wideCount = n - 1;
+      this.mem[(h >>> 2) + Word.SIZE] = need | Flag.FREE;
+      return h;
+    }
+    return 0;
   }
 
   /** Turns free block `h`, already off its list, into a used block of `need` bytes. */
@@ -270,6 +290,10 @@ export abstract class FastEngine extends FastLarge {
         this.cacheCounts[c]!++;
         return;
       }
+    } else if (size <= CACHE_WIDE_MAX && this.wideCount < CACHE_WIDE_SLOTS && this.cacheDepth !== 0) {
+      mem[w + Word.SIZE] = size | Flag.CACHED;
+      this.wide[this.wideCount++] = h;
+      return;
     }
     this.release(h, size, true);
   }
@@ -347,7 +371,9 @@ export abstract class FastEngine extends FastLarge {
     }
 
     // Grow into the next block when it is free and large enough. At the top of the heap (the next
-    // block is the sentinel, or a free block just before it), commit more memory first.
+    // block is the sentinel, or a free block just before it), commit more memory first. Blocks the
+    // wide cache holds merge back first, so a neighbour freed just before counts as free.
+    if (this.wideCount !== 0) this.flushWide();
     const n = h + current;
     let nsize = this.freeSizeAt(n);
     const atTop = n === this.top - Block.HEADER || (nsize !== 0 && n + nsize === this.top - Block.HEADER);
@@ -546,6 +572,7 @@ export abstract class FastEngine extends FastLarge {
     this.lists.clear();
     this.cacheHeads.fill(0);
     this.cacheCounts.fill(0);
+    this.wideCount = 0;
     this.names.clear();
     this.top = 0;
     this.touchedTop = 0;

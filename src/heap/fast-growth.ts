@@ -185,7 +185,7 @@ export abstract class FastGrowth extends FastArena {
 
   /** How many blocks the caches hold (kept per size only, off the hot path). */
   protected cachedBlocks(): number {
-    let n = 0;
+    let n = this.wideCount;
     for (let c = 0; c < this.cacheCounts.length; c++) n += this.cacheCounts[c]!;
     return n;
   }
@@ -196,6 +196,7 @@ export abstract class FastGrowth extends FastArena {
     for (let c = 0; c < this.cacheHeads.length; c++) {
       for (let h = this.cacheHeads[c]!, left = this.cacheCounts[c]! - 1; h !== 0; left--) h = this.cacheLink(h, c, left);
     }
+    this.flushWide();
     for (let c = 0; c < this.cacheHeads.length; c++) {
       let h = this.cacheHeads[c]!;
       while (h !== 0) {
@@ -207,6 +208,19 @@ export abstract class FastGrowth extends FastArena {
         h = next;
       }
     }
+  }
+
+  /** Moves the wide cache's blocks to the free lists, merging each with its free neighbours; all are proved first. */
+  protected flushWide(): void {
+    const n = this.wideCount;
+    for (let i = 0; i < n; i++) this.wideSize(this.wide[i]!);
+    for (let i = 0; i < n; i++) {
+      const h = this.wide[i]!;
+      const size = this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK;
+      this.mem[(h >>> 2) + Word.SIZE] = size;
+      this.release(h, size, false);
+    }
+    this.wideCount = 0;
   }
 
   /** Releases every free byte at the top of the heap; all of it when nothing is in use there. */

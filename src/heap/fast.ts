@@ -81,6 +81,7 @@ export class FastHeap extends FastEngine {
         b = this.cacheLink(b, c, left);
       }
     }
+    for (let i = 0; i < this.wideCount; i++) freeList.push(this.base + this.wide[i]!);
     return { regions, freeList };
   }
 
@@ -210,6 +211,12 @@ export class FastHeap extends FastEngine {
       if (count !== this.cacheCounts[c]) this.corrupted(0, `the ${c << 4}-byte cache holds ${count} blocks, counted ${this.cacheCounts[c]}`);
       total += count;
     }
+    for (let i = 0; i < this.wideCount; i++) {
+      const h = this.wide[i]!;
+      this.wideSize(h);
+      for (let j = 0; j < i; j++) if (this.wide[j] === h) this.corrupted(h, 'a block is in the wide cache twice');
+    }
+    total += this.wideCount;
     if (total !== cachedBlocks) {
       this.corrupted(0, `${cachedBlocks} cached blocks in the heap, ${total} in the caches`);
     }
