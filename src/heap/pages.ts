@@ -22,9 +22,10 @@
 // Invariants, which check() proves: a page's free list starts at its head, visits only first
 // granules of its class's slots, ends at END, and has as many entries as slots not in use; every
 // other slot of the page is LIVE, and every granule that starts no slot is NOT_SLOT; a page is on
-// its class's avail list exactly when it has a free slot, and only its head may have every slot free; a page no
-// class owns has only NOT_SLOT marks; the pool holds exactly the pages of class 0 below `fresh`. (The bytes in use
-// are the heap's count to prove: FastHeap.check compares it with usage().)
+// its class's avail list exactly when it has a free slot, and only its head may have every slot
+// free; a page no class owns has only NOT_SLOT marks; the pool holds exactly the pages of class 0
+// below `fresh`. (The bytes in use are the heap's count to prove: FastHeap.check compares it with
+// usage().)
 //
 // The hot paths that use these arrays are FastHeap.malloc and FastHeap.free, written out there so
 // that V8 can inline them; what they cannot do (a class with no page that has room, a page that
@@ -169,10 +170,10 @@ export class SmallPages {
   /**
    * Page `page` was full and has just gained a free slot (`used` slots are in use), or has every
    * slot free (used = 0) and does not head its class's list. (Every class has at least four slots
-   * a page, so a page that was full has some in use still.) A page whose slots are all free leaves its class for the pool, except
-   * the head of the class's list, which the class's next malloc takes from (so a malloc/free pair
-   * moves no page); it leaves when another page takes its place. A class holds at most one page
-   * with every slot free.
+   * a page, so a page that was full has some in use still.) A page whose slots are all free leaves
+   * its class for the pool, except the head of the class's list, which the class's next malloc
+   * takes from (so a malloc/free pair moves no page); it leaves when another page takes its place.
+   * A class holds at most one page with every slot free.
    */
   changed(page: number, used: number): void {
     const c = this.pageInfo[page]! & Page.INFO_CLASS;
