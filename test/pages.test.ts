@@ -132,6 +132,21 @@ test('pooled pages idle while classes take an epoch of other pages go back to th
   heap.destroy();
 });
 
+test('before small pages take the heap past its peak, the medium arena gives back its idle top', () => {
+  const heap = fast();
+  const medium = Array.from({ length: 64 }, () => heap.malloc(1000)); // about 64 KiB of medium blocks
+  for (const p of medium) heap.free(p); // a free top below the trim threshold: held
+  const before = heap.stats();
+  assert.ok(before.mapped >= 60 * 1024, `the freed medium blocks are still held (${before.mapped} bytes)`);
+  const small = fillPages(heap, 16, 48); // 48 KiB of small pages
+  const after = heap.stats();
+  assert.ok(after.munmapCalls > before.munmapCalls, 'the arena gave memory back');
+  assert.ok(after.peakMapped < before.peakMapped + 24 * 1024, `the small pages took the arena's place (peak ${before.peakMapped} -> ${after.peakMapped})`);
+  for (const p of small) heap.free(p);
+  heap.check();
+  heap.destroy();
+});
+
 test('pages a program takes again in every phase are never given back between phases', () => {
   const heap = fast();
   for (let i = 0; i < 3; i++) for (const p of fillPages(heap, 48, 5000)) heap.free(p);

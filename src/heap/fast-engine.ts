@@ -125,6 +125,9 @@ export abstract class FastEngine extends FastLarge {
     const c = classOfRequest[(size + 15) >>> 4]!;
     const small = this.small;
     if (small.avail[c] === 0) {
+      // A page from a new unit would take the heap past the most it has held: the medium arena's
+      // idle memory goes back first, as the small pool's does before the arena grows.
+      if (small.pooledPages === 0 && this.mapped() + (small.unitPages << Page.SHIFT) > this.peakMapped) this.releaseIdleArena();
       if (small.refill(c, this.limit - this.committed()) === 0) return 0;
       if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
     }

@@ -150,6 +150,22 @@ export abstract class FastGrowth extends FastArena {
     }
   }
 
+  /**
+   * Gives back the medium arena's idle memory: its cached blocks merge into the free lists, then
+   * the whole pages inside its free blocks go back (as before growth past the peak), and its free
+   * top block beyond one growth step. Called when the small arena would take the heap past the
+   * most it has held.
+   */
+  protected releaseIdleArena(): void {
+    if (this.top === 0 || this.purgeMin === Infinity) return;
+    this.flushCaches();
+    this.purgeFreeBlocks();
+    const last = this.freeBefore(this.top - Block.HEADER);
+    if (last !== 0) this.trimTop(last, this.top - Block.HEADER - last, this.growthStep());
+    // Not a trim the threshold should learn from: the arena gave its top to the small pages.
+    this.lastTrim = 0;
+  }
+
   /** Gives back the top of free block `h` (the last one) beyond `keep` bytes, in whole pages. */
   protected trimTop(h: number, size: number, keep: number): void {
     const page = getPageSize();
