@@ -42,6 +42,19 @@ test('free merges with both neighbours into one block', () => {
   heap.destroy();
 });
 
+test('a request that would carve the top past the peak merges the caches first and takes the merged room', () => {
+  const heap = fast();
+  const cached = Array.from({ length: 20 }, () => heap.malloc(1000));
+  heap.malloc(1000, 'pin'); // keeps the cached blocks from the free top
+  for (const p of cached) heap.free(p); // 20 cached 1008-byte blocks, side by side, unmerged
+  const { peakMapped, mmapCalls } = heap.stats();
+  const big = heap.malloc(5000); // the free top has room, but carving it would pass the peak
+  assert.is(big, cached[0], 'served from the merged cached blocks');
+  assert.equal([heap.stats().peakMapped, heap.stats().mmapCalls], [peakMapped, mmapCalls]);
+  heap.check();
+  heap.destroy();
+});
+
 test('a freed medium block of up to 2 KiB is cached and handed back to the next request of its size', () => {
   const heap = fast();
   const a = heap.malloc(1500);

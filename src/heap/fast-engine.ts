@@ -164,6 +164,13 @@ export abstract class FastEngine extends FastLarge {
       this.flushWide();
     }
     let h = this.lists.takeFit(need);
+    // A block that reaches past the touched top raises the footprint, past the peak at worst:
+    // while the caches hold blocks that could merge, they are merged first and the lists asked again.
+    if (h > 0 && h + need > this.touchedTop && this.mapped() + (h + need - this.touchedTop) > this.peakMapped && this.cachedBlocks() > 0) {
+      this.lists.insert(h, this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK);
+      this.flushCaches();
+      h = this.lists.takeFit(need);
+    }
     if (h <= 0) {
       h = h === 0 ? this.growFor(need) : this.corruptedList();
       // The arena is full (or could not be reserved): a mapping of its own is still worth a try.
