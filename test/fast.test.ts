@@ -47,10 +47,27 @@ test('a request that would carve the top past the peak merges the caches first a
   const cached = Array.from({ length: 20 }, () => heap.malloc(1000));
   heap.malloc(1000, 'pin'); // keeps the cached blocks from the free top
   for (const p of cached) heap.free(p); // 20 cached 1008-byte blocks, side by side, unmerged
+  const top = heap.snapshot().regions[0]!.blocks.at(-1)!;
+  assert.ok(top.free && top.size >= 3008, `the free top (${top.size} bytes) has room`);
   const { peakMapped, mmapCalls } = heap.stats();
-  const big = heap.malloc(5000); // the free top has room, but carving it would pass the peak
+  const big = heap.malloc(3000); // the free top has room, but carving it would pass the peak
   assert.is(big, cached[0], 'served from the merged cached blocks');
   assert.equal([heap.stats().peakMapped, heap.stats().mmapCalls], [peakMapped, mmapCalls]);
+  heap.check();
+  heap.destroy();
+});
+
+test('a request the free top would serve only by passing the peak takes a larger free block below it', () => {
+  const heap = fast();
+  const a = heap.malloc(150_000); // too large for the caches: freed, it is a listed block
+  heap.malloc(1000, 'pin');
+  heap.malloc(3000, 'pin'); // the arena grows a step: a free top that no block reached yet
+  heap.free(a);
+  const top = heap.snapshot().regions[0]!.blocks.at(-1)!;
+  assert.ok(top.free && top.size >= 3000 && top.size < 150_000, `the free top (${top.size} bytes) is a better fit than a's block`);
+  const { peakMapped } = heap.stats();
+  assert.is(heap.malloc(2000), a, 'the block below the touched top serves it');
+  assert.is(heap.stats().peakMapped, peakMapped);
   heap.check();
   heap.destroy();
 });

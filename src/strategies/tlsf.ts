@@ -150,6 +150,23 @@ export class SegregatedLists {
     return this.popHead((fl << SL_LOG2) | sl);
   }
 
+  /**
+   * Takes the first block of the smallest non-empty class from `from` up (every block there being
+   * larger than any of class `from - 1`): 0 when there is none, -1 when its links are damaged.
+   */
+  takeFrom(from: number): number {
+    let fl = from >>> SL_LOG2;
+    if (fl >= FL_COUNT) return 0;
+    let slMap = this.slMaps[fl]! & (-1 << (from & (SL_COUNT - 1)));
+    if (slMap === 0) {
+      const flMap = fl + 1 < 32 ? this.flMap & (-1 << (fl + 1)) : 0;
+      if (flMap === 0) return 0;
+      fl = 31 - Math.clz32(flMap & -flMap);
+      slMap = this.slMaps[fl]!;
+    }
+    return this.popHead((fl << SL_LOG2) | (31 - Math.clz32(slMap & -slMap)));
+  }
+
   /** Takes the first block of class `i` (which is not empty); -1 if its links are damaged. */
   private popHead(i: number): number {
     const mem = this.mem;
