@@ -16,7 +16,6 @@
 // the caller; the medium paths (mallocMedium, freeMedium) and slow paths live apart.
 
 import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
-import { classOf } from '../strategies/tlsf.js';
 import { CLASS_OF, CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
 import { callocBytes, checkAddress, checkName, checkRealloc, checkSize } from './arguments.js';
 import { destroyedError, hex } from './errors.js';
@@ -172,42 +171,6 @@ export abstract class FastEngine extends FastLarge {
       if (h === 0) return this.mallocLarge(need - Block.HEADER, name);
     }
     return this.use(h, need, name);
-  }
-
-  /**
-   * Free block `h`, off its list, would serve `need` bytes by reaching past the touched top and
-   * the peak (it is the free block at the top: every other lies below the touched top). Another
-   * is taken if one can serve: after the caches merge, the best fit again, else a block of a
-   * larger class than `h`'s. Returns the block to use, off its list.
-   */
-  private belowPeak(h: number, need: number): number {
-    const size = this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK;
-    this.lists.insert(h, size);
-    if (this.cachedBlocks() > 0) this.flushCaches();
-    let other = this.lists.takeFit(need);
-    if (other <= 0) return other;
-    if (other + need > this.touchedTop) {
-      // The top again (merged or not): a block of any larger class lies below it, and fits.
-      const top = other;
-      other = this.lists.takeFrom(classOf(this.mem[(top >>> 2) + Word.SIZE]! & Flag.SIZE_MASK) + 1);
-      if (other === 0) return top;
-      this.lists.insert(top, this.mem[(top >>> 2) + Word.SIZE]! & Flag.SIZE_MASK);
-    }
-    return other;
-  }
-
-  /** A block of exactly `need` bytes from the wide cache, the last freed first, made free (flagged FREE) for use(); 0 if none. */
-  private takeWide(need: number): number {
-    const n = this.wideCount;
-    for (let i = n - 1; i >= 0; i--) {
-      const h = this.wide[i]!;
-      if (this.wideSize(h) !== need) continue;
-      this.wide[i] = this.wide[n - 1]!;
-      this.wideCount = n - 1;
-      this.mem[(h >>> 2) + Word.SIZE] = need | Flag.FREE;
-      return h;
-    }
-    return 0;
   }
 
   /** Turns free block `h`, already off its list, into a used block of `need` bytes. */

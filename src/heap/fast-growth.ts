@@ -8,6 +8,9 @@
 // merge into one large enough; and before it grows past the most it has held, the whole pages
 // inside its free blocks are given back (purge), marked in `purged` until a block is made over
 // them, and so are the small-object pages no class owns.
+//
+// It also keeps the caches' other side: flushing them into the lists, the wide cache's takes, and
+// the choice of block when the free top would take the footprint past its peak (belowPeak).
 
 import { alignPage, commit, decommit, discard, getPageSize, reserveAddressSpace } from '../os/memory.js';
 import { Block, Flag, Word } from '../layout/fast.js';
@@ -237,6 +240,43 @@ export abstract class FastGrowth extends FastArena {
       this.release(h, size, false);
     }
     this.wideCount = 0;
+  }
+
+  /**
+   * Free block `h`, off its list, would serve `need` bytes by reaching past the touched top and
+   * the peak (it is the free block at the top: every other lies below the touched top). Another
+   * is taken if one can serve: after the caches merge, the best fit again, else a block of a
+   * larger class than `h`'s. Returns the block to use, off its list.
+   */
+  protected belowPeak(h: number, need: number): number {
+    const size = this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK;
+    this.lists.insert(h, size);
+    if (this.cachedBlocks() > 0) this.flushCaches();
+    let other = this.lists.takeFit(need);
+    if (other <= 0) return other;
+    if (other + need > this.touchedTop) {
+      // The top again (merged or not): a block of any larger class lies below it, and fits.
+      const top = other;
+      const topSize = this.mem[(top >>> 2) + Word.SIZE]! & Flag.SIZE_MASK;
+      other = this.lists.takeFrom(classOf(topSize) + 1);
+      if (other === 0) return top;
+      this.lists.insert(top, topSize);
+    }
+    return other;
+  }
+
+  /** A block of exactly `need` bytes from the wide cache, the last freed first, made free (flagged FREE) for use(); 0 if none. */
+  protected takeWide(need: number): number {
+    const n = this.wideCount;
+    for (let i = n - 1; i >= 0; i--) {
+      const h = this.wide[i]!;
+      if (this.wideSize(h) !== need) continue;
+      this.wide[i] = this.wide[n - 1]!;
+      this.wideCount = n - 1;
+      this.mem[(h >>> 2) + Word.SIZE] = need | Flag.FREE;
+      return h;
+    }
+    return 0;
   }
 
   /** Releases every free byte at the top of the heap; all of it when nothing is in use there. */
