@@ -5,7 +5,7 @@ export type { HeapOperations } from './heap/heap.js';
 export { HeapError, type HeapErrorCode } from './heap/errors.js';
 export type { HeapOptions, Preset } from './heap/options.js';
 export type { FitAlgorithm } from './strategies/fit.js';
-export type { HeapStats, HeapSnapshot, RegionInfo, BlockInfo, SharedHeapHandle } from './heap/types.js';
+export type { HeapStats, HeapSnapshot, RegionInfo, BlockInfo, SharedHeapHandle, SharedThreadStats } from './heap/types.js';
 export { defaultHeap, malloc, calloc, realloc, free, printMemory } from './heap/default.js';
 export type { SvgOptions } from './debug/svg.js';
 export { toSVG } from './debug/svg.js';

@@ -156,7 +156,118 @@ function rounds(job: RoundsJob): object {
   return { errors };
 }
 
+interface LoopJob {
+  role: 'loop';
+  handle: SharedHeapHandle;
+  slots: SharedArrayBuffer;
+  index: number;
+  workers: number;
+  perWorker: number;
+  seed: number;
+}
+
+/**
+ * Random malloc, calloc, free and realloc with patterns checked, until the worker is terminated.
+ * Every block is recorded in the slot table (state FULL) as soon as its call returns, so that the
+ * main thread can free what the worker held when it died. A pattern found wrong is posted at once.
+ */
+function loop(job: LoopJob): void {
+  const heap = Heap.attach(job.handle);
+  const table = slots(job.slots, job.workers * job.perWorker);
+  const next = random(job.seed);
+  const own = job.index * job.perWorker;
+  const sizeOf = (): number => {
+    const r = next();
+    return r < 0.01 ? 1_000_000 + Math.floor(next() * 3_000_000) : r < 0.05 ? 4096 + Math.floor(next() * 200_000) : 1 + Math.floor(next() * 2048);
+  };
+  parentPort!.postMessage({ ready: true });
+  for (;;) {
+    const s = own + Math.floor(next() * job.perWorker);
+    const r = next();
+    if (table.state[s] === EMPTY) {
+      const size = sizeOf();
+      Atomics.store(table.state, s, BUSY);
+      const p = r < 0.2 ? heap.calloc(1, size) : heap.malloc(size);
+      if (p === 0) {
+        parentPort!.postMessage({ error: `malloc(${size}) returned 0` });
+        Atomics.store(table.state, s, EMPTY);
+        continue;
+      }
+      if (r < 0.2 && !filledRight(heap.bytes(p, size), 0)) parentPort!.postMessage({ error: `calloc(${size}) gave bytes that are not zero` });
+      heap.bytes(p, size).fill(tag(p, size));
+      table.address[s] = p;
+      table.size[s] = size;
+      Atomics.store(table.state, s, FULL);
+    } else {
+      const p = table.address[s]!;
+      const size = table.size[s]!;
+      Atomics.store(table.state, s, BUSY);
+      if (!filledRight(heap.bytes(p, size), tag(p, size))) parentPort!.postMessage({ error: `block at ${p} (${size} bytes) lost its pattern` });
+      if (r < 0.7) {
+        heap.free(p);
+        Atomics.store(table.state, s, EMPTY);
+      } else {
+        const grown = sizeOf();
+        const q = heap.realloc(p, grown);
+        if (q === 0) {
+          Atomics.store(table.state, s, FULL);
+          continue;
+        }
+        if (!filledRight(heap.bytes(q, Math.min(size, grown)), tag(p, size))) parentPort!.postMessage({ error: `realloc lost the bytes of the block at ${p}` });
+        heap.bytes(q, grown).fill(tag(q, grown));
+        table.address[s] = q;
+        table.size[s] = grown;
+        Atomics.store(table.state, s, FULL);
+      }
+    }
+  }
+}
+
+interface ShortJob {
+  role: 'short';
+  handle: SharedHeapHandle;
+  blocks: number;
+  seed: number;
+  /** Post the blocks' addresses and end without freeing them, instead of freeing them. */
+  keep: boolean;
+}
+
+/** Attaches, allocates, frees (or keeps and posts), and ends without close(). */
+function short(job: ShortJob): object {
+  const heap = Heap.attach(job.handle);
+  const next = random(job.seed);
+  const held: number[] = [];
+  const sizes: number[] = [];
+  for (let i = 0; i < job.blocks; i++) {
+    const size = 1 + Math.floor(next() * 3000);
+    const p = heap.malloc(size);
+    heap.bytes(p, size).fill(tag(p, size));
+    held.push(p);
+    sizes.push(size);
+  }
+  if (job.keep) return { held, sizes };
+  for (const p of held) heap.free(p);
+  return { held: [] };
+}
+
+interface LongCallJob {
+  role: 'long-call';
+  handle: SharedHeapHandle;
+  bytes: number;
+}
+
+/** Says it is about to, then makes one call that holds the lock for long: a calloc of many fresh pages. */
+function longCall(job: LongCallJob): object {
+  const heap = Heap.attach(job.handle);
+  parentPort!.postMessage({ ready: true });
+  const p = heap.calloc(1, job.bytes);
+  return { done: p };
+}
+
 if (parentPort !== null) {
-  const job = workerData as StressJob | RoundsJob;
-  parentPort.postMessage(job.role === 'stress' ? stress(job) : rounds(job));
+  const job = workerData as StressJob | RoundsJob | LoopJob | ShortJob | LongCallJob;
+  if (job.role === 'loop') loop(job);
+  else if (job.role === 'short') parentPort.postMessage(short(job));
+  else if (job.role === 'long-call') parentPort.postMessage(longCall(job));
+  else parentPort.postMessage(job.role === 'stress' ? stress(job) : rounds(job));
 }

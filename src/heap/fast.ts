@@ -197,6 +197,89 @@ export class FastHeap extends FastEngine {
     }
   }
 
+  /**
+   * Rebuilds the medium arena's free lists, start bits, boundary tags and block counts from a walk
+   * of its blocks, for the shared preset after a thread died inside a call that was changing them
+   * (src/heap/shared.ts). Every change a call makes leaves each header whole, and a block's start
+   * bit is set only once its header and the next block's record of its size are written. So a
+   * block in use or cached is believed, and kept as it is, only where its start is recorded and the
+   * next header records its size; any other range, up to the next recorded start that proves out,
+   * was free or was being split or merged, and becomes free. Free neighbours merge. Returns the
+   * bytes in use or cached. The arena up to `top` must be read-write.
+   */
+  protected rebuildArena(): number {
+    const mem = this.mem;
+    const top = this.top;
+    this.lists.clear();
+    const words = Math.ceil(top / 512);
+    const fresh = new Int32Array(words);
+    let blocks = 0;
+    let held = 0;
+    if (top > 0) {
+      const end = top - Block.HEADER;
+      let prevSize = 0;
+      let freeAt = -1;
+      for (let h = Block.HEADER; h < end;) {
+        const word = mem[(h >>> 2) + Word.SIZE]!;
+        const size = word & Flag.SIZE_MASK;
+        const kept = (word & Flag.FREE) === 0 && size >= Block.MIN && h + size <= end && this.isStart(h) && mem[(h + size) >>> 2] === size;
+        if (!kept) {
+          // Free, or not to be believed: free up to the next recorded start.
+          if (freeAt < 0) freeAt = h;
+          h = this.nextStart(h + Block.ALIGNMENT, end);
+          continue;
+        }
+        if (freeAt >= 0) {
+          prevSize = this.rebuiltFree(freeAt, h - freeAt, prevSize, fresh);
+          blocks++;
+          freeAt = -1;
+        }
+        mem[h >>> 2] = prevSize;
+        fresh[h >>> 9]! |= 1 << ((h >>> 4) & 31);
+        blocks++;
+        held += size;
+        prevSize = size;
+        h += size;
+      }
+      if (freeAt >= 0) {
+        prevSize = this.rebuiltFree(freeAt, end - freeAt, prevSize, fresh);
+        blocks++;
+      }
+      mem[end >>> 2] = prevSize;
+      mem[(end >>> 2) + Word.SIZE] = 0;
+    }
+    // Bits past the top are cleared too, so that nothing there passes for a block.
+    const starts = this.starts;
+    for (let i = 0; i < starts.length; i++) {
+      const bits = i < words ? fresh[i]! : 0;
+      if (starts[i] !== bits) starts[i] = bits;
+    }
+    this.blockCount = blocks;
+    return held;
+  }
+
+  /** A free block of the rebuild (see rebuildArena): written, recorded in `fresh`, filed. Returns its size. */
+  private rebuiltFree(h: number, size: number, prevSize: number, fresh: Int32Array): number {
+    this.mem[h >>> 2] = prevSize;
+    this.mem[(h >>> 2) + Word.SIZE] = size | Flag.FREE;
+    fresh[h >>> 9]! |= 1 << ((h >>> 4) & 31);
+    this.lists.insert(h, size);
+    return size;
+  }
+
+  /** The first recorded block start at or after `from`, before `end`; else `end`. */
+  private nextStart(from: number, end: number): number {
+    for (let o = from; o < end;) {
+      const bits = this.starts[o >>> 9]! >>> ((o >>> 4) & 31);
+      if (bits === 0) {
+        o = ((o >>> 9) + 1) * 512 + Block.HEADER;
+        continue;
+      }
+      return Math.min(end, o + 16 * (31 - Math.clz32(bits & -bits)));
+    }
+    return end;
+  }
+
   /** Every cached block is on the cache of its size, each cache within its depth. */
   protected checkCaches(cachedBlocks: number): void {
     const mem = this.mem;

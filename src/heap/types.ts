@@ -37,6 +37,16 @@ export interface SharedHeapHandle {
   readonly options: { readonly scribble: boolean; readonly limit: number; readonly throwOnOutOfMemory: boolean };
 }
 
+/** `sharedHeap.threads()`: the heaps open over a shared arena, and what was taken back from threads that ended. */
+export interface SharedThreadStats {
+  /** Heaps open over the arena now, in threads still running (at most 1024 at once). */
+  open: number;
+  /** Heaps whose threads ended without close(), reclaimed by the others: their slots and cached blocks. */
+  reclaimed: number;
+  /** Times a thread took the lock over from one that died holding it, and rebuilt the arena's lists. */
+  repairs: number;
+}
+
 /** Counters kept as the heap runs; `stats()` returns a fresh copy. */
 export interface HeapStats {
   /** Bytes currently mapped from the kernel. */

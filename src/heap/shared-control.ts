@@ -1,0 +1,160 @@
+// The shared preset's control block: the SharedArrayBuffer a handle carries, its layout, its lock,
+// and its table of the threads that have the heap open. Everything here lives in JavaScript
+// memory, out of native code's reach; the blocks themselves are in the arena.
+//
+// The lock can be held by a thread that is then stopped for good (worker.terminate() arrives at
+// any instruction). So its word names its holder, a thread id (src/os/threads.ts); a thread that
+// waits on it wakes every WAIT_MS to ask whether that thread still runs, and takes the lock over
+// from a dead one. Whoever takes a lock over must repair what the dead holder left half done:
+// acquire() says when it did.
+//
+// The thread table has one slot per heap open over the arena: the thread that opened it (id and
+// start time, so that a recycled thread id is not mistaken for it), and that heap's small-block
+// caches, kept here rather than in the heap object so that another thread can give them back when
+// the owner is gone. A slot is claimed with a compare-and-swap of its id from 0; a heap whose
+// thread has ended is reclaimed by the next thread to look (see SharedHeap.reclaimDeadSlots).
+
+import { FL_COUNT, SL_COUNT } from '../strategies/tlsf.js';
+import { CACHE_MAX_BLOCK } from './fast.js';
+import { threadAlive } from '../os/threads.js';
+
+export const MAGIC = 0x66666874;
+
+/** Int32 slots at the block's start. */
+export const enum I {
+  MAGIC = 0,
+  /** 0 when free, else the holder's thread id, with Lock.WAITERS set when others may be waiting. */
+  LOCK = 1,
+  /** Heaps open over the arena: slots claimed and not yet closed or reclaimed. */
+  OPEN = 2,
+  DESTROYED = 3,
+  FL_MAP = 4,
+  /** The heap (by number) that last let go of the lock: if it is this one, its fields are current. */
+  HOLDER = 5,
+  /** The last number handed to a heap over the arena. */
+  HEAPS = 6,
+  /** Heaps whose threads ended without closing them, and whose slots and caches were taken back. */
+  RECLAIMED = 7,
+  /** Times the arena was rebuilt after a thread died holding the lock. */
+  REPAIRS = 8,
+  COUNT = 16,
+}
+
+/** Float64 slots after them. */
+export const enum F {
+  ADDRESS = 0,
+  SIZE = 1,
+  TOP = 2,
+  BLOCKS = 3,
+  IN_USE = 4,
+  PEAK_IN_USE = 5,
+  PEAK_MAPPED = 6,
+  MMAP_CALLS = 7,
+  MUNMAP_CALLS = 8,
+  TRIM_THRESHOLD = 9,
+  LISTED = 10,
+  COUNT = 16,
+}
+
+/** How many heaps may be open over one arena at once (one slot each). */
+export const MAX_OPEN = 1024;
+/** Size classes of the small-block caches (block size / 16), as FastArena's cacheHeads. */
+export const CACHE_CLASSES = CACHE_MAX_BLOCK / 16 + 1;
+
+export const HEADS_AT = 4 * I.COUNT + 8 * F.COUNT;
+export const SL_MAPS_AT = HEADS_AT + 4 * FL_COUNT * SL_COUNT;
+/**
+ * Per slot, one 64-byte record (so that two threads' counters never share a cache line): as
+ * Float64 at record index 0 the bytes its caches hold, 1 its thread's start time, 2 the block a
+ * call in progress is handing out (its header's offset; see SharedHeap.repair); as Int32 at 6 the
+ * blocks its caches hold, at 7 its thread's id (0 when the slot is free, -1 while it is reclaimed).
+ */
+export const SLOTS_AT = align64(SL_MAPS_AT + 4 * FL_COUNT);
+export const enum Slot {
+  BYTES = 64,
+  FLOATS = 8,
+  INTS = 16,
+  F_CACHED_BYTES = 0,
+  F_START = 1,
+  F_PENDING = 2,
+  I_CACHED_BLOCKS = 6,
+  I_THREAD = 7,
+}
+/**
+ * Per slot, its caches: per class, the first block (u32) and how many it holds (i32), each array
+ * padded to whole cache lines.
+ */
+export const CACHE_STRIDE = align64(4 * CACHE_CLASSES);
+export const CACHE_HEADS_AT = SLOTS_AT + Slot.BYTES * MAX_OPEN;
+export const CACHE_COUNTS_AT = CACHE_HEADS_AT + CACHE_STRIDE * MAX_OPEN;
+/** The arena's start bitmap: one bit per 16 bytes. */
+export const STARTS_AT = CACHE_COUNTS_AT + CACHE_STRIDE * MAX_OPEN;
+
+function align64(n: number): number {
+  return (n + 63) & ~63;
+}
+
+/** Bytes of a control block for an arena of `arenaBytes`. */
+export function controlBytes(arenaBytes: number): number {
+  return STARTS_AT + arenaBytes / 128;
+}
+
+export const enum Lock {
+  WAITERS = 1 << 30,
+  HOLDER_MASK = (1 << 30) - 1,
+}
+
+/** Spins this many times on a held lock before it sleeps. */
+const SPINS = 64;
+/** A waiter wakes this often to ask whether the holder's thread still runs. */
+const WAIT_MS = 25;
+
+/**
+ * Takes the lock at `ints[at]` for thread `me` (an id from threadId, never 0). Returns false, or
+ * true when it took the lock over from a thread that died holding it: then whatever that thread
+ * was changing is the caller's to repair before it trusts it. Never waits on a dead thread, and
+ * never sleeps past WAIT_MS at a time, so a thread waiting here can itself be terminated.
+ */
+export function acquire(ints: Int32Array, at: number, me: number): boolean {
+  if (Atomics.compareExchange(ints, at, 0, me) === 0) return false;
+  for (let i = 0; i < SPINS; i++) {
+    if (Atomics.load(ints, at) === 0 && Atomics.compareExchange(ints, at, 0, me) === 0) return false;
+  }
+  for (;;) {
+    let held = Atomics.load(ints, at);
+    if (held === 0) {
+      // Others may still wait: whoever takes it from here wakes one when it lets go.
+      if (Atomics.compareExchange(ints, at, 0, me | Lock.WAITERS) === 0) return false;
+      continue;
+    }
+    if ((held & Lock.WAITERS) === 0) {
+      if (Atomics.compareExchange(ints, at, held, held | Lock.WAITERS) !== held) continue;
+      held |= Lock.WAITERS;
+    }
+    if (Atomics.wait(ints, at, held, WAIT_MS) === 'timed-out' && threadGone(held & Lock.HOLDER_MASK, 0)) {
+      // Of the threads that find it dead, one takes the lock over: the word changes for the others.
+      if (Atomics.compareExchange(ints, at, held, me | Lock.WAITERS) === held) return true;
+    }
+  }
+}
+
+/** Lets go of the lock at `ints[at]`, and wakes one waiter if any may wait. */
+export function release(ints: Int32Array, at: number): void {
+  if ((Atomics.exchange(ints, at, 0) & Lock.WAITERS) !== 0) Atomics.notify(ints, at, 1);
+}
+
+/** Thread ids run below 2^22 (the kernel's PID_MAX_LIMIT); ids from here up name a thread /proc could not. */
+const UNNAMED = 1 << 22;
+
+/**
+ * The id a thread goes by in the control block: its kernel thread id, or, where /proc could not
+ * say (`tid` undefined), an id past any thread id, which threadAlive counts as alive for good.
+ */
+export function threadId(tid: number | undefined, heapNumber: number): number {
+  return tid !== undefined && tid > 0 && tid < UNNAMED ? tid : UNNAMED + (heapNumber % (Lock.HOLDER_MASK - UNNAMED));
+}
+
+/** Whether the thread that holds slot id `id`, started at `start`, has ended (see threadAlive). */
+export function threadGone(id: number, start: number): boolean {
+  return id > 0 && id < UNNAMED && !threadAlive(id, start);
+}

@@ -1,0 +1,168 @@
+// Run in a child process by test/shared-ends.test.ts, one scenario per run, so that a heap that
+// hung would fail the test by its timeout instead of hanging the suite. Prints one JSON line.
+//
+//   terminate     workers in tight malloc/calloc/free/realloc loops, terminated at random moments,
+//                 round after round; the main thread frees what they held and goes on
+//   long-call     a worker terminated inside one long call that holds the lock
+//   short-lived   many workers that attach, allocate, free, and end without close()
+//   holder-ends   workers that end holding blocks, which the main thread then frees
+
+import { Worker } from 'node:worker_threads';
+import { Heap, HeapError, type SharedHeap } from '../src/index.js';
+import { random } from '../src/debug/random.js';
+import { BUSY, EMPTY, slots, tag } from './shared-worker.js';
+
+const workerFile = new URL('./shared-worker.js', import.meta.url);
+
+function start(data: object): { worker: Worker; ready: Promise<void>; result: Promise<unknown>; errors: string[] } {
+  const worker = new Worker(workerFile, { workerData: data });
+  const errors: string[] = [];
+  let ready!: () => void;
+  let done!: (value: unknown) => void;
+  const readyP = new Promise<void>((r) => (ready = r));
+  const result = new Promise<unknown>((r) => (done = r));
+  worker.on('message', (m: { ready?: boolean; error?: string }) => {
+    if (m.ready === true) ready();
+    else if (m.error !== undefined) errors.push(m.error);
+    else done(m);
+  });
+  worker.on('error', (e) => errors.push(`worker threw: ${String(e)}`));
+  worker.on('exit', () => {
+    ready();
+    done(null);
+  });
+  return { worker, ready: readyP, result, errors };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Frees every address once; counts those the heap refused as already free or not a block. */
+function freeAll(heap: SharedHeap, addresses: Iterable<number>): number {
+  let refused = 0;
+  for (const p of new Set(addresses)) {
+    try {
+      heap.free(p);
+    } catch (e) {
+      if (!(e instanceof HeapError) || (e.code !== 'ERR_DOUBLE_FREE' && e.code !== 'ERR_INVALID_POINTER')) throw e;
+      refused++;
+    }
+  }
+  return refused;
+}
+
+async function terminate(rounds: number, workers: number): Promise<object> {
+  const heap = new Heap({ shared: true }) as unknown as SharedHeap;
+  const perWorker = 48;
+  const next = random(7);
+  const errors: string[] = [];
+  const mapped: number[] = [];
+  let refused = 0;
+  let checks = 0;
+  for (let round = 0; round < rounds; round++) {
+    const buffer = new SharedArrayBuffer(16 * workers * perWorker);
+    const table = slots(buffer, workers * perWorker);
+    const running = [];
+    for (let i = 0; i < workers; i++) {
+      running.push(start({ role: 'loop', handle: heap.handle(), slots: buffer, index: i, workers, perWorker, seed: round * 100 + i }));
+    }
+    await Promise.all(running.map((w) => w.ready));
+    await sleep(30 + Math.floor(next() * 200));
+    await Promise.all(running.map((w) => w.worker.terminate()));
+    for (const w of running) errors.push(...w.errors);
+    const held: number[] = [];
+    for (let s = 0; s < workers * perWorker; s++) if (table.state[s] !== EMPTY) held.push(table.address[s]!);
+    refused += freeAll(heap, held.filter((p) => p !== 0));
+    heap.check();
+    checks++;
+    const p = heap.malloc(1000);
+    heap.bytes(p, 1000).fill(tag(p, 1000));
+    heap.free(p);
+    mapped.push(heap.stats().mapped);
+  }
+  const stats = heap.stats();
+  const threads = heap.threads();
+  // What the dead workers held serves new requests: three workers' worth of blocks, no growth.
+  const before = heap.stats().mapped;
+  for (let i = 0; i < 3; i++) {
+    const w = start({ role: 'short', handle: heap.handle(), blocks: 200, seed: 900 + i, keep: false });
+    await w.result;
+  }
+  const after = heap.stats();
+  return { errors, refused, checks, mapped, inUse: stats.inUse, usedBlocks: stats.usedBlocks, threads,
+    reused: { before, after: after.mapped, inUse: after.inUse } };
+}
+
+async function longCall(): Promise<object> {
+  const heap = new Heap({ shared: true }) as unknown as SharedHeap;
+  const w = start({ role: 'long-call', handle: heap.handle(), bytes: 256 * 1024 * 1024 });
+  await w.ready;
+  await sleep(60);
+  await w.worker.terminate();
+  const before = performance.now();
+  const p = heap.malloc(64);
+  const waited = performance.now() - before;
+  heap.check();
+  const inUse = heap.stats().inUse;
+  heap.free(p);
+  return { waited, inUse, threads: heap.threads(), after: heap.stats().inUse };
+}
+
+async function shortLived(count: number, atOnce: number): Promise<object> {
+  const heap = new Heap({ shared: true }) as unknown as SharedHeap;
+  const mappedAt: number[] = [];
+  let started = 0;
+  let failures = 0;
+  const runOne = async (): Promise<void> => {
+    while (started < count) {
+      const seed = started++;
+      const w = start({ role: 'short', handle: heap.handle(), blocks: 200, seed, keep: false });
+      const result = (await w.result) as { held?: number[] } | null;
+      if (result === null || w.errors.length > 0) failures++;
+      if (seed % 250 === 0) mappedAt.push(heap.stats().mapped);
+    }
+  };
+  await Promise.all(Array.from({ length: atOnce }, runOne));
+  // A heap attached after them all works.
+  const last = start({ role: 'short', handle: heap.handle(), blocks: 10, seed: 1, keep: false });
+  const lastResult = await last.result;
+  const stats = heap.stats();
+  heap.check();
+  return { failures, lastWorked: lastResult !== null, mappedAt, mapped: stats.mapped, inUse: stats.inUse, usedBlocks: stats.usedBlocks, threads: heap.threads() };
+}
+
+async function holderEnds(): Promise<object> {
+  const heap = new Heap({ shared: true }) as unknown as SharedHeap;
+  const results: { held: number[]; sizes: number[] }[] = [];
+  for (let i = 0; i < 4; i++) {
+    const w = start({ role: 'short', handle: heap.handle(), blocks: 100, seed: i, keep: true });
+    results.push((await w.result) as { held: number[]; sizes: number[] });
+    await new Promise<void>((r) => (w.worker.threadId === -1 ? r() : w.worker.once('exit', () => r())));
+  }
+  let wrong = 0;
+  for (const { held, sizes } of results) {
+    for (let i = 0; i < held.length; i++) {
+      const bytes = heap.bytes(held[i]!, sizes[i]!);
+      if (!bytes.every((b) => b === tag(held[i]!, sizes[i]!))) wrong++;
+    }
+  }
+  const inUseHeld = heap.stats().inUse;
+  let refused = 0;
+  for (const { held } of results) refused += freeAll(heap, held);
+  heap.check();
+  const stats = heap.stats();
+  return { wrong, refused, inUseHeld, inUse: stats.inUse, usedBlocks: stats.usedBlocks, threads: heap.threads() };
+}
+
+const [scenario, a, b] = process.argv.slice(2);
+const run = scenario === 'terminate' ? terminate(Number(a ?? 6), Number(b ?? 3))
+  : scenario === 'long-call' ? longCall()
+    : scenario === 'short-lived' ? shortLived(Number(a ?? 2000), Number(b ?? 4))
+      : scenario === 'holder-ends' ? holderEnds()
+        : Promise.reject(new Error(`unknown scenario ${scenario}`));
+run.then((result) => {
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  process.exit(0);
+}, (e: unknown) => {
+  process.stdout.write(`${JSON.stringify({ thrown: String(e), stack: (e as Error).stack })}\n`);
+  process.exit(0);
+});

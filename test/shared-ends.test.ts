@@ -1,0 +1,79 @@
+// Threads that end while a shared heap is open in them: terminated at random moments inside tight
+// loops, terminated inside a call that holds the lock, ended without close() two thousand times,
+// ended holding blocks that others then free. Each scenario runs in a child process
+// (./shared-ends-run.ts) with a timeout, so that a heap that hung fails here instead of hanging
+// the suite.
+
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { SharedThreadStats } from '../src/index.js';
+
+const runner = fileURLToPath(new URL('./shared-ends-run.js', import.meta.url));
+
+function scenario<T>(timeoutMs: number, ...args: string[]): T {
+  const run = spawnSync(process.execPath, [runner, ...args], { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 1 << 24 });
+  if (run.error !== undefined) throw new Error(`${args.join(' ')}: ${run.error.message} (a hang ends in a timeout here)\n${run.stderr}`);
+  const line = run.stdout.trim().split('\n').pop() ?? '';
+  let result: T & { thrown?: string; stack?: string };
+  try {
+    result = JSON.parse(line) as T & { thrown?: string };
+  } catch {
+    throw new Error(`${args.join(' ')}: exit ${run.status} ${run.signal ?? ''}, no result\n${run.stdout}\n${run.stderr}`);
+  }
+  if (result.thrown !== undefined) throw new Error(`${args.join(' ')} threw: ${result.stack ?? result.thrown}`);
+  return result;
+}
+
+const ends = suite('shared heap: threads that end');
+
+ends('workers terminated at random moments in malloc/calloc/free/realloc loops: the others go on, check() passes, memory is reclaimed', () => {
+  const rounds = 8;
+  const workers = 3;
+  const r = scenario<{
+    errors: string[]; checks: number; mapped: number[]; inUse: number; usedBlocks: number; threads: SharedThreadStats;
+    reused: { before: number; after: number; inUse: number };
+  }>(240_000, 'terminate', String(rounds), String(workers));
+  assert.equal(r.errors, [], 'no block lost its pattern in any worker');
+  assert.is(r.checks, rounds, 'check() passed after every round');
+  assert.is(r.threads.open, 1, 'only the main thread\'s heap is open');
+  assert.is(r.threads.reclaimed, rounds * workers, 'every terminated worker\'s heap was reclaimed');
+  // A worker dies holding at most the block of the call it was in when its recording stopped.
+  assert.ok(r.usedBlocks <= rounds * workers, `${r.usedBlocks} blocks lost, at most ${rounds * workers}`);
+  assert.ok(r.reused.after <= r.reused.before, `after the rounds a workload of 600 blocks grew the heap from ${r.reused.before} to ${r.reused.after}`);
+  assert.is(r.reused.inUse, r.inUse, 'and gave it all back');
+});
+
+ends('a worker terminated inside a call that holds the lock: the next call takes the lock over and repairs the arena', () => {
+  const r = scenario<{ waited: number; inUse: number; after: number; threads: SharedThreadStats }>(60_000, 'long-call');
+  assert.ok(r.threads.repairs >= 1, 'the lock was taken over from the dead thread');
+  assert.is(r.inUse, 80, 'the block of the call that died is freed: only the main thread\'s 64-byte block is in use');
+  assert.is(r.after, 0);
+  assert.is(r.threads.open, 1);
+});
+
+ends('2,000 short-lived workers that end without close(): attach still works, stats are back to empty, the heap stays small', () => {
+  const r = scenario<{
+    failures: number; lastWorked: boolean; mappedAt: number[]; mapped: number; inUse: number; usedBlocks: number; threads: SharedThreadStats;
+  }>(600_000, 'short-lived', '2000', '4');
+  assert.is(r.failures, 0, 'every worker attached, allocated and freed');
+  assert.ok(r.lastWorked, 'a worker attaches after them all');
+  assert.is(r.inUse, 0);
+  assert.is(r.usedBlocks, 0);
+  assert.ok(r.threads.reclaimed >= 2000 - 4, `${r.threads.reclaimed} heaps reclaimed`);
+  // 200 blocks of up to 3,000 bytes, four workers at once: about 1.2 MB live at most.
+  for (const m of [...r.mappedAt, r.mapped]) assert.ok(m <= 8 * 1024 * 1024, `mapped ${m} bytes along the way`);
+});
+
+ends('workers that end holding blocks: the blocks stay intact, and the main thread frees them all', () => {
+  const r = scenario<{ wrong: number; refused: number; inUseHeld: number; inUse: number; usedBlocks: number; threads: SharedThreadStats }>(60_000, 'holder-ends');
+  assert.is(r.wrong, 0, 'every block kept its pattern after its worker ended');
+  assert.ok(r.inUseHeld > 0);
+  assert.is(r.refused, 0, 'every free was accepted');
+  assert.is(r.inUse, 0);
+  assert.is(r.usedBlocks, 0);
+  assert.is(r.threads.reclaimed, 4);
+});
+
+ends.run();
