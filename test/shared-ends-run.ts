@@ -94,17 +94,20 @@ async function terminate(rounds: number, workers: number): Promise<object> {
 
 async function longCall(): Promise<object> {
   const heap = new Heap({ shared: true }) as unknown as SharedHeap;
+  const own = heap.malloc(1000);
+  const alone = heap.stats().inUse;
   const w = start({ role: 'long-call', handle: heap.handle(), bytes: 256 * 1024 * 1024 });
   await w.ready;
   await sleep(60);
   await w.worker.terminate();
   const before = performance.now();
-  const p = heap.malloc(64);
+  const p = heap.malloc(1000);
   const waited = performance.now() - before;
   heap.check();
   const inUse = heap.stats().inUse;
   heap.free(p);
-  return { waited, inUse, threads: heap.threads(), after: heap.stats().inUse };
+  heap.free(own);
+  return { waited, alone, inUse, threads: heap.threads(), after: heap.stats().inUse };
 }
 
 async function shortLived(count: number, atOnce: number): Promise<object> {

@@ -77,7 +77,7 @@ basics('what a shared heap refuses, and bad handles', () => {
   assert.throws(() => heap.malloc(10, 'name'), (e: Error) => e instanceof TypeError && /no block names/.test(e.message));
   const p = heap.malloc(10);
   assert.throws(() => heap.autoFree(p, {}), (e: Error) => e instanceof TypeError);
-  assert.throws(() => heap.free(p + 16), (e: Error) => e instanceof HeapError && e.code === 'ERR_INVALID_POINTER');
+  assert.throws(() => heap.free(p + 8), (e: Error) => e instanceof HeapError && e.code === 'ERR_INVALID_POINTER');
   heap.free(p);
   assert.throws(() => heap.free(p), (e: Error) => e instanceof HeapError);
   assert.is(heap.malloc(2 ** 31), 0, 'beyond the arena: out of memory, not a mapping of its own');
@@ -101,6 +101,63 @@ basics('destroy in one thread: every thread\'s next call throws; the memory stay
   assert.is(out.code, 'ERR_HEAP_DESTROYED', 'attaching to a destroyed heap throws');
   attached.close();
   assert.throws(() => attached.stats(), (e: Error) => e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED');
+});
+
+basics('small blocks freed by another thread go back to their owner\'s pages, which serve its next mallocs', async () => {
+  const heap = new Heap({ shared: true }) as SharedHeap;
+  const sizes = Array.from({ length: 3000 }, (_, i) => 1 + (i * 37) % 256);
+  const blocks = sizes.map((size) => heap.malloc(size));
+  blocks.forEach((p, i) => heap.bytes(p, sizes[i]).fill(tag(p, sizes[i]!)));
+  const before = heap.stats();
+  const out = await inWorker<{ wrong: number; inUse: number; attackedOwn: string }>(heap.handle(), `
+    let wrong = 0;
+    workerData.blocks.forEach((p, i) => {
+      if (!heap.bytes(p, workerData.sizes[i]).every((b) => b === workerData.tags[i])) wrong++;
+      heap.free(p);
+    });
+    let attackedOwn = '';
+    try { heap.free(workerData.blocks[0]); } catch (e) { attackedOwn = e.code; }
+    const inUse = heap.stats().inUse;
+    heap.close();
+    return { wrong, inUse, attackedOwn };`, { blocks, sizes, tags: blocks.map((p, i) => tag(p, sizes[i]!)) });
+  assert.is(out.wrong, 0, 'the worker read every block\'s bytes');
+  assert.is(out.attackedOwn, 'ERR_DOUBLE_FREE', 'a second free from the same worker is refused');
+  assert.is(out.inUse, 0, 'a slot freed by another thread is free at once in the stats');
+  assert.throws(() => heap.free(blocks[1]!), (e: Error) => e instanceof HeapError && e.code === 'ERR_DOUBLE_FREE', 'and to its owner');
+  heap.check();
+  // The owner's next mallocs take the slots back: the heap does not grow.
+  const again = sizes.map((size) => heap.malloc(size));
+  const after = heap.stats();
+  assert.is(after.mapped, before.mapped, 'the same pages serve the same blocks again');
+  assert.is(after.inUse, before.inUse);
+  assert.is(new Set(again).size, again.length);
+  again.forEach((p) => heap.free(p));
+  heap.check();
+  assert.is(heap.stats().usedBlocks, 0);
+  heap.destroy();
+});
+
+basics('a worker that closes while its small blocks are in use: the blocks stay, others free them, its pages are adopted', async () => {
+  const heap = new Heap({ shared: true }) as SharedHeap;
+  const out = await inWorker<{ blocks: number[] }>(heap.handle(), `
+    const blocks = [];
+    for (let i = 0; i < 2000; i++) { const p = heap.malloc(1 + i % 200); heap.bytes(p, 1 + i % 200).fill(i & 255); blocks.push(p); }
+    heap.close();
+    return { blocks };`);
+  out.blocks.forEach((p, i) => assert.ok(heap.bytes(p, 1 + i % 200).every((b) => b === (i & 255)), `block ${i} kept its bytes`));
+  const held = heap.stats();
+  assert.ok(held.usedBlocks >= 2000);
+  // Half freed before the closed heap's pages are adopted (check() adopts them), half after.
+  out.blocks.slice(0, 1000).forEach((p) => heap.free(p));
+  heap.check();
+  out.blocks.slice(1000).forEach((p) => heap.free(p));
+  heap.check();
+  const stats = heap.stats();
+  assert.is(stats.inUse, 0);
+  assert.is(stats.usedBlocks, 0);
+  heap.trim();
+  assert.is(heap.stats().mapped, 0, 'every page went back to the supply, and trim gave its memory back');
+  heap.destroy();
 });
 
 basics('two threads freeing the same blocks at once: each block is freed once, the other free is refused', async () => {
@@ -187,7 +244,9 @@ stress('64 workers, 10 rounds each of allocate, write, check, free', async () =>
     run<{ errors: number }>({ role: 'rounds', handle: heap.handle(), rounds: 10, blocks: 200, seed: i + 1 })));
   const seconds = (Date.now() - started) / 1000;
   assert.equal(results.map((r) => r.errors), new Array(64).fill(0));
-  assert.ok(seconds < 20, `${seconds} s`);
+  // A guard against the workers queueing without end, not a speed target (that is bench:shared's):
+  // 64 workers on this 2-core machine take 10 to 17 s, most of it each worker's start.
+  assert.ok(seconds < 90, `${seconds} s`);
   heap.check();
   assert.is(heap.stats().usedBlocks, 0);
   heap.destroy();

@@ -87,7 +87,7 @@ export abstract class FastArena extends Heap implements HeapOperations {
   // fields in the object itself and the rest behind one more load (measured: one field more ahead
   // of them cost the 64-byte pair 10 instructions).
   /** Small blocks (in pages). */
-  protected readonly small = new SmallPages();
+  protected small = new SmallPages();
   /** smallNames.size, as a field: a Number the inlined free path reads without a call. */
   protected smallNamed = 0;
   protected inUse = 0;

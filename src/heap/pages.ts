@@ -87,8 +87,8 @@ export class SmallPages {
   prev: Int32Array = new Int32Array(0);
   readonly avail = new Int32Array(Page.CLASSES + 1);
   /** Pages no class owns, as stacks: the pool's memory is held; the spares' (first pages of units) was given back (discard). */
-  private pool: Int32Array = new Int32Array(0);
-  private pooled = 0;
+  protected pool: Int32Array = new Int32Array(0);
+  protected pooled = 0;
   /** The fewest pages the pool held this epoch and the one before, and the pages classes took this epoch. */
   private poolLow = 0;
   private poolLowBefore = 0;
@@ -238,7 +238,7 @@ export class SmallPages {
   }
 
   /** Page `page`, whose slots are all free, leaves its class for the pool. */
-  private toPool(page: number): void {
+  protected toPool(page: number): void {
     const c = this.pageInfo[page]! & Page.INFO_CLASS;
     this.unlinkAvail(c, page);
     this.pageInfo[page] = 0;
@@ -257,7 +257,7 @@ export class SmallPages {
    * A page no class owns, ready for use: from the pool, or a spare, or a fresh one (of a new growth
    * step if need be). `room` bounds what more the process may come to hold.
    */
-  private takePage(room: number): number {
+  protected takePage(room: number): number {
     this.tick();
     if (this.pooled > 0) {
       if (--this.pooled < this.poolLow) this.poolLow = this.pooled;
@@ -372,7 +372,7 @@ export class SmallPages {
   }
 
   /** Grows every per-page array to hold `pages` pages, doubling. */
-  private ensureCapacity(pages: number): void {
+  protected ensureCapacity(pages: number): void {
     if (pages <= this.pageInfo.length) return;
     const n = Math.max(pages, 2 * this.pageInfo.length, 256);
     const grow = <T extends Uint8Array | Uint16Array | Int32Array>(old: T, make: (k: number) => T, k = n): T => {
@@ -462,7 +462,7 @@ export class SmallPages {
   }
 
   /** Proves page `p` of class `c`: its free list, its LIVE marks and the marks between its slots. */
-  private pageFault(p: number, c: number): string | undefined {
+  protected pageFault(p: number, c: number): string | undefined {
     const g = p << Page.GRANULES_SHIFT;
     const step = classSize[c]! >>> Page.GRANULE_SHIFT;
     const slots = classSlots[c]!;
@@ -479,7 +479,8 @@ export class SmallPages {
       const start = i % step === 0 && i / step < slots;
       const mark = this.marks[g + i]!;
       if (!start && mark !== Page.NOT_SLOT) return `page ${p} marks granule ${i}, which starts no slot`;
-      if (start && onFree[i] === 0 && mark !== Page.LIVE) return `page ${p}'s slot at granule ${i} is neither free nor in use`;
+      // REMOTE: freed by another thread than the page's owner, not yet taken back (the shared preset).
+      if (start && onFree[i] === 0 && mark !== Page.LIVE && mark !== Page.REMOTE) return `page ${p}'s slot at granule ${i} is neither free nor in use`;
     }
     return undefined;
   }

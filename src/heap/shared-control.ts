@@ -18,15 +18,17 @@ import { FL_COUNT, SL_COUNT } from '../strategies/tlsf.js';
 import { CACHE_MAX_BLOCK } from './fast.js';
 import { threadAlive } from '../os/threads.js';
 
-export const MAGIC = 0x66666874;
+export const MAGIC = 0x66666875;
 
 /** Int32 slots at the block's start. */
 export const enum I {
   MAGIC = 0,
   /** 0 when free, else the holder's thread id, with Lock.WAITERS set when others may be waiting. */
   LOCK = 1,
+  /** Releases that may have had waiters, counted: the word waiters sleep on (see acquire). */
+  LOCK_WAKES = 2,
   /** Heaps open over the arena: slots claimed and not yet closed or reclaimed. */
-  OPEN = 2,
+  OPEN = 10,
   DESTROYED = 3,
   FL_MAP = 4,
   /** The heap (by number) that last let go of the lock: if it is this one, its fields are current. */
@@ -37,6 +39,8 @@ export const enum I {
   RECLAIMED = 7,
   /** Times the arena was rebuilt after a thread died holding the lock. */
   REPAIRS = 8,
+  /** Small-object pages in the shared supply (its stack: ControlLayout.stackAt), given back by heaps. */
+  FREE_PAGES = 9,
   COUNT = 16,
 }
 
@@ -53,7 +57,16 @@ export const enum F {
   MUNMAP_CALLS = 8,
   TRIM_THRESHOLD = 9,
   LISTED = 10,
-  COUNT = 16,
+  /** The small-object arena: its address and size, the bytes committed from its start, and where its never-used pages begin. */
+  SMALL_ADDRESS = 11,
+  SMALL_SIZE = 12,
+  SMALL_TOP = 13,
+  SMALL_FRESH = 14,
+  /** Bytes of pages in the supply whose memory went back to the kernel (pageInfo Page.GIVEN_BACK). */
+  SMALL_GIVEN_BACK = 15,
+  /** When a heap last looked for ended threads (Date.now(): every thread's clock). */
+  LAST_RECLAIM = 16,
+  COUNT = 24,
 }
 
 /** How many heaps may be open over one arena at once (one slot each). */
@@ -79,7 +92,11 @@ export const enum Slot {
   F_PENDING = 2,
   I_CACHED_BLOCKS = 6,
   I_THREAD = 7,
+  /** The first of the pages (of this slot's heap) where other threads freed slots; see shared-pages.ts. */
+  I_REMOTE_PAGES = 8,
 }
+/** A slot's thread id while its heap is closed but still owns pages with slots in use: the next reclaim adopts them. */
+export const SLOT_ORPHAN = -2;
 /**
  * Per slot, its caches: per class, the first block (u32) and how many it holds (i32), each array
  * padded to whole cache lines.
@@ -87,16 +104,46 @@ export const enum Slot {
 export const CACHE_STRIDE = align64(4 * CACHE_CLASSES);
 export const CACHE_HEADS_AT = SLOTS_AT + Slot.BYTES * MAX_OPEN;
 export const CACHE_COUNTS_AT = CACHE_HEADS_AT + CACHE_STRIDE * MAX_OPEN;
-/** The arena's start bitmap: one bit per 16 bytes. */
-export const STARTS_AT = CACHE_COUNTS_AT + CACHE_STRIDE * MAX_OPEN;
+/** The largest small-object arena a shared heap reserves (a quarter of its arena's size, at most this). */
+export const SMALL_ARENA_BYTES = 256 * 1024 * 1024;
+/** The control block's fixed part: everything above. */
+export const FIXED_BYTES = CACHE_COUNTS_AT + CACHE_STRIDE * MAX_OPEN;
+
+/**
+ * Where the parts sized by the arenas lie in a control block for an arena of `arenaBytes` and a
+ * small-object arena of `smallBytes`. Per small page: its mark per granule (u8, SmallPages.marks),
+ * its facts (i32, SmallPages.pageInfo), the tag of the heap that owns it (i32: slot + 1, 0 for
+ * none), how many of its slots other threads freed that its owner has not taken back (i32), and
+ * the next page on its owner's list of such pages (i32); then the supply's stack of pages heaps
+ * gave back (i32 each); then the arena's start bitmap, one bit per 16 bytes.
+ */
+export class ControlLayout {
+  readonly smallPages: number;
+  readonly marksAt: number;
+  readonly infoAt: number;
+  readonly ownersAt: number;
+  readonly remoteAt: number;
+  readonly nextAt: number;
+  readonly stackAt: number;
+  readonly startsAt: number;
+  /** The control block's size. */
+  readonly bytes: number;
+
+  constructor(arenaBytes: number, smallBytes: number) {
+    this.smallPages = smallBytes / 1024;
+    this.marksAt = FIXED_BYTES;
+    this.infoAt = this.marksAt + this.smallPages * 64;
+    this.ownersAt = this.infoAt + 4 * this.smallPages;
+    this.remoteAt = this.ownersAt + 4 * this.smallPages;
+    this.nextAt = this.remoteAt + 4 * this.smallPages;
+    this.stackAt = this.nextAt + 4 * this.smallPages;
+    this.startsAt = this.stackAt + 4 * this.smallPages;
+    this.bytes = this.startsAt + arenaBytes / 128;
+  }
+}
 
 function align64(n: number): number {
   return (n + 63) & ~63;
-}
-
-/** Bytes of a control block for an arena of `arenaBytes`. */
-export function controlBytes(arenaBytes: number): number {
-  return STARTS_AT + arenaBytes / 128;
 }
 
 export const enum Lock {
@@ -114,6 +161,10 @@ const WAIT_MS = 25;
  * true when it took the lock over from a thread that died holding it: then whatever that thread
  * was changing is the caller's to repair before it trusts it. Never waits on a dead thread, and
  * never sleeps past WAIT_MS at a time, so a thread waiting here can itself be terminated.
+ *
+ * Waiters sleep on the word after the lock's (`ints[at + 1]`), which only a release that may have
+ * waiters changes: the lock's own word changes with every holder, and a waiter sleeping on it
+ * would wake each time another thread took the lock instead of it.
  */
 export function acquire(ints: Int32Array, at: number, me: number): boolean {
   if (Atomics.compareExchange(ints, at, 0, me) === 0) return false;
@@ -121,26 +172,29 @@ export function acquire(ints: Int32Array, at: number, me: number): boolean {
     if (Atomics.load(ints, at) === 0 && Atomics.compareExchange(ints, at, 0, me) === 0) return false;
   }
   for (;;) {
-    let held = Atomics.load(ints, at);
+    // Read before the lock is looked at: a release after this read changes it, and the wait below returns.
+    const wakes = Atomics.load(ints, at + 1);
+    const held = Atomics.load(ints, at);
     if (held === 0) {
       // Others may still wait: whoever takes it from here wakes one when it lets go.
       if (Atomics.compareExchange(ints, at, 0, me | Lock.WAITERS) === 0) return false;
       continue;
     }
-    if ((held & Lock.WAITERS) === 0) {
-      if (Atomics.compareExchange(ints, at, held, held | Lock.WAITERS) !== held) continue;
-      held |= Lock.WAITERS;
-    }
-    if (Atomics.wait(ints, at, held, WAIT_MS) === 'timed-out' && threadGone(held & Lock.HOLDER_MASK, 0)) {
+    if ((held & Lock.WAITERS) === 0 && Atomics.compareExchange(ints, at, held, held | Lock.WAITERS) !== held) continue;
+    if (Atomics.wait(ints, at + 1, wakes, WAIT_MS) === 'timed-out' && threadGone(held & Lock.HOLDER_MASK, 0)) {
       // Of the threads that find it dead, one takes the lock over: the word changes for the others.
-      if (Atomics.compareExchange(ints, at, held, me | Lock.WAITERS) === held) return true;
+      const now = held | Lock.WAITERS;
+      if (Atomics.compareExchange(ints, at, now, me | Lock.WAITERS) === now) return true;
     }
   }
 }
 
 /** Lets go of the lock at `ints[at]`, and wakes one waiter if any may wait. */
 export function release(ints: Int32Array, at: number): void {
-  if ((Atomics.exchange(ints, at, 0) & Lock.WAITERS) !== 0) Atomics.notify(ints, at, 1);
+  if ((Atomics.exchange(ints, at, 0) & Lock.WAITERS) !== 0) {
+    Atomics.add(ints, at + 1, 1);
+    Atomics.notify(ints, at + 1, 1);
+  }
 }
 
 /** Thread ids run below 2^22 (the kernel's PID_MAX_LIMIT); ids from here up name a thread /proc could not. */

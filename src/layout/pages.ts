@@ -47,6 +47,11 @@ export const enum Page {
    */
   END = 64,
   LIVE = 128,
+  /**
+   * The shared preset's: a slot freed by a thread other than its page's owner, claimed from LIVE
+   * with a compare-and-swap and waiting for the owner to take it back (src/heap/shared-pages.ts).
+   */
+  REMOTE = 129,
   NOT_SLOT = 255,
   /**
    * A page's facts packed in one Int32 (SmallPages.pageInfo), read and written whole on the hot

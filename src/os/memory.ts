@@ -65,7 +65,8 @@ const canDetach = typeof (ArrayBuffer.prototype as { transfer?: unknown }).trans
 export function unmapMemory(mapping: Mapping): void {
   if (!mapping.mapped) return;
   mapping.mapped = false;
-  if (canDetach) {
+  // A buffer shared with another part of a split reservation may be detached already.
+  if (canDetach && mapping.buffer.byteLength !== 0) {
     (mapping.buffer as ArrayBuffer & { transfer(): ArrayBuffer }).transfer();
   }
   mapping.buffer = new ArrayBuffer(0);
@@ -196,6 +197,19 @@ export function adoptReservation(address: number, size: number): Reservation {
     throw new RangeError(`adoptReservation: ${size} bytes at ${address} is not a reserved range`);
   }
   return { address, size, buffer: nativeView(address, size), mapped: true };
+}
+
+/**
+ * The two parts of reservation `whole`, split `at` bytes (whole pages) from its start, each to be
+ * released on its own. Both keep `whole`'s buffer (one view over all of it: the second part's
+ * bytes start `at` bytes into it), which the first release detaches.
+ */
+export function splitReservation(whole: Reservation, at: number): [Reservation, Reservation] {
+  checkInside(whole, 0, at);
+  return [
+    { address: whole.address, size: at, buffer: whole.buffer, mapped: true },
+    { address: whole.address + at, size: whole.size - at, buffer: whole.buffer, mapped: true },
+  ];
 }
 
 /** Returns a whole reservation to the kernel, detaching its buffer where the runtime can. */

@@ -1,0 +1,281 @@
+// The shared preset's table of heaps (./shared-control.ts has its layout): each heap over the arena
+// holds a slot, which names its thread and holds its small-block caches, and tags the small-object
+// pages it owns (./shared-pages.ts). When a heap's thread ends without close(), or is terminated,
+// the next thread to look (attach, stats, check, trim, growth, a lock taken over) reclaims it: its
+// pending block and cached blocks go back to the free lists, and its pages, with those of heaps
+// closed while their slots were in use, are adopted by the looking heap. A slot is then free again,
+// so any number of threads may attach over the heap's life, MAX_OPEN at once.
+
+import { Flag, Word } from '../layout/fast.js';
+import { Page } from '../layout/pages.js';
+import { destroyedError } from './errors.js';
+import type { ResolvedOptions } from './options.js';
+import type { SharedHeapHandle, SharedThreadStats } from './types.js';
+import { SharedSmallPages, type PageSupply } from './shared-pages.js';
+import { SharedState } from './shared-state.js';
+import {
+  CACHE_CLASSES, CACHE_COUNTS_AT, CACHE_HEADS_AT, CACHE_STRIDE, F, I, MAX_OPEN, SLOT_ORPHAN, Slot, threadGone,
+} from './shared-control.js';
+
+/** How often attach and growth look for ended threads' heaps, at most. */
+const RECLAIM_PERIOD_MS = 100;
+
+export abstract class SharedSlots extends SharedState {
+  /** This heap's tag on the pages it owns: its slot + 1 (0 before it has a slot, -1 once closed). */
+  protected tag = 0;
+  /** This heap's small-object pages. */
+  protected pages!: SharedSmallPages;
+  /** Blocks and bytes this heap's caches hold, as published in its slot. */
+  protected cachedHere = 0;
+  protected cachedBytesHere = 0;
+  /** This heap's slot was a closed heap's that still owned pages (see claimSlot). */
+  private orphaned = false;
+  /** What this heap's pages ask of the supply: each call takes the lock. */
+  private readonly pageSupply: PageSupply = {
+    takePages: (into, want) => this.takePages(into, want),
+    givePages: (pages, count) => this.givePages(pages, count),
+  };
+
+  constructor(options: ResolvedOptions, handle?: SharedHeapHandle) {
+    super(options, handle);
+    // The slot: taken under the lock, after the heaps of threads that have ended are reclaimed.
+    this.slot = -1;
+    this.enter();
+    try {
+      if (this.ints[I.DESTROYED] !== 0) throw destroyedError();
+      this.reclaimSometimes();
+      let slot = this.claimSlot(this.thread?.start ?? 0);
+      if (slot < 0) {
+        this.reclaimDeadSlots();
+        slot = this.claimSlot(this.thread?.start ?? 0);
+      }
+      if (slot < 0) throw new Error(`Heap.attach: ${MAX_OPEN} heaps are open over this shared heap in threads still running; close some first`);
+      this.slot = slot;
+      this.usePages();
+      this.provenTop = this.top;
+    } finally {
+      this.leave();
+    }
+    this.cacheHeads = new Uint32Array(this.control, CACHE_HEADS_AT + CACHE_STRIDE * this.slot, CACHE_CLASSES);
+    this.cacheCounts = new Int32Array(this.control, CACHE_COUNTS_AT + CACHE_STRIDE * this.slot, CACHE_CLASSES);
+  }
+
+  /** This heap's small-object pages, once it has a slot; they adopt the pages its slot's last heap left. Under the lock. */
+  protected usePages(): void {
+    const c = this.control;
+    this.tag = this.slot + 1;
+    this.pages = new SharedSmallPages({
+      arena: this.supply.arena,
+      bytes: this.smallBytes,
+      marks: new Uint8Array(c, this.layout.marksAt, this.layout.smallPages * Page.GRANULES),
+      pageInfo: new Int32Array(c, this.layout.infoAt, this.layout.smallPages),
+      owners: this.pageOwners,
+      remoteCounts: new Int32Array(c, this.layout.remoteAt, this.layout.smallPages),
+      remoteNext: new Int32Array(c, this.layout.nextAt, this.layout.smallPages),
+      slotInts: this.slotInts,
+      remoteHeadAt: this.slot * Slot.INTS + Slot.I_REMOTE_PAGES,
+      tag: this.tag,
+      supply: this.pageSupply,
+    });
+    // The fast preset's own page paths never run here: small requests are SharedHeap.malloc's.
+    this.pages.unavailable = true;
+    this.small = this.pages;
+    // A slot that was free had no pages (they were given back or adopted before it was freed).
+    if (this.orphaned) this.adoptPagesOf(this.tag);
+  }
+
+  /** Every page tagged `tag` (a heap that is gone) is adopted by this heap, or given back when it has no slot in use. */
+  protected adoptPagesOf(tag: number): void {
+    const owners = this.pageOwners;
+    const empty = new Int32Array(64);
+    let n = 0;
+    for (let p = 0; p < this.layout.smallPages; p++) {
+      if (owners[p] !== tag || this.pages.adopt(p)) continue;
+      empty[n++] = p;
+      if (n === empty.length) {
+        this.supply.give(empty, n);
+        n = 0;
+      }
+    }
+    this.supply.give(empty, n);
+  }
+
+  /** Pages for this heap's small-object pages, from the supply: under the lock. */
+  protected takePages(into: Int32Array, want: number): number {
+    this.enter();
+    try {
+      const n = this.supply.take(into, want, this.tag, this.limit - this.committed());
+      this.mmapCalls += this.supply.commits;
+      this.supply.commits = 0;
+      if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
+      return n;
+    } finally {
+      this.leave();
+    }
+  }
+
+  /** Empty pages of this heap's back to the supply: under the lock. */
+  protected givePages(pages: Int32Array, count: number): void {
+    this.enter();
+    try {
+      this.supply.give(pages, count);
+    } finally {
+      this.leave();
+    }
+  }
+
+  /**
+   * A free slot for this heap, its caches empty; else the slot of a closed heap whose pages are
+   * still in use, which this heap then adopts (usePages); -1 when none is. Under the lock.
+   */
+  protected claimSlot(start: number): number {
+    const ints = this.slotInts;
+    for (const from of [0, SLOT_ORPHAN]) {
+      for (let s = 0; s < MAX_OPEN; s++) {
+        const at = s * Slot.INTS + Slot.I_THREAD;
+        if (ints[at] !== from || Atomics.compareExchange(ints, at, from, this.threadId) !== from) continue;
+        this.orphaned = from === SLOT_ORPHAN;
+        this.slotFloats[s * Slot.FLOATS + Slot.F_START] = start;
+        this.slotFloats[s * Slot.FLOATS + Slot.F_PENDING] = 0;
+        this.slotInts[s * Slot.INTS + Slot.I_CACHED_BLOCKS] = 0;
+        this.slotFloats[s * Slot.FLOATS + Slot.F_CACHED_BYTES] = 0;
+        Atomics.store(this.slotInts, s * Slot.INTS + Slot.I_REMOTE_PAGES, 0);
+        new Uint32Array(this.control, CACHE_HEADS_AT + CACHE_STRIDE * s, CACHE_CLASSES).fill(0);
+        new Int32Array(this.control, CACHE_COUNTS_AT + CACHE_STRIDE * s, CACHE_CLASSES).fill(0);
+        this.ints[I.OPEN]!++;
+        return s;
+      }
+    }
+    return -1;
+  }
+
+  /**
+   * reclaimDeadSlots, unless some heap did it in the last RECLAIM_PERIOD_MS: each look asks /proc
+   * about every open heap's thread, under the lock. For attach and growth; stats, checks, trims and
+   * a lock taken over always look.
+   */
+  protected reclaimSometimes(): void {
+    const last = this.floats[F.LAST_RECLAIM]!;
+    const now = Date.now();
+    if (!(now - last < RECLAIM_PERIOD_MS && now >= last)) this.reclaimDeadSlots();
+  }
+
+  /**
+   * Takes back the slots of heaps whose threads have ended without closing them: their cached
+   * blocks go back to the free lists (unless `flush` is false: the arena is destroyed), and their
+   * pages, with those of closed heaps, are adopted by this heap (once it has pages of its own).
+   * Their slots are then free for new heaps. Under the lock. Returns how many threads it found gone.
+   */
+  protected override reclaimDeadSlots(flush = true): number {
+    this.floats[F.LAST_RECLAIM] = Date.now();
+    const ints = this.slotInts;
+    let reclaimed = 0;
+    for (let s = 0; s < MAX_OPEN; s++) {
+      const at = s * Slot.INTS + Slot.I_THREAD;
+      const thread = ints[at]!;
+      if (thread <= 0 || s === this.slot || !threadGone(thread, this.slotFloats[s * Slot.FLOATS + Slot.F_START]!)) continue;
+      if (Atomics.compareExchange(ints, at, thread, -1) !== thread) continue;
+      if (flush) {
+        this.reclaimPending(s);
+        this.reclaimCaches(s);
+      }
+      this.slotFloats[s * Slot.FLOATS + Slot.F_START] = 0;
+      Atomics.store(ints, at, SLOT_ORPHAN);
+      this.ints[I.OPEN]!--;
+      this.ints[I.RECLAIMED]!++;
+      reclaimed++;
+    }
+    if (this.tag === 0 || !flush) return reclaimed;
+    for (let s = 0; s < MAX_OPEN; s++) {
+      const at = s * Slot.INTS + Slot.I_THREAD;
+      if (ints[at] !== SLOT_ORPHAN || Atomics.compareExchange(ints, at, SLOT_ORPHAN, -1) !== SLOT_ORPHAN) continue;
+      this.adoptPagesOf(s + 1);
+      Atomics.store(ints, at, 0);
+    }
+    return reclaimed;
+  }
+
+  /**
+   * The block a call of slot `s`'s heap was handing out when its thread ended inside it (a calloc
+   * filling it, a realloc copying into it): the call never returned, so no one else has the
+   * address, and the block is freed. Whatever else that call had done, repair() undid.
+   */
+  protected reclaimPending(s: number): void {
+    const h = this.slotFloats[s * Slot.FLOATS + Slot.F_PENDING]!;
+    this.slotFloats[s * Slot.FLOATS + Slot.F_PENDING] = 0;
+    if (h === 0 || !this.isStart(h)) return;
+    const word = this.mem[(h >>> 2) + Word.SIZE]!;
+    if ((word & Flag.MASK) !== 0 || !this.sizeAgrees(h, word)) return;
+    this.inUse -= word;
+    this.release(h, word, false);
+  }
+
+  /**
+   * The cached blocks of slot `s`, whose thread has ended, go back to the free lists. Its thread
+   * may have died inside a cache's push or pop: a list is followed only while each block proves to
+   * be a cached block of its size at a recorded start, and a block it does not reach stays lost.
+   */
+  protected reclaimCaches(s: number): void {
+    const heads = new Uint32Array(this.control, CACHE_HEADS_AT + CACHE_STRIDE * s, CACHE_CLASSES);
+    const counts = new Int32Array(this.control, CACHE_COUNTS_AT + CACHE_STRIDE * s, CACHE_CLASSES);
+    const mem = this.mem;
+    for (let c = 1; c < CACHE_CLASSES; c++) {
+      const size = c << 4;
+      let h = heads[c]!;
+      let left = counts[c]!;
+      heads[c] = 0;
+      counts[c] = 0;
+      for (; h !== 0 && left > 0; left--) {
+        const w = h >>> 2;
+        if (!this.isStart(h) || mem[w + Word.SIZE] !== (size | Flag.CACHED) || !this.sizeAgrees(h, size)) break;
+        const next = mem[w + Word.NEXT_FREE]!;
+        mem[w + Word.SIZE] = size;
+        this.inUse -= size;
+        this.release(h, size, false);
+        h = next;
+      }
+    }
+    this.slotInts[s * Slot.INTS + Slot.I_CACHED_BLOCKS] = 0;
+    this.slotFloats[s * Slot.FLOATS + Slot.F_CACHED_BYTES] = 0;
+  }
+
+  /**
+   * The heap is closed, and its slot free again; or, when it still owns pages with slots in use
+   * (`orphan`), left for the next reclaim to adopt them. Under the lock.
+   */
+  protected leaveSlot(orphan: boolean): void {
+    this.closed = true;
+    this.slotInts[this.slot * Slot.INTS + Slot.I_CACHED_BLOCKS] = 0;
+    this.slotFloats[this.slot * Slot.FLOATS + Slot.F_CACHED_BYTES] = 0;
+    this.slotFloats[this.slot * Slot.FLOATS + Slot.F_START] = 0;
+    Atomics.store(this.slotInts, this.slot * Slot.INTS + Slot.I_THREAD, orphan ? SLOT_ORPHAN : 0);
+    this.ints[I.OPEN]!--;
+  }
+
+  /** Blocks and bytes every thread's caches hold, as published in the slots. */
+  protected cachedEverywhere(): { blocks: number; bytes: number } {
+    let blocks = 0;
+    let bytes = 0;
+    for (let i = 0; i < MAX_OPEN; i++) {
+      if (this.slotInts[i * Slot.INTS + Slot.I_THREAD]! <= 0) continue;
+      blocks += this.slotInts[i * Slot.INTS + Slot.I_CACHED_BLOCKS]!;
+      bytes += this.slotFloats[i * Slot.FLOATS + Slot.F_CACHED_BYTES]!;
+    }
+    return { blocks, bytes };
+  }
+
+  /**
+   * The heaps open over the arena, and what was taken back from threads that ended: heaps never
+   * closed, and the lock taken over from a thread that died holding it. Ended threads' heaps are
+   * reclaimed first.
+   */
+  threads(): SharedThreadStats {
+    this.enter();
+    try {
+      this.reclaimDeadSlots();
+      return { open: this.ints[I.OPEN]!, reclaimed: this.ints[I.RECLAIMED]!, repairs: this.ints[I.REPAIRS]! };
+    } finally {
+      this.leave();
+    }
+  }
+}
