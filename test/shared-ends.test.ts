@@ -41,7 +41,11 @@ ends('workers terminated at random moments in malloc/calloc/free/realloc loops: 
   assert.is(r.threads.reclaimed, rounds * workers, 'every terminated worker\'s heap was reclaimed');
   // A worker dies holding at most the block of the call it was in when its recording stopped.
   assert.ok(r.usedBlocks <= rounds * workers, `${r.usedBlocks} blocks lost, at most ${rounds * workers}`);
-  assert.ok(r.reused.after <= r.reused.before, `after the rounds a workload of 600 blocks grew the heap from ${r.reused.before} to ${r.reused.after}`);
+  // Three workers, one after another, each holding 200 blocks of up to 3,000 bytes (about 300 KB):
+  // they fit in what the dead workers held, but for a batch or two of fresh small pages (8 KiB each)
+  // where the pages given back sit in another heap's pool.
+  assert.ok(r.reused.after - r.reused.before <= 64 * 1024,
+    `after the rounds a workload of 600 blocks grew the heap from ${r.reused.before} to ${r.reused.after}`);
   assert.is(r.reused.inUse, r.inUse, 'and gave it all back');
 });
 
