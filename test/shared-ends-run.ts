@@ -2,7 +2,8 @@
 // hung would fail the test by its timeout instead of hanging the suite. Prints one JSON line.
 //
 //   terminate     workers in tight malloc/calloc/free/realloc loops, terminated at random moments,
-//                 round after round; the main thread frees what they held and goes on
+//                 round after round, one outliving the others a while; the main thread frees what
+//                 they held and goes on
 //   long-call     a worker terminated inside one long call that holds the lock
 //   short-lived   many workers that attach, allocate, free, and end without close()
 //   holder-ends   workers that end holding blocks, which the main thread then frees
@@ -58,16 +59,24 @@ async function terminate(rounds: number, workers: number): Promise<object> {
   const mapped: number[] = [];
   let refused = 0;
   let checks = 0;
+  let stalled = 0;
   for (let round = 0; round < rounds; round++) {
     const buffer = new SharedArrayBuffer(16 * workers * perWorker);
     const table = slots(buffer, workers * perWorker);
     const running = [];
+    const progress = new Int32Array(new SharedArrayBuffer(4 * workers));
     for (let i = 0; i < workers; i++) {
-      running.push(start({ role: 'loop', handle: heap.handle(), slots: buffer, index: i, workers, perWorker, seed: round * 100 + i }));
+      running.push(start({ role: 'loop', handle: heap.handle(), slots: buffer, index: i, workers, perWorker, seed: round * 100 + i,
+        progress: progress.buffer }));
     }
     await Promise.all(running.map((w) => w.ready));
     await sleep(30 + Math.floor(next() * 200));
-    await Promise.all(running.map((w) => w.worker.terminate()));
+    // All but the last die at once; the last must go on (it may have to take the lock over).
+    await Promise.all(running.slice(0, -1).map((w) => w.worker.terminate()));
+    const before = Atomics.load(progress, workers - 1);
+    await sleep(300);
+    if (Atomics.load(progress, workers - 1) <= before) stalled++;
+    await running[workers - 1]!.worker.terminate();
     for (const w of running) errors.push(...w.errors);
     const held: number[] = [];
     for (let s = 0; s < workers * perWorker; s++) if (table.state[s] !== EMPTY) held.push(table.address[s]!);
@@ -81,14 +90,14 @@ async function terminate(rounds: number, workers: number): Promise<object> {
   }
   const stats = heap.stats();
   const threads = heap.threads();
-  // What the dead workers held serves new requests: three workers' worth of blocks, no growth.
+  // What the dead workers held serves new requests: three workers' worth of blocks, one at a time.
   const before = heap.stats().mapped;
   for (let i = 0; i < 3; i++) {
     const w = start({ role: 'short', handle: heap.handle(), blocks: 200, seed: 900 + i, keep: false });
     await w.result;
   }
   const after = heap.stats();
-  return { errors, refused, checks, mapped, inUse: stats.inUse, usedBlocks: stats.usedBlocks, threads,
+  return { errors, refused, checks, stalled, mapped, inUse: stats.inUse, usedBlocks: stats.usedBlocks, threads,
     reused: { before, after: after.mapped, inUse: after.inUse } };
 }
 

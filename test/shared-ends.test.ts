@@ -32,10 +32,11 @@ ends('workers terminated at random moments in malloc/calloc/free/realloc loops: 
   const rounds = 8;
   const workers = 3;
   const r = scenario<{
-    errors: string[]; checks: number; mapped: number[]; inUse: number; usedBlocks: number; threads: SharedThreadStats;
+    errors: string[]; checks: number; stalled: number; mapped: number[]; inUse: number; usedBlocks: number; threads: SharedThreadStats;
     reused: { before: number; after: number; inUse: number };
   }>(240_000, 'terminate', String(rounds), String(workers));
   assert.equal(r.errors, [], 'no block lost its pattern in any worker');
+  assert.is(r.stalled, 0, 'in every round the worker left running went on after the others were terminated');
   assert.is(r.checks, rounds, 'check() passed after every round');
   assert.is(r.threads.open, 1, 'only the main thread\'s heap is open');
   assert.is(r.threads.reclaimed, rounds * workers, 'every terminated worker\'s heap was reclaimed');

@@ -164,6 +164,8 @@ interface LoopJob {
   workers: number;
   perWorker: number;
   seed: number;
+  /** One Int32 per worker: the calls it has made, for the main thread to see it go on. */
+  progress: SharedArrayBuffer;
 }
 
 /**
@@ -180,8 +182,10 @@ function loop(job: LoopJob): void {
     const r = next();
     return r < 0.01 ? 1_000_000 + Math.floor(next() * 3_000_000) : r < 0.05 ? 4096 + Math.floor(next() * 200_000) : 1 + Math.floor(next() * 2048);
   };
+  const progress = new Int32Array(job.progress);
   parentPort!.postMessage({ ready: true });
   for (;;) {
+    Atomics.add(progress, job.index, 1);
     const s = own + Math.floor(next() * job.perWorker);
     const r = next();
     if (table.state[s] === EMPTY) {
