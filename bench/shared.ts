@@ -2,7 +2,8 @@
 // malloc/free through koffi (thread-safe, with per-thread caches of its own) in the same run.
 // Each worker allocates and frees blocks of 16 to 512 bytes at random in a window of 256 of its
 // own, once to warm up and once timed; the figure is operations per microsecond over all workers
-// (each worker times its own loop, the slowest bounds the run), the median of five runs.
+// (each worker times its own loop, the slowest bounds the run), the median of five runs. Then one
+// thread's 64-byte pair in the shared heap against the unshared fast preset's.
 
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { cpus } from 'node:os';
@@ -91,6 +92,60 @@ async function main(): Promise<void> {
   console.log('| workers | ffi-heap (ops/µs) | glibc through koffi (ops/µs) | ffi-heap ÷ glibc |');
   console.log('|---|---:|---:|---:|');
   for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+  console.log(`\n2 workers ÷ 1 worker: ffi-heap ${(Number(rows[1]![1]) / Number(rows[0]![1])).toFixed(2)}, glibc ${(Number(rows[1]![2]) / Number(rows[0]![2])).toFixed(2)}`);
+  singleThreadPair();
+}
+
+// One thread's 64-byte malloc+free pair, shared heap against the unshared fast preset: each loop
+// its own call sites, so that each sees one class of heap.
+const PAIRS = 2_000_000;
+const PAIR_ROUNDS = 11;
+
+function sharedPairs(heap: Heap, n: number): number {
+  let sink = 0;
+  for (let i = 0; i < n; i++) {
+    const p = heap.malloc(64);
+    sink += p & 1;
+    heap.free(p);
+  }
+  return sink;
+}
+
+function fastPairs(heap: Heap, n: number): number {
+  let sink = 0;
+  for (let i = 0; i < n; i++) {
+    const p = heap.malloc(64);
+    sink += p & 1;
+    heap.free(p);
+  }
+  return sink;
+}
+
+function singleThreadPair(): void {
+  const shared = new Heap({ shared: true });
+  const fast = new Heap();
+  sharedPairs(shared, PAIRS);
+  fastPairs(fast, PAIRS);
+  const ratios: number[] = [];
+  const times: [number[], number[]] = [[], []];
+  for (let r = 0; r < PAIR_ROUNDS; r++) {
+    let t = performance.now();
+    sharedPairs(shared, PAIRS);
+    const a = performance.now() - t;
+    t = performance.now();
+    fastPairs(fast, PAIRS);
+    const b = performance.now() - t;
+    times[0].push((a * 1e6) / PAIRS);
+    times[1].push((b * 1e6) / PAIRS);
+    ratios.push(a / b);
+  }
+  const median = (v: number[]): string => [...v].sort((x, y) => x - y)[v.length >> 1]!.toFixed(2);
+  const range = (v: number[]): string => `${Math.min(...v).toFixed(2)}-${Math.max(...v).toFixed(2)}`;
+  console.log(`One thread's 64-byte pair, median of ${PAIR_ROUNDS} alternating rounds of ${PAIRS.toLocaleString('en')} (min-max): ` +
+    `shared ${median(times[0])} ns (${range(times[0])}), unshared ${median(times[1])} ns (${range(times[1])}), ` +
+    `ratio ${median(ratios)} (${range(ratios)})`);
+  shared.destroy();
+  fast.destroy();
 }
 
 if (isMainThread) {

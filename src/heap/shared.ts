@@ -61,8 +61,18 @@ export class SharedHeap extends SharedSlots {
     if (typeof size === 'number' && (size >>> 0) === size && size <= Page.SMALL_MAX && name === undefined) {
       const c = size === 0 ? 1 : (size + 15) >>> 4;
       const pages = this.pages;
-      if (pages.avail[c] !== 0 && this.ints[I.DESTROYED] === 0) {
-        const ptr = pages.takeSlot(c);
+      const page = pages.avail[c]!;
+      if (page !== 0 && this.ints[I.DESTROYED] === 0) {
+        // SmallPages.takeSlot, written out: that method also serves the unshared heaps' pages,
+        // and a call site seeing both kinds of pages is slower for both.
+        const info = pages.pageInfo[page]!;
+        const g = (page << Page.GRANULES_SHIFT) | ((info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD);
+        const marks = pages.marks;
+        const next = marks[g]!;
+        pages.pageInfo[page] = c | (next << Page.INFO_HEAD_SHIFT) | (((info >>> Page.INFO_USED_SHIFT) + 1) << Page.INFO_USED_SHIFT);
+        marks[g] = Page.LIVE;
+        if (next === Page.END) pages.unlinkAvail(c, page);
+        const ptr = pages.base + (g << Page.GRANULE_SHIFT);
         if (this.scribble === true) this.scribbleSlot(ptr, c);
         return ptr;
       }
