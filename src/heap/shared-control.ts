@@ -12,7 +12,10 @@
 // start time, so that a recycled thread id is not mistaken for it), and that heap's small-block
 // caches, kept here rather than in the heap object so that another thread can give them back when
 // the owner is gone. A slot is claimed with a compare-and-swap of its id from 0; a heap whose
-// thread has ended is reclaimed by the next thread to look (see SharedHeap.reclaimDeadSlots).
+// thread has ended is reclaimed by the next thread to look (SharedSlots.reclaimDeadSlots, in
+// ./shared-slots.ts). After them come the parts sized by the arenas (ControlLayout): the facts of
+// every small-object page (./shared-pages.ts), the supply's stack (./shared-supply.ts), and the
+// arena's start bitmap.
 
 import { FL_COUNT, SL_COUNT } from '../strategies/tlsf.js';
 import { CACHE_MAX_BLOCK } from './fast.js';
