@@ -1,7 +1,7 @@
 // The shared preset's state (./shared.ts has the calls): the control block, a SharedArrayBuffer
-// that the handle carries (its layout is ./shared-control.ts), the arena of blocks and the arena of
-// small-object pages (./shared-supply.ts), both reserved once and seen by every thread through views
-// of its own, and the lock around what the fast preset does under it.
+// that the handle carries (its layout is ./shared-control.ts); one reservation, split into the arena
+// of blocks and the arena of small-object pages (./shared-supply.ts), each thread seeing it through
+// one view of its own; and the lock around what the fast preset does under it.
 //
 // Holding the lock, a thread loads the fast preset's counters from the control block into its own
 // fields (only if another heap held the lock since) and stores them back before it lets go. The
