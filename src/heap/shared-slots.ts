@@ -7,7 +7,6 @@
 // so any number of threads may attach over the heap's life, MAX_OPEN at once.
 
 import { Flag, Word } from '../layout/fast.js';
-import { Page } from '../layout/pages.js';
 import { destroyedError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { SharedHeapHandle, SharedThreadStats } from './types.js';
@@ -62,16 +61,16 @@ export abstract class SharedSlots extends SharedState {
 
   /** This heap's small-object pages, once it has a slot; they adopt the pages its slot's last heap left. Under the lock. */
   protected usePages(): void {
-    const c = this.control;
+    const supply = this.supply;
     this.tag = this.slot + 1;
     this.pages = new SharedSmallPages({
-      arena: this.supply.arena,
+      arena: supply.arena,
       bytes: this.smallBytes,
-      marks: new Uint8Array(c, this.layout.marksAt, this.layout.smallPages * Page.GRANULES),
-      pageInfo: new Int32Array(c, this.layout.infoAt, this.layout.smallPages),
-      owners: this.pageOwners,
-      remoteCounts: new Int32Array(c, this.layout.remoteAt, this.layout.smallPages),
-      remoteNext: new Int32Array(c, this.layout.nextAt, this.layout.smallPages),
+      marks: supply.marks,
+      pageInfo: supply.pageInfo,
+      owners: supply.owners,
+      remoteCounts: supply.remoteCounts,
+      remoteNext: new Int32Array(this.control, this.layout.nextAt, this.layout.smallPages),
       slotInts: this.slotInts,
       remoteHeadAt: this.slot * Slot.INTS + Slot.I_REMOTE_PAGES,
       tag: this.tag,

@@ -105,7 +105,7 @@ export abstract class SharedState extends FastHeap {
       this.supply = this.makeSupply(smallArena);
     }
     this.smallBytes = new Uint8Array(this.reservation!.buffer, this.supply.arena.address - this.base, this.supply.arena.size);
-    this.pageOwners = new Int32Array(this.control, this.layout.ownersAt, this.layout.smallPages);
+    this.pageOwners = this.supply.owners;
     this.threadId = threadId(me?.tid, this.id);
     this.slotInts = new Int32Array(this.control, SLOTS_AT, Slot.INTS * MAX_OPEN);
     this.slotFloats = new Float64Array(this.control, SLOTS_AT, Slot.FLOATS * MAX_OPEN);

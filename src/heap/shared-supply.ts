@@ -20,10 +20,11 @@ export class SmallSupply {
     readonly arena: Reservation,
     private readonly ints: Int32Array,
     private readonly floats: Float64Array,
-    private readonly marks: Uint8Array,
-    private readonly pageInfo: Int32Array,
-    private readonly owners: Int32Array,
-    private readonly remoteCounts: Int32Array,
+    /** The facts of every page (see ControlLayout): each heap's pages are views of the same. */
+    readonly marks: Uint8Array,
+    readonly pageInfo: Int32Array,
+    readonly owners: Int32Array,
+    readonly remoteCounts: Int32Array,
     private readonly stack: Int32Array,
   ) {}
 

@@ -36,7 +36,7 @@ import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
 import { resolveOptions } from './options.js';
 import type { HeapStats, SharedHeapHandle } from './types.js';
 import { releaseReservation } from '../os/memory.js';
-import { Page } from '../layout/pages.js';
+import { CLASS_OF, CLASS_SIZE, Page } from '../layout/pages.js';
 import { SharedSlots } from './shared-slots.js';
 import { CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot, acquire, release } from './shared-control.js';
 
@@ -44,6 +44,8 @@ import { CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot, acquire, release } from 
 const CACHE_DEPTH = 8;
 // A module-level const, so that V8 folds it (an imported binding is read through a cell per use).
 const blockSize = fastBlockSize;
+const classOfRequest = CLASS_OF;
+const classSize = CLASS_SIZE;
 
 /**
  * The shared preset, made by `new Heap({ shared: true })` or `Heap.attach(handle)`: a fast heap
@@ -185,7 +187,9 @@ export class SharedHeap extends SharedSlots {
       this.free(ptr);
       return 0;
     }
-    if (size <= slotSize && 2 * (size <= 16 ? 16 : (size + 15) & ~15) >= slotSize) {
+    // The fast preset's rule (FastEngine.reallocSmall): it stays while its class holds it and is at
+    // most twice as large as it needs.
+    if (size <= slotSize && 2 * classSize[classOfRequest[(size + 15) >>> 4]!]! >= slotSize) {
       if (this.scribble === true) pages.bytes.fill(SCRIBBLE_BYTE, o + size, o + slotSize);
       return ptr;
     }
