@@ -2,7 +2,9 @@
 //
 // Runs every microbenchmark row for every peer, each peer in a child process of its own (so no
 // peer's JIT feedback or garbage slows another), then the scaling runs, the memory report and the
-// pair called directly (./direct.ts), and prints the tables docs/benchmarks.md quotes. --json FILE also writes every figure as JSON.
+// pair called directly (./direct.ts), and prints the tables docs/benchmarks.md quotes: medians
+// with their spread (the median absolute deviation, as a percentage of the median). --json FILE
+// also writes every figure as JSON.
 
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -20,7 +22,20 @@ interface Measurement {
   readonly peer: string;
   /** Median nanoseconds per operation (see the row's unit). */
   readonly ns: number;
+  /** The samples' median absolute deviation, in the same unit. */
+  readonly mad: number;
 }
+
+const USAGE = `usage: npm run bench [-- --json FILE] [--time MS]
+
+Times ffi-heap and its peers (glibc via koffi, koffi.alloc, @thi.ng/malloc, Buffer, ArrayBuffer;
+glibc via bun:ffi under Bun), each in a child process of its own, and prints the tables.
+  --json FILE  also write every figure as JSON
+  --time MS    time per row and peer (default 400)
+`;
+
+/** A command line the benchmark cannot run: one line and exit status 2, not a stack trace. */
+class UsageError extends Error {}
 
 interface Options {
   json: string | undefined;
@@ -35,14 +50,20 @@ function parseArgs(argv: readonly string[]): { child: string | undefined; peer: 
     const arg = argv[i];
     const value = (): string => {
       const v = argv[++i];
-      if (v === undefined) throw new Error(`${arg} needs a value`);
+      if (v === undefined) throw new UsageError(`${arg} needs a value`);
       return v;
     };
-    if (arg === '--child') child = value();
+    if (arg === '--help' || arg === '-h') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else if (arg === '--child') child = value();
     else if (arg === '--peer') peer = value();
     else if (arg === '--json') options.json = value();
-    else if (arg === '--time') options.time = Number(value());
-    else throw new Error(`unknown argument ${arg}; usage: npm run bench [-- --json FILE] [--time MS]`);
+    else if (arg === '--time') {
+      const text = value();
+      options.time = Number(text);
+      if (!(Number.isFinite(options.time) && options.time > 0)) throw new UsageError(`--time must be a positive number of milliseconds, got '${text}'`);
+    } else throw new UsageError(`unknown argument '${arg}' (npm run bench -- --help lists the options)`);
   }
   return { child, peer, options };
 }
@@ -58,7 +79,7 @@ async function microChild(peerName: string, time: number): Promise<Measurement[]
     const row = ROWS.find((r) => r.name === task.name)!;
     const result = task.result;
     if (result.state !== 'completed') throw new Error(`${peerName} / ${task.name}: ${result.state}`);
-    return { row: row.name, peer: peer.name, ns: (result.latency.p50 * 1e6) / row.batch };
+    return { row: row.name, peer: peer.name, ns: (result.latency.p50 * 1e6) / row.batch, mad: (result.latency.mad * 1e6) / row.batch };
   });
 }
 
@@ -71,6 +92,9 @@ function child<T>(args: string[]): T {
 }
 
 const ROUNDS_NOTE = 'median of 11 alternating rounds of 2 million pairs (fastest-slowest round)';
+
+/** A ratio that stays readable far from 1: two decimals, or 1/N when below 0.01 (N×, read as a fraction), or N× above 100. */
+const ratio = (x: number): string => (x < 0.01 ? `1/${(1 / x).toFixed(0)}` : x > 100 ? `${x.toFixed(0)}` : x.toFixed(2));
 
 const fmt = (ns: number): string => (ns >= 10_000 ? `${(ns / 1000).toFixed(0)} µs` : ns >= 1000 ? `${(ns / 1000).toFixed(1)} µs` : `${ns.toFixed(1)} ns`);
 
@@ -127,9 +151,14 @@ async function main(): Promise<void> {
   const others = PEERS.filter((p) => p.name !== 'ffi-heap');
   let out = `ffi-heap benchmarks: ${machine()}\n\n`;
   out += 'Median time per operation:\n\n';
-  out += table(['row', 'per', ...PEERS.map((p) => p.name)], ROWS.map((r) => [r.name, r.unit, ...PEERS.map((p) => fmt(ns(r.name, p.name)))]));
-  out += '\n\nffi-heap time as a fraction of each peer\'s (0.25 = four times as fast):\n\n';
-  out += table(['row', ...others.map((p) => `÷ ${p.name}`)], ROWS.map((r) => [r.name, ...others.map((p) => (ns(r.name, 'ffi-heap') / ns(r.name, p.name)).toFixed(2))]));
+  const spread = (row: string, peerName: string): string => {
+    const m = measurements.find((x) => x.row === row && x.peer === peerName)!;
+    return `${fmt(m.ns)} ±${((100 * m.mad) / m.ns).toFixed(0)}%`;
+  };
+  out += table(['row', 'per', ...PEERS.map((p) => p.name)], ROWS.map((r) => [r.name, r.unit, ...PEERS.map((p) => spread(r.name, p.name))]));
+  out += '\n\n(median ± median absolute deviation, as a percentage of the median)';
+  out += '\n\nffi-heap time as a fraction of each peer\'s (0.25 = four times as fast; 1/N: N times as fast):\n\n';
+  out += table(['row', ...others.map((p) => `÷ ${p.name}`)], ROWS.map((r) => [r.name, ...others.map((p) => ratio(ns(r.name, 'ffi-heap') / ns(r.name, p.name)))]));
   const range = (t: readonly [number, number, number], f: (x: number) => string): string => `${f(t[0])} (${f(t[1])}-${f(t[2])})`;
   out += `\n\nThe 64-byte pair called as a program calls (heap.malloc(64) at the call site; glibc through ${direct.ffi}, likewise),`;
   out += ` ${ROUNDS_NOTE}:\n\n`;
@@ -167,4 +196,10 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+try {
+  await main();
+} catch (error) {
+  if (!(error instanceof UsageError)) throw error;
+  process.stderr.write(`npm run bench: ${error.message}\n`);
+  process.exitCode = 2;
+}

@@ -140,12 +140,12 @@ function collectedAllocator(make: (size: number) => Uint8Array | ArrayBuffer): A
 
 export const PEERS: readonly Peer[] = [
   { name: 'ffi-heap', description: 'ffi-heap, fast preset', create: () => heapAllocator('fast') },
-  { name: 'glibc', description: 'glibc malloc/free through koffi (intptr_t)', create: glibcAllocator },
+  { name: 'glibc via koffi', description: 'glibc malloc/free through koffi (intptr_t)', create: glibcAllocator },
   { name: 'koffi.alloc', description: 'koffi.alloc / koffi.free', create: koffiAllocator },
   { name: 'thi.ng', description: '@thi.ng/malloc MemPool (JS, over an ArrayBuffer)', create: thingAllocator },
   { name: 'Buffer', description: 'Buffer.allocUnsafe, freed by the GC', create: () => collectedAllocator((n) => Buffer.allocUnsafe(n)) },
   { name: 'ArrayBuffer', description: 'new ArrayBuffer, freed by the GC', create: () => collectedAllocator((n) => new ArrayBuffer(n)) },
-  ...(bunFFI !== undefined ? [{ name: 'bun:ffi', description: 'glibc malloc/free through bun:ffi (Bun only)', create: bunGlibcAllocator }] : []),
+  ...(bunFFI !== undefined ? [{ name: 'glibc via bun:ffi', description: 'glibc malloc/free through bun:ffi (Bun only)', create: bunGlibcAllocator }] : []),
 ];
 
 export function peerNamed(name: string): Peer {

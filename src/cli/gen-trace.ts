@@ -2,7 +2,7 @@
 
 import { parseArgs } from 'node:util';
 import { formatTrace } from '../trace/format.js';
-import { TRACE_KINDS, generateTrace } from '../trace/generate.js';
+import { MAX_OPS, TRACE_KINDS, generateTrace } from '../trace/generate.js';
 
 export const GEN_TRACE_USAGE = `usage: ffi-heap gen-trace KIND [--ops N] [--seed S]
 
@@ -26,6 +26,10 @@ export function genTraceCommand(argv: readonly string[], out: (text: string) => 
     return 2;
   }
   const ops = values.ops === undefined ? 10_000 : Number(values.ops);
+  if (!Number.isSafeInteger(ops) || ops < 1 || ops > MAX_OPS) {
+    err(`ffi-heap gen-trace: --ops must be a whole number from 1 to ${MAX_OPS}, got '${values.ops}'\n`);
+    return 2;
+  }
   const seed = values.seed === undefined ? 1 : Number(values.seed);
   if (!Number.isSafeInteger(seed)) {
     err(`ffi-heap gen-trace: --seed must be a whole number, got '${values.seed}'\n`);
