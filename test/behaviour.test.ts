@@ -43,6 +43,28 @@ for (const preset of PRESETS) {
     if (preset.debugChecks) heap.trim();
   };
 
+  test('scribble fills a freed block\'s data with 0xDD past the list links it keeps; without scribble it is left alone', () => {
+    for (const scribble of [true, false]) {
+      const heap = make({ scribble });
+      // Sizes whose two blocks share a page or region, so that the freed one stays mapped.
+      for (const size of preset.options.preset === 'classic' ? [48, 1000, 1800] : [48, 1000, 5000]) {
+        const [p, neighbour] = [heap.malloc(size), heap.malloc(size)];
+        assert.is(heap.snapshot().regions.find((r) => r.address <= p && p < r.address + r.size)?.address,
+          heap.snapshot().regions.find((r) => r.address <= neighbour && neighbour < r.address + r.size)?.address, 'one region');
+        heap.bytes(p).fill(0x11);
+        heap.free(p);
+        // Read through koffi: the heap itself refuses a freed block's bytes.
+        const raw = new Uint8Array(koffi.view(p, size) as ArrayBuffer);
+        // The first 16 bytes may hold the free list's links (fast medium: 8, classic: 16, pages: none).
+        const rest = raw.subarray(16);
+        if (scribble) assert.ok(rest.every((v) => v === 0xdd), `${size}: ${rest.slice(0, 8).join(',')}`);
+        else if (!preset.debugChecks) assert.ok(rest.every((v) => v === 0x11), `${size} without scribble`);
+        heap.free(neighbour);
+      }
+      heap.destroy();
+    }
+  });
+
   test('scribble fills every new allocation with 0xAA, read as ints and longs', () => {
     const heap = make({ scribble: true });
     const p = heap.malloc(64);

@@ -5,7 +5,7 @@
 import koffi from 'koffi';
 import { suite, test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Heap, HeapError, type Preset } from '../src/index.js';
+import { ClassicHeap, DebugHeap, FastHeap, Heap, HeapError, SharedHeap, type Preset } from '../src/index.js';
 import { checkPattern, fillPattern, nameFor } from './helpers.js';
 import { makeHeap, PRESETS, type TestPreset } from './presets.js';
 
@@ -71,12 +71,75 @@ for (const preset of PRESETS) {
   test('addresses of the wrong kind are TypeError or RangeError', () => {
     const { heap, ptrs, intact } = populated(preset);
     assert.throws(() => heap.free(String(ptrs[0]) as unknown as number), (e: Error) => e instanceof TypeError);
-    assert.throws(() => heap.free(BigInt(ptrs[0]!) as unknown as number), (e: Error) => e instanceof TypeError);
+    assert.throws(() => heap.free({} as unknown as number), (e: Error) => e instanceof TypeError);
     assert.throws(() => heap.free(-16), (e: Error) => e instanceof RangeError);
+    // BigInts are addresses too, when they convert exactly.
+    assert.throws(() => heap.free(-16n), (e: Error) => e instanceof RangeError && /^free: /.test(e.message));
+    assert.throws(() => heap.free(2n ** 53n), (e: Error) => e instanceof RangeError);
+    assert.throws(() => heap.bytes(2n ** 64n + BigInt(ptrs[0]!)), (e: Error) => e instanceof RangeError && /^bytes: /.test(e.message));
     assert.throws(() => heap.free(ptrs[0]! + 0.5), (e: Error) => e instanceof RangeError);
     assert.throws(() => heap.bytes(ptrs[0]!, -1), (e: Error) => e instanceof RangeError);
     assert.throws(() => heap.bytes(ptrs[0]!, 10_000), (e: Error) => e instanceof RangeError);
     intact();
+    heap.destroy();
+  });
+
+  test('a second free of a block whose memory went back to the kernel is still ERR_DOUBLE_FREE', () => {
+    const heap = makeHeap(preset);
+    // 32 MiB: a mapping of its own in the fast preset, a region of its own in the classic one.
+    const big = heap.malloc(32 << 20);
+    assert.ok(big !== 0);
+    heap.free(big);
+    throwsCode(() => heap.free(big), 'ERR_DOUBLE_FREE');
+    throwsCode(() => heap.realloc(big, 10), 'ERR_DOUBLE_FREE');
+    throwsCode(() => heap.usableSize(big), 'ERR_DOUBLE_FREE');
+    throwsCode(() => heap.bytes(big), 'ERR_DOUBLE_FREE');
+    // Memory mapped again is the heap's again: a new block there is live.
+    const again = heap.malloc(32 << 20);
+    heap.bytes(again, 8).fill(7);
+    heap.free(again);
+    heap.destroy();
+  });
+
+  test('any address inside a live block reads and writes it, up to the block\'s end; BigInt addresses alike', () => {
+    const { heap, ptrs, intact } = populated(preset);
+    for (const p of ptrs) {
+      const size = heap.usableSize(p);
+      for (const offset of [1, 8, size - 1]) {
+        const q = p + offset;
+        const view = heap.bytes(q);
+        assert.is(view.length, size - offset, `bytes(p + ${offset}) reaches the block's end`);
+        assert.is(view[0], heap.bytes(p)[offset]);
+        assert.equal([...heap.bytes(BigInt(q), 1)], [view[0]]);
+        assert.throws(() => heap.bytes(q, size - offset + 1),
+          (e: Error) => e instanceof RangeError && e.message.startsWith(`bytes(0x${q.toString(16)}, ${size - offset + 1})`));
+      }
+      // free, realloc and usableSize still want the start.
+      throwsCode(() => heap.usableSize(p + 1), 'ERR_INVALID_POINTER');
+    }
+    intact();
+    const p = ptrs[2]!; // 3000 bytes
+    const size = heap.usableSize(p);
+    heap.bytes(p).set(new TextEncoder().encode('first\0second\0'));
+    assert.is(heap.readCString(p + 6), 'second');
+    assert.is(heap.readCString(BigInt(p + 6)), 'second');
+    heap.view(p + 16, Float64Array, 2)[1] = 1.5;
+    assert.is(heap.view(p, Float64Array)[3], 1.5);
+    assert.is(heap.view(BigInt(p + 16), Float64Array).length, Math.floor((size - 16) / 8));
+    assert.throws(() => heap.view(p + 4, Float64Array), (e: Error) => e instanceof RangeError && /^view\(.*not a multiple of 8/.test(e.message));
+    assert.throws(() => heap.view(p + 16, Float64Array, size), (e: Error) => e instanceof RangeError && /^view\(/.test(e.message));
+    heap.encode(p + 32, 'int32_t', -7, 1);
+    assert.is(heap.view(p, Int32Array)[9], -7);
+    assert.is(heap.decode<number>(BigInt(p + 36), 'int32_t'), -7);
+    assert.throws(() => heap.decode(p + size - 2, 'int32_t'), (e: Error) => e instanceof RangeError && /^decode\(/.test(e.message));
+    heap.bytes(p + size - 3).fill(65);
+    assert.throws(() => heap.readCString(p + size - 3), (e: Error) => e instanceof RangeError && /^readCString\(/.test(e.message));
+    // A freed block's bytes are no one's, wherever the address falls in them.
+    const freed = ptrs[3]!;
+    heap.free(freed);
+    throwsCode(() => heap.bytes(freed), 'ERR_DOUBLE_FREE');
+    throwsCode(() => heap.bytes(freed + 8), 'ERR_INVALID_POINTER');
+    throwsCode(() => heap.readCString(freed + 8), 'ERR_INVALID_POINTER');
     heap.destroy();
   });
 
@@ -109,8 +172,9 @@ for (const preset of PRESETS) {
       throwsCode(() => heap.free(p), 'ERR_INVALID_POINTER');
       throwsCode(() => heap.realloc(p, 10), 'ERR_INVALID_POINTER');
       throwsCode(() => heap.usableSize(p), 'ERR_INVALID_POINTER');
-      throwsCode(() => heap.bytes(p), 'ERR_INVALID_POINTER');
     }
+    // Reads and writes take any address inside a live block (the first two); nothing else.
+    for (const p of cases.slice(3)) throwsCode(() => heap.bytes(p), 'ERR_INVALID_POINTER');
     intact();
     other.free(foreign);
     other.destroy();
@@ -149,6 +213,17 @@ for (const preset of PRESETS) {
 
   test.run();
 }
+
+test('the preset classes are for instanceof: constructing one directly is a TypeError that says how', () => {
+  for (const Class of [FastHeap, ClassicHeap, DebugHeap, SharedHeap]) {
+    assert.throws(() => new (Class as unknown as new () => Heap)(),
+      (e: Error) => e instanceof TypeError && e.message.startsWith(`new ${Class.name}(): make heaps with new Heap(options)`));
+  }
+  const heap = new Heap({ preset: 'classic', debug: true });
+  const kinds = [DebugHeap, Heap, FastHeap, ClassicHeap].map((Class) => heap instanceof Class);
+  assert.equal(kinds, [true, true, false, false]);
+  heap.destroy();
+});
 
 // Damaged metadata: each preset's own header layout.
 

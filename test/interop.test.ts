@@ -15,6 +15,9 @@ const strcpy = libc.func('intptr_t strcpy(intptr_t dst, intptr_t src)');
 const Compare = koffi.proto('int ffi_heap_compare(const void *a, const void *b)');
 const qsort = libc.func('qsort', 'void', ['intptr_t', 'size_t', 'size_t', koffi.pointer(Compare)]);
 const Point = koffi.struct('ffi_heap_point', { x: 'double', y: 'int32_t', tag: 'char[8]' });
+// koffi 3 returns `void *` as a BigInt: what these give back is an address inside the block passed in.
+const memchr = libc.func('void *memchr(intptr_t s, int c, size_t n)');
+const strtok = libc.func('void *strtok(intptr_t s, intptr_t delim)');
 
 for (const preset of PRESETS) {
   const test = suite(`${preset.name} preset, interop`);
@@ -25,6 +28,30 @@ for (const preset of PRESETS) {
     if (preset.debugChecks) heap.trim();
   };
 
+  test('C\'s BigInt results inside a block (memchr, strtok) read, write and view it, bounded by its end', () => {
+    const heap = make();
+    const text = heap.cstring('alpha beta gamma');
+    const found = memchr(text, 'b'.charCodeAt(0), 16) as bigint;
+    assert.is(typeof found, 'bigint');
+    assert.is(heap.readCString(found), 'beta gamma');
+    heap.bytes(found, 1)[0] = 'B'.charCodeAt(0);
+    assert.is(heap.readCString(text), 'alpha Beta gamma');
+    assert.is(heap.bytes(found).length, heap.usableSize(text) - 6);
+    assert.throws(() => heap.bytes(found, heap.usableSize(text)), (e: Error) => e instanceof RangeError && /^bytes\(0x/.test(e.message));
+    const space = heap.cstring(' ');
+    const first = strtok(text, space) as bigint;
+    const second = strtok(0, space) as bigint;
+    assert.is(Number(first), text);
+    assert.is(heap.readCString(second), 'Beta');
+    assert.is(heap.readCString(strtok(0, space) as bigint), 'gamma');
+    // A BigInt start frees like the Number.
+    heap.free(BigInt(space));
+    heap.free(first);
+    drain(heap);
+    assert.is(heap.stats().usedBlocks, 0);
+    heap.destroy();
+  });
+
   test('typed views cover the block, bounds-checked, for every element type', () => {
     const heap = make();
     const p = heap.malloc(800);
@@ -34,7 +61,9 @@ for (const preset of PRESETS) {
     assert.is(heap.view(p, BigInt64Array, 1)[0], new BigInt64Array(doubles.buffer, doubles.byteOffset, 1)[0]);
     assert.ok(heap.view(p, Uint32Array).length >= 200, 'by default, all the elements that fit');
     assert.throws(() => heap.view(p, Float64Array, 10_000), (e: Error) => e instanceof RangeError);
-    assert.throws(() => heap.view(p + 16, Float64Array, 1), (e: Error) => e instanceof HeapError && e.code === 'ERR_INVALID_POINTER');
+    // Inside the block: a view from there, over the same bytes.
+    assert.is(heap.view(p + 16, Float64Array, 1)[0], heap.view(p, Float64Array)[2]);
+    assert.throws(() => heap.view(p + 16, Float64Array, 10_000), (e: Error) => e instanceof RangeError && /^view\(0x/.test(e.message));
     assert.throws(() => heap.view(p, Array as unknown as Float64ArrayConstructor, 1), (e: Error) => e instanceof TypeError);
     heap.destroy();
   });
@@ -64,7 +93,12 @@ for (const preset of PRESETS) {
     assert.equal(heap.decode(points, Point, 0), { x: 1.5, y: -7, tag: 'first' });
     assert.equal(heap.decode(points, Point, 2), { x: 2.5, y: 8, tag: 'third' });
     assert.throws(() => heap.decode(points, Point, 3), (e: Error) => e instanceof RangeError && /ends past the block/.test(e.message));
-    assert.throws(() => heap.encode(points + 8, 'double', 1), (e: Error) => e instanceof HeapError);
+    // The second point, by its own address: a struct in the middle of the array.
+    const second = points + koffi.sizeof(Point);
+    heap.encode(second, Point, { x: 9.5, y: 2, tag: 'second' });
+    assert.equal(heap.decode(points, Point, 1), { x: 9.5, y: 2, tag: 'second' });
+    assert.equal(heap.decode(second, Point, 1), { x: 2.5, y: 8, tag: 'third' });
+    assert.throws(() => heap.decode(second, Point, 2), (e: Error) => e instanceof RangeError && /^decode\(0x.*ends past the block/.test(e.message));
 
     const values = [3.5, -1, 10, 0.25, 7];
     const array = heap.alloc('double', values.length);
@@ -134,6 +168,34 @@ for (const preset of PRESETS) {
       assert.is(arena.alloc(10), a, 'after reset, from the start again');
       assert.throws(() => arena.alloc(8, 3), (e: Error) => e instanceof RangeError);
     }
+    drain(heap);
+    assert.is(heap.stats().usedBlocks, used);
+    heap.destroy();
+  });
+
+  test('arena pieces as typed views, and C types in a scope; the heap reads and writes a piece by its address', () => {
+    const heap = make();
+    const used = heap.stats().usedBlocks;
+    {
+      using arena = heap.arena(256);
+      const small = arena.alloc(3);
+      const doubles = arena.view(Float64Array, 4)!;
+      assert.is(doubles.length, 4);
+      assert.is(doubles.byteOffset % 8, 0);
+      doubles.set([1, 2, 3, 4]);
+      const piece = small + ((doubles.byteOffset - heap.bytes(small).byteOffset));
+      assert.is(heap.view(piece, Float64Array, 4)[3], 4, 'the piece by its address');
+      heap.encode(piece, 'double', 9.5, 1);
+      assert.is(doubles[1], 9.5);
+      assert.is(arena.view(Float64Array, 1000), null, 'past the end: null');
+      assert.throws(() => arena.view(Array as unknown as Float64ArrayConstructor, 1), (e: Error) => e instanceof TypeError);
+    }
+    heap.withScope((scope) => {
+      const points = scope.alloc(Point, 2, named('points in a scope'));
+      heap.encode(points, Point, { x: 1, y: 2, tag: 'scoped' }, 1);
+      assert.equal(heap.decode(points, Point, 1), { x: 1, y: 2, tag: 'scoped' });
+      assert.is(scope.size, 1);
+    });
     drain(heap);
     assert.is(heap.stats().usedBlocks, used);
     heap.destroy();

@@ -35,7 +35,7 @@ for (const options of PRESETS) {
     assert.is(usedBlocks(heap), before, 'the five other blocks were freed');
     for (const p of blocks) assert.throws(() => heap.usableSize(p), (e: unknown) => e instanceof HeapError, 'no block of the scope is live');
     scope.dispose(); // a second dispose does nothing, and does not throw
-    assert.throws(() => scope.malloc(10), (e: unknown) => e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED');
+    assert.throws(() => scope.malloc(10), (e: unknown) => e instanceof HeapError && e.code === 'ERR_SCOPE_ENDED');
     heap.check();
     heap.destroy();
   });
@@ -77,7 +77,7 @@ for (const options of PRESETS) {
     assert.is(arena.bytesUsed, 16, 'refused calls took nothing');
     arena.dispose();
     arena.dispose();
-    assert.throws(() => arena.alloc(8), (e: unknown) => e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED');
+    assert.throws(() => arena.alloc(8), (e: unknown) => e instanceof HeapError && e.code === 'ERR_SCOPE_ENDED');
     heap.check();
     heap.destroy();
   });
@@ -94,7 +94,7 @@ test('scope.free and scope.realloc refuse an address of the wrong kind with a Ty
   assert.throws(() => scope.realloc(p, -1), (e: unknown) => e instanceof RangeError);
   assert.is(scope.size, 1, 'the refused realloc left the block owned');
   scope.dispose();
-  assert.throws(() => scope.free(p), (e: unknown) => e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED' && /scope\.free/.test(e.message));
+  assert.throws(() => scope.free(p), (e: unknown) => e instanceof HeapError && e.code === 'ERR_SCOPE_ENDED' && /scope\.free/.test(e.message));
   scope.free(0);
   heap.destroy();
 });
@@ -127,6 +127,43 @@ test('withScope refuses a non-function, and reports both errors when the body an
   const [body, dispose] = (thrown as AggregateError).errors as Error[];
   assert.is(body!.message, 'the body');
   assert.match(dispose!.message, /^scope\.dispose\(\)/);
+  assert.is(heap.stats().usedBlocks, 0);
+  heap.destroy();
+});
+
+test('withScope with an async body keeps the scope across awaits and ends it when the promise settles', async () => {
+  const heap = new Heap();
+  let kept: ReturnType<Heap['scope']> | undefined;
+  const pending = heap.withScope(async (scope) => {
+    kept = scope;
+    const p = scope.cstring('across an await');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // Still live after the await: the scope has not ended yet.
+    assert.is(heap.stats().usedBlocks, 1);
+    return heap.readCString(p);
+  });
+  assert.instance(pending, Promise);
+  assert.is(heap.stats().usedBlocks, 1);
+  assert.is(await pending, 'across an await');
+  assert.is(heap.stats().usedBlocks, 0);
+  assert.throws(() => kept!.malloc(8), (e: unknown) => e instanceof HeapError && e.code === 'ERR_SCOPE_ENDED' && /^scope\.malloc/.test(e.message));
+  heap.destroy();
+});
+
+test('withScope with an async body that rejects frees the scope and passes the rejection on', async () => {
+  const heap = new Heap();
+  const failure = new Error('the async body');
+  let caught: unknown;
+  try {
+    await heap.withScope(async (scope) => {
+      scope.malloc(100);
+      await Promise.resolve();
+      throw failure;
+    });
+  } catch (e) {
+    caught = e;
+  }
+  assert.is(caught, failure);
   assert.is(heap.stats().usedBlocks, 0);
   heap.destroy();
 });

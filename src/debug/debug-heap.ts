@@ -15,9 +15,9 @@
 
 import { HeapError, destroyedError, hex } from '../heap/errors.js';
 import { Heap, type HeapOperations } from '../heap/heap.js';
-import { callocBytes, checkAddress, checkName, checkRealloc, checkSize } from '../heap/arguments.js';
+import { callocBytes, checkName, checkRealloc, checkSize, toAddress } from '../heap/arguments.js';
 import type { ResolvedOptions } from '../heap/options.js';
-import type { HeapSnapshot, HeapStats } from '../heap/types.js';
+import type { Address, HeapSnapshot, HeapStats } from '../heap/types.js';
 
 const CANARY = 16;
 const CANARY_BYTE = 0xc5;
@@ -61,12 +61,12 @@ export class DebugHeap extends Heap implements HeapOperations {
   }
 
   /** The whole span of a block as the preset sees it: canary, bytes, canary. */
-  private span(block: Block): Uint8Array {
+  private region(block: Block): Uint8Array {
     return this.inner.bytes(block.ptr - CANARY, CANARY + block.size + CANARY);
   }
 
   private checkCanaries(block: Block): void {
-    const span = this.span(block);
+    const span = this.region(block);
     for (let i = 0; i < CANARY; i++) {
       if (span[i] !== CANARY_BYTE) throw corrupted(`the ${CANARY} bytes before the block were overwritten (an underflow?)`, block.ptr);
       if (span[CANARY + block.size + i] !== CANARY_BYTE) {
@@ -76,7 +76,7 @@ export class DebugHeap extends Heap implements HeapOperations {
   }
 
   private checkFreed(block: Block): void {
-    const span = this.span(block);
+    const span = this.region(block);
     for (let i = CANARY; i < CANARY + block.size; i++) {
       if (span[i] !== FREED_BYTE) throw corrupted('a freed block was written after free', block.ptr + i - CANARY);
     }
@@ -109,9 +109,21 @@ export class DebugHeap extends Heap implements HeapOperations {
   private known(ptr: number, op: string): Block {
     const block = this.live.get(ptr);
     if (block !== undefined) return block;
-    if (this.quarantine.some((q) => q.ptr === ptr)) throw new HeapError('ERR_DOUBLE_FREE', `${op}(${hex(ptr)}): the block is already free`, ptr);
+    if (this.quarantine.some((q) => q.ptr === ptr) || this.freedInside(ptr)) {
+      throw new HeapError('ERR_DOUBLE_FREE', `${op}(${hex(ptr)}): the block is already free`, ptr);
+    }
     throw new HeapError('ERR_INVALID_POINTER',
       `${op}(${hex(ptr)}): not an address this heap returned (expected the start of a live block's data)`, ptr);
+  }
+
+  /** Whether the preset underneath calls `ptr`'s block (out of quarantine now) already free. */
+  private freedInside(ptr: number): boolean {
+    try {
+      this.inner.usableSize(ptr - CANARY);
+    } catch (error) {
+      return error instanceof HeapError && error.code === 'ERR_DOUBLE_FREE';
+    }
+    return false;
   }
 
   /** Every call after destroy() throws ERR_HEAP_DESTROYED, before it looks at its arguments. */
@@ -127,7 +139,7 @@ export class DebugHeap extends Heap implements HeapOperations {
     const inner = this.inner.malloc(size + 2 * CANARY, name);
     if (inner === 0) return this.outOfMemory('malloc', size);
     const block = { ptr: inner + CANARY, size };
-    const span = this.span(block);
+    const span = this.region(block);
     span.fill(CANARY_BYTE, 0, CANARY);
     span.fill(CANARY_BYTE, CANARY + size);
     this.live.set(block.ptr, block);
@@ -144,9 +156,9 @@ export class DebugHeap extends Heap implements HeapOperations {
     return ptr;
   }
 
-  override realloc(ptr: number, size: number, name?: string): number {
+  override realloc(ptr: Address, size: number, name?: string): number {
     this.assertLive();
-    checkRealloc(ptr, size, name);
+    ptr = checkRealloc(ptr, size, name);
     if (ptr === 0) return this.malloc(size, name);
     const block = this.known(ptr, 'realloc');
     this.checkCanaries(block);
@@ -157,7 +169,7 @@ export class DebugHeap extends Heap implements HeapOperations {
     const moved = this.malloc(size, name ?? this.nameOf(ptr));
     if (moved === 0) return 0;
     const keep = Math.min(block.size, size);
-    this.span(this.live.get(moved)!).set(this.span(block).subarray(CANARY, CANARY + keep), CANARY);
+    this.region(this.live.get(moved)!).set(this.region(block).subarray(CANARY, CANARY + keep), CANARY);
     this.owners?.moved(ptr, moved);
     this.free(ptr);
     return moved;
@@ -171,9 +183,9 @@ export class DebugHeap extends Heap implements HeapOperations {
     return undefined;
   }
 
-  override free(ptr: number): void {
+  override free(ptr: Address): void {
     this.assertLive();
-    checkAddress('free', ptr);
+    ptr = toAddress('free', ptr);
     if (ptr === 0) return;
     const block = this.known(ptr, 'free');
     this.checkCanaries(block);
@@ -203,19 +215,35 @@ export class DebugHeap extends Heap implements HeapOperations {
     this.inner.free(block.ptr - CANARY);
   }
 
-  override bytes(ptr: number, length?: number): Uint8Array {
+  /** @internal See HeapOperations. */
+  override blockAt(ptr: number, op: string): number {
     this.assertLive();
-    checkAddress('bytes', ptr);
-    if (length !== undefined) checkSize('bytes', 'length', length);
-    const block = this.known(ptr, 'bytes');
-    const n = length ?? block.size;
-    if (n > block.size) throw new RangeError(`bytes(${hex(ptr)}, ${n}): the block has only ${block.size} usable bytes`);
-    return this.span(block).subarray(CANARY, CANARY + n);
+    // The live block with the greatest start at or below `ptr` (order is sorted), if its data holds it.
+    let lo = 0;
+    let hi = this.order.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.order[mid]! <= ptr) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    const start = hi >= 0 ? this.order[hi]! : -1;
+    // A block of 0 bytes still has its start.
+    if (start >= 0 && (ptr === start || ptr < start + this.live.get(start)!.size)) return start;
+    if (this.quarantine.some((q) => q.ptr === ptr) || this.freedInside(ptr)) {
+      throw new HeapError('ERR_DOUBLE_FREE', `${op}(${hex(ptr)}): the block is already free`, ptr);
+    }
+    throw new HeapError('ERR_INVALID_POINTER', `${op}(${hex(ptr)}): not inside a live block of this heap`, ptr);
   }
 
-  override usableSize(ptr: number): number {
+  /** @internal See HeapOperations. */
+  override rawBytes(start: number, ptr: number, n: number): Uint8Array {
+    const from = CANARY + ptr - start;
+    return this.region(this.live.get(start)!).subarray(from, from + n);
+  }
+
+  override usableSize(ptr: Address): number {
     this.assertLive();
-    checkAddress('usableSize', ptr);
+    ptr = toAddress('usableSize', ptr);
     return this.known(ptr, 'usableSize').size;
   }
 

@@ -14,9 +14,13 @@ function sizeError(op: string, what: string, value: unknown): Error {
 }
 
 function addressError(op: string, value: unknown): Error {
-  if (typeof value !== 'number') return new TypeError(`${op}: the address must be a number, got ${describe(value)}`);
+  if (typeof value !== 'number' && typeof value !== 'bigint') {
+    return new TypeError(`${op}: the address must be a number or a BigInt, got ${describe(value)}`);
+  }
   return new RangeError(`${op}: the address must be a non-negative safe integer, got ${describe(value)}`);
 }
+
+const MAX_ADDRESS = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** A size or count: a non-negative safe integer. The first test settles the common case. */
 export function checkSize(op: string, what: string, value: number): void {
@@ -30,6 +34,19 @@ export function checkAddress(op: string, value: number): void {
   if (typeof value !== 'number' || !(value >= 0 && value <= Number.MAX_SAFE_INTEGER) || Math.floor(value) !== value) {
     throw addressError(op, value);
   }
+}
+
+/**
+ * An address given as a Number or a BigInt (koffi 3 returns `void *` as a BigInt), as a Number:
+ * a BigInt converts exactly or not at all (it must be a non-negative safe integer).
+ */
+export function toAddress(op: string, value: number | bigint): number {
+  if (typeof value === 'bigint') {
+    if (value < 0n || value > MAX_ADDRESS) throw addressError(op, value);
+    return Number(value);
+  }
+  checkAddress(op, value);
+  return value;
 }
 
 /** A block name: a string, or absent. */
@@ -47,9 +64,10 @@ export function callocBytes(count: number, size: number): number {
   return total > Number.MAX_SAFE_INTEGER ? -1 : total;
 }
 
-/** realloc's three arguments, in the order a reader expects them checked. */
-export function checkRealloc(ptr: number, size: number, name: string | undefined): void {
-  checkAddress('realloc', ptr);
+/** realloc's three arguments, in the order a reader expects them checked; returns the address as a Number. */
+export function checkRealloc(ptr: number | bigint, size: number, name: string | undefined): number {
+  const address = toAddress('realloc', ptr);
   checkSize('realloc', 'size', size);
   checkName('realloc', name);
+  return address;
 }

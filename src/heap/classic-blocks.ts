@@ -20,6 +20,7 @@
 // end. The raw* accessors read a field as it is; the others prove it, and a field that fails is
 // ERR_HEAP_CORRUPTED before anything is written. Walks are bounded by the counts.
 
+import { ReleasedRanges } from './released.js';
 import { alignPage, mapMemory, unmapMemory, MAX_VIEW_BYTES, type Mapping } from '../os/memory.js';
 import {
   ALIGNMENT, FREE_BIT, HEADER_SIZE, MIN_BLOCK, NAME_BYTES,
@@ -32,6 +33,8 @@ import type { ResolvedOptions } from './options.js';
 
 const TWO_32 = 2 ** 32;
 export const SCRIBBLE_BYTE = 0xaa;
+/** What scribble fills a freed block's data with, past its free-list links. */
+export const FREED_BYTE = 0xdd;
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
@@ -69,6 +72,21 @@ export class Region {
     return (this.starts[g >>> 3]! & (1 << (g & 7))) !== 0;
   }
 
+  /** The last recorded block start at or before `address` (inside the region), or -1. */
+  startAtOrBefore(address: number): number {
+    let g = Math.floor((address - this.base) / ALIGNMENT);
+    if (g < 0) return -1;
+    for (; g >= 0; g--) {
+      const byte = this.starts[g >>> 3]!;
+      if (byte === 0) {
+        g &= ~7; // the rest of this byte is clear too
+        continue;
+      }
+      if ((byte & (1 << (g & 7))) !== 0) return this.base + g * ALIGNMENT;
+    }
+    return -1;
+  }
+
   countStarts(): number {
     let n = 0;
     for (let i = 0; i < this.starts.length; i++) {
@@ -92,6 +110,8 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
   protected readonly regions: Region[] = [];
   /** The same regions sorted by address, for lookups. */
   protected readonly sorted: Region[] = [];
+  /** Regions given back to the kernel: a second free of a block that was in one is a double free. */
+  protected readonly released = new ReleasedRanges();
   protected lastRegion: Region | null = null;
   protected destroyed = false;
 
@@ -354,6 +374,7 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
     const mapping = mapMemory(size);
     this.mmapCalls++;
     if (mapping === null) return 0;
+    this.released.forget(mapping.address, mapping.address + size);
     const region = new Region(mapping);
     region.order = this.regions.length;
     this.regions.push(region);
@@ -379,6 +400,7 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
     this.sorted.splice(this.sorted.indexOf(region), 1);
     if (this.lastRegion === region) this.lastRegion = null;
     unmapMemory(region.mapping);
+    this.released.add(region.base, region.end);
     this.munmapCalls++;
     this.mapped -= region.size;
   }
@@ -431,6 +453,8 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
     if (mergeNext) this.proveFreeLinks(n);
     if (mergePrev) this.proveFreeLinks(p);
     this.inUse -= size;
+    // Scribbled: the data past the free-list links the block is about to hold (MIN_BLOCK ends them).
+    if (this.scribble && size > MIN_BLOCK) this.fill(b + MIN_BLOCK, FREED_BYTE, size - MIN_BLOCK);
     this.setSize(b, size, true);
     this.appendFree(b);
     if (mergeNext) this.absorb(b, n);
@@ -456,13 +480,18 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
   }
 
   /** The header of the live block whose data starts at `ptr`, after every check we can make. */
-  protected liveBlock(ptr: number, op: string): number {
+  /** The block whose data starts at `ptr`, proved live; errors name `op` and `shown` (the caller's address, `ptr` by default). */
+  protected liveBlock(ptr: number, op: string, shown = ptr): number {
     if (this.destroyed) throw destroyedError();
     const b = ptr - HEADER_SIZE;
     const r = this.findRegion(b);
+    // A block's header and first data byte both in one region given back.
+    if (r === null && b % ALIGNMENT === 0 && this.released.holds(b, ptr + 1)) {
+      throw new HeapError('ERR_DOUBLE_FREE', `${op}(${hex(shown)}): the block is already free (its region was given back to the kernel)`, shown);
+    }
     if (r === null || !r.isStart(b)) {
       throw new HeapError('ERR_INVALID_POINTER',
-        `${op}(${hex(ptr)}): not an address this heap returned (expected the start of a live block's data)`, ptr);
+        `${op}(${hex(shown)}): not an address this heap returned (expected the start of a live block's data)`, shown);
     }
     const raw = this.word(b + OFF_SIZE);
     const size = raw - (raw % 2);
@@ -470,10 +499,10 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
     if (this.regionField(b) !== r.base || size < MIN_BLOCK || size % ALIGNMENT !== 0 ||
         end > r.end || (end < r.end && !r.isStart(end))) {
       throw new HeapError('ERR_HEAP_CORRUPTED',
-        `${op}(${hex(ptr)}): the block's header is damaged (size field ${raw}, region field ${hex(this.regionField(b))})`, ptr);
+        `${op}(${hex(shown)}): the block's header is damaged (size field ${raw}, region field ${hex(this.regionField(b))})`, shown);
     }
     if (raw % 2 === FREE_BIT) {
-      throw new HeapError('ERR_DOUBLE_FREE', `${op}(${hex(ptr)}): the block is already free`, ptr);
+      throw new HeapError('ERR_DOUBLE_FREE', `${op}(${hex(shown)}): the block is already free`, shown);
     }
     return b;
   }

@@ -4,8 +4,9 @@
 
 import { unmapMemory, MAX_VIEW_BYTES } from '../os/memory.js';
 import { ALIGNMENT, HEADER_SIZE, MIN_BLOCK, classicBlockSize } from '../layout/classic.js';
-import { callocBytes, checkAddress, checkName, checkRealloc, checkSize } from './arguments.js';
-import { destroyedError, hex } from './errors.js';
+import { callocBytes, checkName, checkRealloc, checkSize, toAddress } from './arguments.js';
+import type { Address } from './types.js';
+import { HeapError, destroyedError, hex } from './errors.js';
 import { ClassicBlocks, SCRIBBLE_BYTE, corrupted } from './classic-blocks.js';
 import type { BlockInfo, HeapSnapshot, HeapStats, RegionInfo } from './types.js';
 
@@ -35,8 +36,8 @@ export class ClassicHeap extends ClassicBlocks {
     return ptr;
   }
 
-  override free(ptr: number): void {
-    checkAddress('free', ptr);
+  override free(ptr: Address): void {
+    ptr = toAddress('free', ptr);
     if (this.destroyed) throw destroyedError();
     if (ptr === 0) return;
     const b = this.liveBlock(ptr, 'free');
@@ -44,8 +45,8 @@ export class ClassicHeap extends ClassicBlocks {
     this.owners?.forget(ptr);
   }
 
-  override realloc(ptr: number, size: number, name?: string): number {
-    checkRealloc(ptr, size, name);
+  override realloc(ptr: Address, size: number, name?: string): number {
+    ptr = checkRealloc(ptr, size, name);
     if (ptr === 0) return this.malloc(size, name);
     const b = this.liveBlock(ptr, 'realloc');
     if (size === 0) {
@@ -89,21 +90,31 @@ export class ClassicHeap extends ClassicBlocks {
     return moved;
   }
 
-  override usableSize(ptr: number): number {
-    checkAddress('usableSize', ptr);
+  override usableSize(ptr: Address): number {
+    ptr = toAddress('usableSize', ptr);
     return this.blockSize(this.liveBlock(ptr, 'usableSize')) - HEADER_SIZE;
   }
 
-  override bytes(ptr: number, length?: number): Uint8Array {
-    checkAddress('bytes', ptr);
-    if (length !== undefined) checkSize('bytes', 'length', length);
-    const b = this.liveBlock(ptr, 'bytes');
-    const usable = this.blockSize(b) - HEADER_SIZE;
-    const n = length ?? usable;
-    if (n > usable) {
-      throw new RangeError(`bytes(${hex(ptr)}, ${n}): the block has only ${usable} usable bytes`);
+  /** @internal See HeapOperations. */
+  override blockAt(ptr: number, op: string): number {
+    if (this.destroyed) throw destroyedError();
+    // The last recorded start at or before the header that would precede `ptr`, in its region: the
+    // block whose data holds it, if any does.
+    const r = this.findRegion(ptr);
+    // Outside every region: liveBlock names the error (a region given back, or no block of this heap).
+    if (r === null) this.liveBlock(ptr, op);
+    const b = r === null ? -1 : r.startAtOrBefore(ptr - HEADER_SIZE);
+    // Inside a free block (not at its start, which is a use after free): no block's address.
+    const inFree = b >= 0 && b + HEADER_SIZE !== ptr && this.blockSize(b) > 0 && this.isFree(b);
+    if (b < 0 || inFree || ptr >= b + this.blockSize(this.liveBlock(b + HEADER_SIZE, op, ptr))) {
+      throw new HeapError('ERR_INVALID_POINTER', `${op}(${hex(ptr)}): not inside a live block of this heap`, ptr);
     }
-    const r = this.regionOf(b);
+    return b + HEADER_SIZE;
+  }
+
+  /** @internal See HeapOperations. */
+  override rawBytes(_start: number, ptr: number, n: number): Uint8Array {
+    const r = this.regionOf(ptr, n);
     const offset = ptr - r.base;
     return r.u8.subarray(offset, offset + n);
   }
@@ -226,6 +237,7 @@ export class ClassicHeap extends ClassicBlocks {
     }
     this.regions.length = 0;
     this.sorted.length = 0;
+    this.released.clear();
     this.lastRegion = null;
     this.head = this.tail = this.freeHead = this.freeTail = 0;
     this.mapped = this.inUse = this.blockCount = this.freeCount = 0;

@@ -5,6 +5,7 @@
 import { writeSync } from 'node:fs';
 import { Heap } from './presets.js';
 import { optionsFromEnvironment } from './options.js';
+import type { Address } from './types.js';
 
 let heap: Heap | undefined;
 
@@ -30,12 +31,12 @@ export function calloc(count: number, size: number, name?: string): number {
 }
 
 /** realloc on the default heap. */
-export function realloc(ptr: number, size: number, name?: string): number {
+export function realloc(ptr: Address, size: number, name?: string): number {
   return defaultHeap().realloc(ptr, size, name);
 }
 
 /** free on the default heap. */
-export function free(ptr: number): void {
+export function free(ptr: Address): void {
   defaultHeap().free(ptr);
 }
 

@@ -12,7 +12,9 @@ export type HeapErrorCode =
   /** No memory could be had, and the heap was asked to throw rather than return 0. */
   | 'ERR_OUT_OF_MEMORY'
   /** The heap was destroyed; it owns no memory and takes no more calls. */
-  | 'ERR_HEAP_DESTROYED';
+  | 'ERR_HEAP_DESTROYED'
+  /** A scope or arena has ended (disposed, or its withScope body finished); it takes no more calls. */
+  | 'ERR_SCOPE_ENDED';
 
 /**
  * What the heap throws for a misused address, damaged metadata, a destroyed heap, or (when asked)

@@ -21,6 +21,7 @@
 // start whose prev size agrees. Walks are bounded by the counts kept in JavaScript. Anything else
 // is ERR_HEAP_CORRUPTED, raised before any write.
 
+import { ReleasedRanges } from './released.js';
 import { getPageSize, type Mapping, type Reservation } from '../os/memory.js';
 import { Block, Flag, Word } from '../layout/fast.js';
 import { SmallPages } from './pages.js';
@@ -69,6 +70,8 @@ export const CACHE_WIDE_SLOTS = 4;
 export const CACHE_WIDE_MAX = 128 * 1024;
 
 export const SCRIBBLE_BYTE = 0xaa;
+/** What scribble fills a freed block's data with (past the list links the block keeps there). */
+export const FREED_BYTE = 0xdd;
 
 
 export const EMPTY_WORDS = new Uint32Array(0);
@@ -87,7 +90,7 @@ export abstract class FastArena extends Heap implements HeapOperations {
   // fields in the object itself and the rest behind one more load (measured: one field more ahead
   // of them cost the 64-byte pair 10 instructions).
   /** Small blocks (in pages). */
-  protected small = new SmallPages();
+  protected small = new SmallPages(this.scribble ? FREED_BYTE : -1);
   /** smallNames.size, as a field: a Number the inlined free path reads without a call. */
   protected smallNamed = 0;
   protected inUse = 0;
@@ -113,6 +116,8 @@ export abstract class FastArena extends Heap implements HeapOperations {
   /** Names of named small blocks, by address; while it holds any, frees of small blocks take the slow path. */
   protected readonly smallNames = new Map<number, string>();
   protected readonly large = new Map<number, LargeBlock>();
+  /** Large blocks' addresses whose mappings were given back: a second free of one is a double free. */
+  protected readonly released = new ReleasedRanges();
   /** Requests of at least this many bytes get mappings of their own. */
   protected largeThreshold = LARGE_THRESHOLD_START;
   /** A free block at the top larger than this is trimmed. */
@@ -211,6 +216,28 @@ export abstract class FastArena extends Heap implements HeapOperations {
     mem[(h + size) >>> 2] = size;
     this.lists.insert(h, size);
     if (trim && size > this.trimThreshold && h + size === this.top - Block.HEADER) this.trimTop(h, size, this.growthStep());
+  }
+
+  /**
+   * The last recorded block start at or before offset `o` (inside the heap), or -1: a scan of the
+   * start bitmap back from `o`, one word for every 512 bytes crossed.
+   */
+  protected startAtOrBefore(o: number): number {
+    // Headers start 8 bytes into a 16-byte granule; bit k of the bitmap is the start at 16k + 8.
+    const k = (o - Block.HEADER) >> 4;
+    if (k < 0) return -1;
+    let w = k >>> 5;
+    let bits = this.starts[w]! & (-1 >>> (31 - (k & 31)));
+    while (bits === 0) {
+      if (w === 0) return -1;
+      bits = this.starts[--w]!;
+    }
+    return (((w << 5) | (31 - Math.clz32(bits))) << 4) + Block.HEADER;
+  }
+
+  /** Fills the data of block `h` (`size` bytes), just freed, with FREED_BYTE, past the two list links it keeps there. */
+  protected scribbleFreed(h: number, size: number): void {
+    this.bytesView.fill(FREED_BYTE, h + Block.HEADER + 8, h + size);
   }
 
   /** Whether offset `o` is a recorded block start inside the heap. */

@@ -17,10 +17,11 @@
 
 import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
 import { CLASS_OF, CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
-import { callocBytes, checkAddress, checkName, checkRealloc, checkSize } from './arguments.js';
+import { callocBytes, checkAddress, checkName, checkRealloc, checkSize, toAddress } from './arguments.js';
 import { destroyedError, hex } from './errors.js';
+import type { Address } from './types.js';
 import {
-  ARENA_BYTES, CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, doubleFree,
+  ARENA_BYTES, CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, FREED_BYTE, doubleFree, invalidPointer,
 } from './fast-arena.js';
 import { FastLarge } from './fast-large.js';
 import { releaseReservation, unmapMemory } from '../os/memory.js';
@@ -196,7 +197,7 @@ export abstract class FastEngine extends FastLarge {
     return this.base + h + Block.HEADER;
   }
 
-  override free(ptr: number): void {
+  override free(ptr: Address): void {
     // The fastest path, small enough to inline: the first byte of a slot in use in a page some class
     // owns, when no small block has a name or an owner. Everything it reads is JavaScript state.
     // Anything else, and anything doubtful, takes freeSlow.
@@ -217,6 +218,7 @@ export abstract class FastEngine extends FastLarge {
           marks[g] = head;
           small.pageInfo[page] = c | ((g & (Page.GRANULES - 1)) << Page.INFO_HEAD_SHIFT) | (used << Page.INFO_USED_SHIFT);
           this.inUse -= c << 4;
+          if (this.scribble === true) small.bytes.fill(FREED_BYTE, o, o + (c << 4));
           // SmallPages.changed: a full page's first free slot, or every slot free off the head of its list.
           if (head === Page.END || (used === 0 && small.avail[c] !== page)) small.changed(page, used);
           return;
@@ -231,7 +233,7 @@ export abstract class FastEngine extends FastLarge {
    * block of at most CACHE_MAX_BLOCK bytes, at a recorded block start, whose size the next header
    * confirms, with room in its size's cache. Anything else takes freeSlow.
    */
-  private freeMedium(ptr: number): void {
+  private freeMedium(ptr: Address): void {
     if (typeof ptr === 'number') {
       const h = ptr - this.base - Block.HEADER;
       if ((h >>> 0) === h && h >= Block.HEADER && h < this.top && (h & Flag.MASK) === Block.HEADER &&
@@ -247,6 +249,7 @@ export abstract class FastEngine extends FastLarge {
           mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;
           this.cacheHeads[c] = h;
           this.cacheCounts[c]!++;
+          if (this.scribble === true) this.scribbleFreed(h, size);
           return;
         }
       }
@@ -254,8 +257,8 @@ export abstract class FastEngine extends FastLarge {
     this.freeSlow(ptr);
   }
 
-  protected freeSlow(ptr: number): void {
-    if (typeof ptr !== 'number') checkAddress('free', ptr);
+  protected freeSlow(ptr: Address): void {
+    if (typeof ptr !== 'number') return this.free(toAddress('free', ptr));
     const at = this.small.locate(ptr - this.small.base);
     if (at >= 0) return this.freeSmall(ptr, at);
     // (h >>> 0) === h: an integer offset inside the arena's 4 GiB; the rest is the careful path.
@@ -271,6 +274,7 @@ export abstract class FastEngine extends FastLarge {
     if ((sizeWord & Flag.MASK) !== 0 || !this.sizeAgrees(h, size)) this.freeUnusual(h, ptr, sizeWord);
     if (!this.claim(w, sizeWord)) throw doubleFree('free', ptr);
     this.inUse -= size;
+    if (this.scribble === true) this.scribbleFreed(h, size);
     if (size <= CACHE_MAX_BLOCK) {
       const c = size >>> 4;
       if (this.cacheCounts[c]! < this.cacheDepth) {
@@ -320,8 +324,8 @@ export abstract class FastEngine extends FastLarge {
     if ((sizeWord & Flag.OWNED) !== 0) this.owners?.forget(ptr);
   }
 
-  override realloc(ptr: number, size: number, name?: string): number {
-    checkRealloc(ptr, size, name);
+  override realloc(ptr: Address, size: number, name?: string): number {
+    ptr = checkRealloc(ptr, size, name);
     if (ptr === 0) return this.malloc(size, name);
     const at = this.small.locate(ptr - this.small.base);
     if (at >= 0) return this.reallocSmall(ptr, at, size, name);
@@ -523,7 +527,8 @@ export abstract class FastEngine extends FastLarge {
     return ptr;
   }
 
-  override usableSize(ptr: number): number {
+  override usableSize(ptr: Address): number {
+    if (typeof ptr !== 'number') ptr = toAddress('usableSize', ptr);
     checkAddress('usableSize', ptr);
     const slotSize = this.smallLive(ptr, 'usableSize');
     if (slotSize >= 0) return slotSize;
@@ -532,11 +537,40 @@ export abstract class FastEngine extends FastLarge {
     return this.largeBlock(ptr, 'usableSize').mapping.size;
   }
 
-  override bytes(ptr: number, length?: number): Uint8Array {
-    if (length !== undefined) checkSize('bytes', 'length', length);
-    const usable = this.usableSize(ptr);
-    const n = length ?? usable;
-    if (n > usable) throw new RangeError(`bytes(${hex(ptr)}, ${n}): the block has only ${usable} usable bytes`);
+  /** @internal See HeapOperations. */
+  override blockAt(ptr: number, op: string): number {
+    if (this.destroyed) throw destroyedError();
+    const small = this.small;
+    const o = ptr - small.base;
+    if (o >= 0 && o < small.top) {
+      const g = small.slotAt(o);
+      const start = small.base + (g << Page.GRANULE_SHIFT);
+      if (g >= 0 && small.isLive(g)) return start;
+      // The start of a freed block is a use after free; any other address is no block's.
+      throw g >= 0 && start === ptr ? doubleFree(op, ptr) : invalidPointer(op, ptr);
+    }
+    const d = ptr - this.base;
+    if (d >= 2 * Block.HEADER && d < this.top) {
+      // The last recorded start at or before the header that would precede `ptr`: the block whose
+      // data holds it, if any does (an address in a header finds the block before, and fails).
+      const h = this.startAtOrBefore(d - Block.HEADER);
+      if (h >= Block.HEADER) {
+        const word = this.mem[(h >>> 2) + Word.SIZE]!;
+        if (h + Block.HEADER !== d && (word & (Flag.FREE | Flag.CACHED)) !== 0) this.checkHeader(h, word);
+        else if (d < h + (this.liveWord(h, ptr, op) & Flag.SIZE_MASK)) return this.base + h + Block.HEADER;
+      }
+      throw invalidPointer(op, ptr);
+    }
+    for (const [start, block] of this.large) {
+      if (ptr >= start && ptr < start + block.mapping.size) return start;
+    }
+    throw this.notLarge(ptr, op);
+  }
+
+  /** @internal See HeapOperations. */
+  override rawBytes(start: number, ptr: number, n: number): Uint8Array {
+    const large = this.large.get(start);
+    if (large !== undefined) return large.bytes.subarray(ptr - start, ptr - start + n);
     return this.viewOf(ptr, n);
   }
 
@@ -551,6 +585,7 @@ export abstract class FastEngine extends FastLarge {
       this.munmapCalls++;
     }
     this.large.clear();
+    this.released.clear();
     if (this.reservation !== null) {
       releaseReservation(this.reservation);
       this.munmapCalls++;

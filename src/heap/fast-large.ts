@@ -7,8 +7,8 @@
 import { alignPage, mapMemory, remapMemory, unmapMemory, MAX_VIEW_BYTES } from '../os/memory.js';
 import { Block } from '../layout/fast.js';
 import { checkAddress } from './arguments.js';
-import { destroyedError } from './errors.js';
-import { LARGE_THRESHOLD_MAX, SCRIBBLE_BYTE, invalidPointer, type LargeBlock } from './fast-arena.js';
+import { destroyedError, type HeapError } from './errors.js';
+import { LARGE_THRESHOLD_MAX, SCRIBBLE_BYTE, doubleFree, invalidPointer, type LargeBlock } from './fast-arena.js';
 import { FastGrowth } from './fast-growth.js';
 
 /** The fast preset's arena and its large blocks; ./fast-engine.ts builds the hot paths on it. */
@@ -23,6 +23,7 @@ export abstract class FastLarge extends FastGrowth {
     this.mmapCalls++;
     const mapping = mapMemory(length);
     if (mapping === null) return this.outOfMemory('malloc', size);
+    this.released.forget(mapping.address, mapping.address + length);
     const bytes = new Uint8Array(mapping.buffer);
     this.large.set(mapping.address, { mapping, bytes, name: name ?? '' });
     this.largeBytes += length;
@@ -40,8 +41,9 @@ export abstract class FastLarge extends FastGrowth {
     const h = ptr - this.base - Block.HEADER;
     if (h >= Block.HEADER && h < this.top) this.liveWord(h, ptr, 'free'); // throws: not a live block
     const block = this.large.get(ptr);
-    if (block === undefined) throw this.destroyed ? destroyedError() : invalidPointer('free', ptr);
+    if (block === undefined) throw this.notLarge(ptr, 'free');
     this.large.delete(ptr);
+    this.released.add(ptr, ptr + 1);
     this.owners?.forget(ptr);
     const size = block.mapping.size;
     this.largeBytes -= size;
@@ -61,7 +63,13 @@ export abstract class FastLarge extends FastGrowth {
     if (block !== undefined) return block;
     const h = ptr - this.base - Block.HEADER;
     if (h >= Block.HEADER && h < this.top) this.liveWord(h, ptr, op);
-    throw this.destroyed ? destroyedError() : invalidPointer(op, ptr);
+    throw this.notLarge(ptr, op);
+  }
+
+  /** The error for `ptr`, no large block's start: a double free where a large block was freed there, else an invalid pointer. */
+  protected notLarge(ptr: number, op: string): HeapError {
+    if (this.destroyed) return destroyedError();
+    return this.released.holds(ptr) ? doubleFree(op, ptr) : invalidPointer(op, ptr);
   }
 
   protected reallocOutsideHeap(ptr: number, size: number, name: string | undefined): number {
@@ -93,6 +101,8 @@ export abstract class FastLarge extends FastGrowth {
     this.mmapCalls++;
     const old = block.mapping.size;
     this.large.delete(ptr);
+    if (remapped.address !== ptr) this.released.add(ptr, ptr + 1);
+    this.released.forget(remapped.address, remapped.address + length);
     const bytes = new Uint8Array(remapped.buffer);
     this.large.set(remapped.address, { mapping: remapped, bytes, name: block.name });
     this.owners?.moved(ptr, remapped.address);

@@ -12,11 +12,15 @@ import type { CType } from '../os/libc.js';
 import { readCString, typedView, writeCString, type TypedArrayConstructor } from '../interop/views.js';
 import type { FitAlgorithm } from '../strategies/fit.js';
 import { assertSupported } from '../os/support.js';
-import { resolveOptions, type HeapOptions, type Preset, type ResolvedOptions } from './options.js';
-import { HeapError } from './errors.js';
-import type { HeapSnapshot, HeapStats, SharedHeapHandle } from './types.js';
+import { isResolved, resolveOptions, type HeapOptions, type Preset, type ResolvedOptions } from './options.js';
+import { HeapError, hex } from './errors.js';
+import { checkSize, toAddress } from './arguments.js';
+import type { Address, HeapSnapshot, HeapStats, SharedHeapHandle } from './types.js';
 
-/** What every preset implements. Addresses are Numbers; 0 is NULL. */
+/**
+ * What every preset implements. Addresses are returned as Numbers and accepted as Numbers or
+ * BigInts (see Address); 0 is NULL.
+ */
 export interface HeapOperations {
   /** Allocates `size` bytes, optionally named. Returns the address, or 0 when no memory can be had. */
   malloc(size: number, name?: string): number;
@@ -28,16 +32,18 @@ export interface HeapOperations {
    * moved) address, or 0 when no memory can be had, in which case the old block is untouched.
    * A name given replaces the block's name; without one the block keeps its own.
    */
-  realloc(ptr: number, size: number, name?: string): number;
+  realloc(ptr: Address, size: number, name?: string): number;
   /** Frees the block at `ptr`. `free(0)` does nothing. Throws HeapError for anything but a live block. */
-  free(ptr: number): void;
+  free(ptr: Address): void;
+  /** How many bytes the block at `ptr` (its start) can hold (at least what was asked for). */
+  usableSize(ptr: Address): number;
   /**
-   * A Uint8Array over the first `length` bytes of the live block at `ptr` (all its usable bytes by
-   * default). It aliases native memory: do not keep it past `free(ptr)`.
+   * @internal The start of the live block whose usable bytes hold `ptr` (any address inside
+   * them); a HeapError naming `op` for any other address.
    */
-  bytes(ptr: number, length?: number): Uint8Array;
-  /** How many bytes the block at `ptr` can hold (at least what was asked for). */
-  usableSize(ptr: number): number;
+  blockAt(ptr: number, op: string): number;
+  /** @internal `n` bytes from `ptr`, inside the live block that starts at `start` (as blockAt found it). */
+  rawBytes(start: number, ptr: number, n: number): Uint8Array;
   /** Counters: bytes mapped and in use (with peaks), blocks, regions, mmap and munmap calls. */
   stats(): HeapStats;
   /** Every region and block, and the free list, as plain data. */
@@ -93,6 +99,11 @@ export class Heap {
   protected owners: OwnerRegistry | null = null;
 
   constructor(options: HeapOptions = {}) {
+    // The preset classes are exported for instanceof; only `new Heap()` (or Heap.attach) makes one.
+    if (new.target !== Heap && !isResolved(options)) {
+      throw new TypeError(`new ${new.target.name}(): make heaps with new Heap(options) or Heap.attach(handle); ` +
+        `${new.target.name} is exported so that a heap can be tested with instanceof`);
+    }
     const resolved = resolveOptions(options);
     assertSupported();
     this.preset = resolved.preset;
@@ -152,6 +163,33 @@ export class Heap {
    */
   protected assertLive(): void {}
 
+  /**
+   * A Uint8Array over `length` bytes from `ptr`, any address inside a live block (up to the block's
+   * end by default), bounds-checked against that block. It aliases native memory: do not keep it
+   * past the block's free().
+   */
+  bytes(ptr: Address, length?: number): Uint8Array {
+    return this.span('bytes', ptr, length);
+  }
+
+  /**
+   * @internal What bytes() does, for every call that reads or writes through an address: the view
+   * of `length` bytes from `ptr` (to the end of its block by default), with errors naming `op`.
+   */
+  span(op: string, ptr: Address, length?: number): Uint8Array {
+    this.assertLive();
+    const p = toAddress(op, ptr);
+    if (length !== undefined) checkSize(op, 'length', length);
+    const start = this.blockAt(p, op);
+    const room = start + this.usableSize(start) - p;
+    const n = length ?? room;
+    if (n > room) {
+      throw new RangeError(`${op}(${hex(p)}, ${n}): the block has only ${room} usable bytes` +
+        (p === start ? '' : ` from that address (${p - start} bytes into the block)`));
+    }
+    return this.rawBytes(start, p, n);
+  }
+
   /** The print_memory text: regions, blocks and the free list. */
   formatMemory(): string {
     this.assertLive();
@@ -173,7 +211,7 @@ export class Heap {
    * A typed view of `count` elements (all that fit, by default) over the live block at `ptr`,
    * bounds-checked against the block: `heap.view(p, Float64Array, 100)`.
    */
-  view<T extends TypedArrayConstructor>(ptr: number, type: T, count?: number): InstanceType<T> {
+  view<T extends TypedArrayConstructor>(ptr: Address, type: T, count?: number): InstanceType<T> {
     this.assertLive();
     return typedView(this, ptr, type, count);
   }
@@ -184,8 +222,8 @@ export class Heap {
     return writeCString(this, text, name);
   }
 
-  /** The NUL-terminated UTF-8 string at the start of the live block at `ptr`. */
-  readCString(ptr: number): string {
+  /** The NUL-terminated UTF-8 string at `ptr`, any address inside a live block (the NUL must come before the block's end). */
+  readCString(ptr: Address): string {
     this.assertLive();
     return readCString(this, ptr);
   }
@@ -199,16 +237,19 @@ export class Heap {
     return allocTyped(this, type, count, name);
   }
 
-  /** Writes `value` as element `index` of C type `type` in the block at `ptr` (koffi.encode, bounds-checked). */
-  encode(ptr: number, type: CType, value: unknown, index = 0): void {
+  /** Writes `value` as element `index` of C type `type` at `ptr`, any address inside a live block (koffi.encode, bounds-checked). */
+  encode(ptr: Address, type: CType, value: unknown, index = 0): void {
     this.assertLive();
     encodeTyped(this, ptr, type, value, index);
   }
 
-  /** Reads element `index` of C type `type` from the block at `ptr` (koffi.decode, bounds-checked). */
-  decode(ptr: number, type: CType, index = 0): unknown {
+  /**
+   * Reads element `index` of C type `type` at `ptr`, any address inside a live block (koffi.decode,
+   * bounds-checked). `T` is what the caller expects koffi to give for that type; it is not checked.
+   */
+  decode<T = unknown>(ptr: Address, type: CType, index = 0): T {
     this.assertLive();
-    return decodeTyped(this, ptr, type, index);
+    return decodeTyped(this, ptr, type, index) as T;
   }
 
   /**
@@ -218,13 +259,17 @@ export class Heap {
    * Finalizers run late or never, so memory tracked this way may be held long after its owner is
    * gone; free blocks when you are done with them, or use a scope.
    */
-  autoFree(ptr: number, owner: object): void {
+  autoFree(ptr: Address, owner: object): void {
     this.assertLive();
+    ptr = toAddress('autoFree', ptr);
     if ((typeof owner !== 'object' && typeof owner !== 'function') || owner === null) {
       throw new TypeError(`autoFree: the owner must be an object, got ${owner === null ? 'null' : typeof owner}`);
     }
     if (ptr === 0) throw new TypeError('autoFree: the address is NULL');
-    this.usableSize(ptr); // throws for anything but a live block
+    // Anything but the start of a live block is refused: the finalizer will free() this address.
+    if (this.blockAt(ptr, 'autoFree') !== ptr) {
+      throw new HeapError('ERR_INVALID_POINTER', `autoFree(${hex(ptr)}): inside a block, not its start (free() needs the start)`, ptr);
+    }
     (this.owners ??= new OwnerRegistry(this, (p) => this.markOwned(p))).add(ptr, owner);
   }
 
@@ -243,8 +288,10 @@ export class Heap {
   }
 
   /**
-   * Runs `fn` with a scope, freeing what it allocated there when `fn` returns or throws. Should
-   * both `fn` and the scope's dispose() throw, the error is an AggregateError holding the two.
+   * Runs `fn` with a scope, freeing what it allocated there when `fn` returns or throws. When `fn`
+   * returns a promise (an async function), the scope ends when the promise settles, and withScope
+   * returns a promise of the same value. Should both `fn` and the scope's dispose() fail, the
+   * error is an AggregateError holding the two.
    */
   withScope<R>(fn: (scope: Scope) => R): R {
     this.assertLive();
@@ -254,12 +301,18 @@ export class Heap {
     try {
       result = fn(scope);
     } catch (error) {
-      try {
-        scope.dispose();
-      } catch (disposeError) {
-        throw new AggregateError([error, disposeError], 'withScope: the function threw, and so did the scope\'s dispose() after it');
-      }
-      throw error;
+      throw endScope(scope, error);
+    }
+    if (isThenable(result)) {
+      return Promise.resolve(result).then(
+        (value) => {
+          scope.dispose();
+          return value;
+        },
+        (error: unknown) => {
+          throw endScope(scope, error);
+        },
+      ) as R;
     }
     scope.dispose();
     return result;
@@ -276,4 +329,19 @@ export class Heap {
     this.assertLive();
     return toSVG(this.snapshot(), options);
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null &&
+    typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** Ends `scope` after its body failed with `error`: the error to throw (both, should dispose() fail too). */
+function endScope(scope: Scope, error: unknown): unknown {
+  try {
+    scope.dispose();
+  } catch (disposeError) {
+    return new AggregateError([error, disposeError], 'withScope: the function threw, and so did the scope\'s dispose() after it');
+  }
+  return error;
 }

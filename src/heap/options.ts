@@ -52,6 +52,14 @@ function oneOf<T extends string>(what: string, value: unknown, allowed: readonly
 }
 
 /** Checks every option and fills in the defaults. Unknown keys are refused, to catch typos. */
+/** Every object resolveOptions returned: what the preset classes' constructors accept. */
+const resolvedOptions = new WeakSet<object>();
+
+/** Whether `options` came from resolveOptions (so a preset class is being made by the heap itself). */
+export function isResolved(options: unknown): boolean {
+  return typeof options === 'object' && options !== null && resolvedOptions.has(options);
+}
+
 export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`Heap options must be an object, got ${options === null ? 'null' : typeof options}`);
@@ -80,7 +88,7 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
   if (pagesFrom !== Infinity && !(Number.isSafeInteger(pagesFrom) && pagesFrom >= 0)) {
     throw new RangeError(`pagesFrom must be a non-negative whole number of bytes (or Infinity), got ${pagesFrom}`);
   }
-  return {
+  const resolved: ResolvedOptions = {
     preset: oneOf('preset', options.preset ?? 'fast', PRESETS),
     algorithm: oneOf('algorithm', options.algorithm ?? 'first_fit', FIT_ALGORITHMS),
     scribble,
@@ -90,6 +98,8 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
     shared,
     pagesFrom,
   };
+  resolvedOptions.add(resolved);
+  return resolved;
 }
 
 function flag(env: NodeJS.ProcessEnv, name: string): boolean {

@@ -79,6 +79,12 @@ export class SmallPages {
   /** The first page past the arena's first unit, which is never committed. */
   readonly firstPage = this.unitPages;
   bytes: Uint8Array = EMPTY_BYTES;
+  /** The byte a freed slot is filled with (a scribbling heap's), or -1 for none. */
+  readonly freedFill: number;
+
+  constructor(freedFill = -1) {
+    this.freedFill = freedFill;
+  }
   /** The arena as 32-bit words, for copies between slots (their offsets are multiples of 16). */
   words: Int32Array = EMPTY_WORDS;
   pageInfo: Int32Array = new Int32Array(0);
@@ -150,6 +156,23 @@ export class SmallPages {
     return this.marks[g] === Page.NOT_SLOT ? -1 : g;
   }
 
+  /**
+   * The granule of the slot whose bytes hold offset `o` of the arena (any of them, in use or free);
+   * -1 when no slot's do (a page no class owns, or a page's tail past its last slot).
+   */
+  slotAt(o: number): number {
+    if ((o >>> 0) !== o || o >= this.top) return -1;
+    const page = o >>> Page.SHIFT;
+    const c = this.classOf(page);
+    if (c === 0 || c > Page.CLASSES) return -1;
+    const size = classSize[c]!;
+    const first = page << Page.SHIFT;
+    const start = first + Math.floor((o - first) / size) * size;
+    if (start + size > first + (1 << Page.SHIFT)) return -1;
+    const g = start >>> Page.GRANULE_SHIFT;
+    return this.marks[g] === Page.NOT_SLOT ? -1 : g;
+  }
+
   /** Whether the slot at granule `g` (from locate) is in use. */
   isLive(g: number): boolean {
     return this.marks[g] === Page.LIVE;
@@ -160,6 +183,7 @@ export class SmallPages {
     const page = g >>> Page.GRANULES_SHIFT;
     const info = this.pageInfo[page]!;
     const c = info & Page.INFO_CLASS;
+    if (this.freedFill >= 0) this.bytes.fill(this.freedFill, g << Page.GRANULE_SHIFT, (g << Page.GRANULE_SHIFT) + classSize[c]!);
     const head = (info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD;
     const used = (info >>> Page.INFO_USED_SHIFT) - 1;
     this.marks[g] = head;

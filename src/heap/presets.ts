@@ -5,12 +5,12 @@ import { DebugHeap } from '../debug/debug-heap.js';
 import { ClassicHeap } from './classic.js';
 import { FastHeap } from './fast.js';
 import { Heap, setPresetFactory } from './heap.js';
-import type { ResolvedOptions } from './options.js';
+import { resolveOptions, type ResolvedOptions } from './options.js';
 import { SharedHeap, attachShared } from './shared.js';
 
 function create(options: ResolvedOptions): Heap {
   if (options.shared) return new SharedHeap(options);
-  if (options.debug) return new DebugHeap(options, create({ ...options, debug: false }));
+  if (options.debug) return new DebugHeap(options, create(resolveOptions({ ...options, debug: false })));
   return options.preset === 'classic' ? new ClassicHeap(options) : new FastHeap(options);
 }
 

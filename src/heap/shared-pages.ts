@@ -60,6 +60,8 @@ export interface SharedPagesState {
   /** This heap's tag: its slot + 1. */
   readonly tag: number;
   readonly supply: PageSupply;
+  /** The byte a freed slot is filled with, or -1 (see SmallPages). */
+  readonly freedFill: number;
 }
 
 export class SharedSmallPages extends SmallPages {
@@ -75,7 +77,7 @@ export class SharedSmallPages extends SmallPages {
   private taken = 0;
 
   constructor(state: SharedPagesState) {
-    super();
+    super(state.freedFill);
     this.reservation = state.arena;
     this.base = state.arena.address;
     this.top = state.arena.size;

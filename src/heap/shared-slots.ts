@@ -7,6 +7,7 @@
 // so any number of threads may attach over the heap's life, MAX_OPEN at once.
 
 import { Flag, Word } from '../layout/fast.js';
+import { FREED_BYTE } from './fast-arena.js';
 import { destroyedError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
 import type { SharedHeapHandle, SharedThreadStats } from './types.js';
@@ -75,6 +76,7 @@ export abstract class SharedSlots extends SharedState {
       remoteHeadAt: this.slot * Slot.INTS + Slot.I_REMOTE_PAGES,
       tag: this.tag,
       supply: this.pageSupply,
+      freedFill: this.scribble ? FREED_BYTE : -1,
     });
     // The fast preset's own page paths never run here: small requests are SharedHeap.malloc's.
     this.pages.unavailable = true;

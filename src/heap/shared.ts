@@ -29,12 +29,12 @@
 // over them is closed (or reclaimed).
 
 import { HeapError, destroyedError } from './errors.js';
-import { doubleFree } from './fast-arena.js';
-import { checkRealloc } from './arguments.js';
+import { FREED_BYTE, doubleFree } from './fast-arena.js';
+import { checkRealloc, toAddress } from './arguments.js';
 import { CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, FastHeap, SCRIBBLE_BYTE, TRIM_MIN } from './fast.js';
 import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
 import { resolveOptions } from './options.js';
-import type { HeapStats, SharedHeapHandle } from './types.js';
+import type { Address, HeapStats, SharedHeapHandle } from './types.js';
 import { releaseReservation } from '../os/memory.js';
 import { CLASS_OF, CLASS_SIZE, Page } from '../layout/pages.js';
 import { SharedSlots } from './shared-slots.js';
@@ -157,8 +157,9 @@ export class SharedHeap extends SharedSlots {
     }
   }
 
-  override realloc(ptr: number, size: number, name?: string): number {
+  override realloc(ptr: Address, size: number, name?: string): number {
     if (name !== undefined) noNames('realloc');
+    if (typeof ptr !== 'number') ptr = toAddress('realloc', ptr);
     if (typeof ptr === 'number' && typeof size === 'number') {
       const o = ptr - this.pages.base;
       const g = (o >>> 0) === o && o < this.pages.top ? this.pages.locate(o) : -1;
@@ -203,7 +204,7 @@ export class SharedHeap extends SharedSlots {
     return moved;
   }
 
-  override free(ptr: number): void {
+  override free(ptr: Address): void {
     if (typeof ptr === 'number') {
       const pages = this.pages;
       const o = ptr - pages.base;
@@ -220,6 +221,7 @@ export class SharedHeap extends SharedSlots {
           const used = (info >>> Page.INFO_USED_SHIFT) - 1;
           marks[g] = head;
           pages.pageInfo[page] = c | ((g & (Page.GRANULES - 1)) << Page.INFO_HEAD_SHIFT) | (used << Page.INFO_USED_SHIFT);
+          if (this.scribble === true) pages.bytes.fill(FREED_BYTE, o, o + (c << 4));
           if (head === Page.END || (used === 0 && pages.avail[c] !== page)) pages.changed(page, used);
           return;
         }
@@ -229,17 +231,16 @@ export class SharedHeap extends SharedSlots {
   }
 
   /** free() past the fast path: a slot of another heap's, a block into this thread's cache, or the arena under the lock. */
-  private freeShared(ptr: number): void {
-    if (typeof ptr === 'number') {
-      const o = ptr - this.pages.base;
-      if ((o >>> 0) === o && o < this.pages.top) return this.freeSmallElsewhere(ptr, o);
-    }
+  private freeShared(ptr: Address): void {
+    if (typeof ptr !== 'number') return this.free(toAddress('free', ptr));
+    const o = ptr - this.pages.base;
+    if ((o >>> 0) === o && o < this.pages.top) return this.freeSmallElsewhere(ptr, o);
     // Without the lock: an unnamed block of up to 2 KiB, at a recorded block start, whose size the
     // next header confirms, into this thread's cache if it has room. The compare-and-swap on its
     // size word (used -> cached) claims it: of two threads freeing one block, one wins and the
     // other takes the locked path, which reports the double free. The checks are FastHeap.free's,
     // written out again because there they stay inline in the unshared hot path.
-    if (typeof ptr === 'number' && this.ints[I.DESTROYED] === 0) {
+    if (this.ints[I.DESTROYED] === 0) {
       const h = ptr - this.base - Block.HEADER;
       // `top` may be stale here: a block past it takes the locked path, which loads it afresh.
       if ((h >>> 0) === h && h >= Block.HEADER && h < this.top && (h & Flag.MASK) === Block.HEADER &&
@@ -256,6 +257,7 @@ export class SharedHeap extends SharedSlots {
           this.cacheCounts[c]!++;
           this.slotInts[this.slot * Slot.INTS + Slot.I_CACHED_BLOCKS] = ++this.cachedHere;
           this.slotFloats[this.slot * Slot.FLOATS + Slot.F_CACHED_BYTES] = this.cachedBytesHere += size;
+          if (this.scribble === true) this.scribbleFreed(h, size);
           return;
         }
       }
@@ -311,7 +313,7 @@ export class SharedHeap extends SharedSlots {
   }
 
 
-  override usableSize(ptr: number): number {
+  override usableSize(ptr: Address): number {
     this.enter();
     try {
       return super.usableSize(ptr);
@@ -320,10 +322,11 @@ export class SharedHeap extends SharedSlots {
     }
   }
 
-  override bytes(ptr: number, length?: number): Uint8Array {
+  /** @internal See HeapOperations. */
+  override span(op: string, ptr: Address, length?: number): Uint8Array {
     this.enter();
     try {
-      return super.bytes(ptr, length);
+      return super.span(op, ptr, length);
     } finally {
       this.leave();
     }
@@ -523,5 +526,5 @@ export function attachShared(handle: unknown): SharedHeap {
     throw new TypeError('Heap.attach: the handle\'s control block is not a shared heap\'s');
   }
   const { scribble, limit, throwOnOutOfMemory } = h.options;
-  return new SharedHeap({ ...resolveOptions({ scribble, limit, throwOnOutOfMemory }), shared: true }, h as SharedHeapHandle);
+  return new SharedHeap(resolveOptions({ scribble, limit, throwOnOutOfMemory, shared: true }), h as SharedHeapHandle);
 }

@@ -1,6 +1,13 @@
 // The plain-data shapes of introspection: what stats() and snapshot() return. Printing, leak
 // reports and pictures are built from a snapshot, so they are written once for every preset.
 
+/**
+ * An address of native memory, as the heap's calls accept it: a Number (what the heap returns), or
+ * a BigInt (what koffi 3 returns for `void *`), converted exactly; either must be a non-negative
+ * safe integer.
+ */
+export type Address = number | bigint;
+
 /** One block as introspection sees it. */
 export interface BlockInfo {
   /** Address of the block's header (what print_memory shows). */

@@ -2,7 +2,10 @@
 // arena that hands out pieces of one block and gives them all back at once.
 
 import type { Heap } from '../heap/heap.js';
-import { checkAddress, checkName, checkSize } from '../heap/arguments.js';
+import { checkName, checkSize, toAddress } from '../heap/arguments.js';
+import type { Address } from '../heap/types.js';
+import type { CType } from '../os/libc.js';
+import type { TypedArrayConstructor } from './views.js';
 import { HeapError, hex } from '../heap/errors.js';
 
 /**
@@ -20,7 +23,7 @@ export class Scope implements Disposable {
   }
 
   private live(op: string): void {
-    if (this.disposed) throw new HeapError('ERR_HEAP_DESTROYED', `scope.${op}: this scope has ended; it takes no more calls`);
+    if (this.disposed) throw new HeapError('ERR_SCOPE_ENDED', `scope.${op}: this scope has ended; it takes no more calls`);
   }
 
   private keep(ptr: number): number {
@@ -38,6 +41,12 @@ export class Scope implements Disposable {
     return this.keep(this.heap.calloc(count, size, name));
   }
 
+  /** Room for `count` zeroed values of a koffi type (heap.alloc), freed with the scope; 0 when no memory can be had. */
+  alloc(type: CType, count = 1, name?: string): number {
+    this.live('alloc');
+    return this.keep(this.heap.alloc(type, count, name));
+  }
+
   /** A NUL-terminated UTF-8 copy of `text`, freed with the scope. */
   cstring(text: string, name?: string): number {
     this.live('cstring');
@@ -45,8 +54,8 @@ export class Scope implements Disposable {
   }
 
   /** realloc of a block this scope owns; the result stays owned. */
-  realloc(ptr: number, size: number, name?: string): number {
-    checkAddress('scope.realloc', ptr);
+  realloc(ptr: Address, size: number, name?: string): number {
+    ptr = toAddress('scope.realloc', ptr);
     this.live('realloc');
     if (ptr !== 0 && !this.owned.has(ptr)) {
       throw new HeapError('ERR_INVALID_POINTER', `scope.realloc(${hex(ptr)}): not a live block of this scope`, ptr);
@@ -57,8 +66,8 @@ export class Scope implements Disposable {
   }
 
   /** Frees one block early; the scope forgets it. `free(0)` does nothing. */
-  free(ptr: number): void {
-    checkAddress('scope.free', ptr);
+  free(ptr: Address): void {
+    ptr = toAddress('scope.free', ptr);
     if (ptr === 0) return;
     this.live('free');
     if (!this.owned.has(ptr)) throw new HeapError('ERR_INVALID_POINTER', `scope.free(${hex(ptr)}): not a live block of this scope`, ptr);
@@ -136,12 +145,25 @@ export class Arena implements Disposable {
     if (!(alignment > 0 && (alignment & (alignment - 1)) === 0 && alignment <= 4096)) {
       throw new RangeError(`arena.alloc: alignment must be a power of two up to 4096, got ${alignment}`);
     }
-    if (this.block === 0) throw new HeapError('ERR_HEAP_DESTROYED', 'this arena was disposed');
+    if (this.block === 0) throw new HeapError('ERR_SCOPE_ENDED', 'arena.alloc: this arena was disposed; it takes no more calls');
     const start = Math.ceil((this.block + this.used) / alignment) * alignment;
     const end = start + size;
     if (end > this.block + this.capacity) return 0;
     this.used = end - this.block;
     return start;
+  }
+
+  /**
+   * A piece of `count` elements of a typed array type, aligned to its element size, as a view of
+   * exactly those elements: `arena.view(Float64Array, 16)`. null when the arena is full.
+   */
+  view<T extends TypedArrayConstructor>(type: T, count: number): InstanceType<T> | null {
+    const element = type?.BYTES_PER_ELEMENT;
+    if (typeof element !== 'number') throw new TypeError('arena.view: the type must be a typed-array constructor, such as Float64Array');
+    checkSize('arena.view', 'count', count);
+    if (this.block === 0) throw new HeapError('ERR_SCOPE_ENDED', 'arena.view: this arena was disposed; it takes no more calls');
+    const piece = this.alloc(count * element, Math.max(element, 1));
+    return piece === 0 ? null : this.heap.view(piece, type, count);
   }
 
   /** Bytes handed out so far (alignment padding included). */

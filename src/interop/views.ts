@@ -1,7 +1,8 @@
 // Typed views over a block, and C strings: what koffi bindings pass to and read from C.
 
 import type { Heap } from '../heap/heap.js';
-import { checkSize } from '../heap/arguments.js';
+import { checkSize, toAddress } from '../heap/arguments.js';
+import type { Address } from '../heap/types.js';
 import { hex } from '../heap/errors.js';
 
 /** Every typed-array constructor a view can be made with. */
@@ -13,13 +14,16 @@ export type TypedArrayConstructor =
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** `count` elements of `type` at `ptr`, which must be the start of a live block. */
-export function typedView<T extends TypedArrayConstructor>(heap: Heap, ptr: number, type: T, count?: number): InstanceType<T> {
-  const element = type.BYTES_PER_ELEMENT;
+/** `count` elements of `type` from `ptr`, any address inside a live block (as many as fit by default). */
+export function typedView<T extends TypedArrayConstructor>(heap: Heap, ptr: Address, type: T, count?: number): InstanceType<T> {
+  const element = type?.BYTES_PER_ELEMENT;
   if (typeof element !== 'number') throw new TypeError('view: the type must be a typed-array constructor, such as Float64Array');
   if (count !== undefined) checkSize('view', 'count', count);
-  const n = count ?? Math.floor(heap.usableSize(ptr) / element);
-  const bytes = heap.bytes(ptr, n * element); // checks the address and the bounds
+  const bytes = heap.span('view', ptr, count === undefined ? undefined : count * element); // checks the address and the bounds
+  if (bytes.byteOffset % element !== 0) {
+    throw new RangeError(`view(${hex(toAddress('view', ptr))}, ${type.name}): the address is not a multiple of ${element}, as a ${type.name} needs`);
+  }
+  const n = count ?? Math.floor(bytes.length / element);
   return new type(bytes.buffer as ArrayBuffer, bytes.byteOffset, n) as InstanceType<T>;
 }
 
@@ -30,16 +34,16 @@ export function writeCString(heap: Heap, text: string, name?: string): number {
   if (encoded.includes(0)) throw new RangeError('cstring: the text holds a NUL character, which would end it early in C');
   const ptr = heap.malloc(encoded.length + 1, name);
   if (ptr === 0) return 0;
-  const bytes = heap.bytes(ptr, encoded.length + 1);
+  const bytes = heap.span('cstring', ptr, encoded.length + 1);
   bytes.set(encoded);
   bytes[encoded.length] = 0;
   return ptr;
 }
 
-/** Reads the NUL-terminated UTF-8 string at the start of a live block. */
-export function readCString(heap: Heap, ptr: number): string {
-  const bytes = heap.bytes(ptr);
+/** Reads the NUL-terminated UTF-8 string at `ptr`, any address inside a live block. */
+export function readCString(heap: Heap, ptr: Address): string {
+  const bytes = heap.span('readCString', ptr);
   const end = bytes.indexOf(0);
-  if (end < 0) throw new RangeError(`readCString(${hex(ptr)}): no NUL within the block's ${bytes.length} bytes`);
+  if (end < 0) throw new RangeError(`readCString(${hex(toAddress('readCString', ptr))}): no NUL within the block's ${bytes.length} bytes from there`);
   return decoder.decode(bytes.subarray(0, end));
 }
