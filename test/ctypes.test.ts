@@ -64,4 +64,20 @@ test('decode and encode of pointer types and of structs, unions and arrays holdi
   assert.is(out.address, true, "an address goes through as 'uintptr_t'");
 });
 
+test('a type koffi cannot read (another koffi\'s, or no type at all) is a TypeError naming the call; a koffi other than 3 is refused by name', async () => {
+  const { Heap } = await import(entry);
+  const { assertKoffiVersion } = await import(new URL('../src/os/libc.js', import.meta.url).href);
+  const heap = new Heap();
+  const p = heap.malloc(64);
+  const foreign = { name: 'a type object of another koffi' };
+  for (const [op, call] of [['alloc', () => heap.alloc(foreign)], ['encode', () => heap.encode(p, foreign, 1)], ['decode', () => heap.decode(p, foreign)]] as const) {
+    assert.throws(call, (e: Error) => e instanceof TypeError && e.message.startsWith(`${op}: the type is not a type of the koffi that ffi-heap loads`), op);
+  }
+  assert.is(heap.stats().usedBlocks, 1, 'nothing allocated by the refused alloc');
+  assert.throws(() => assertKoffiVersion('2.16.3'), (e: Error) => /^ffi-heap needs koffi 3, and the koffi this program loads is 2\.16\.3/.test(e.message));
+  assert.throws(() => assertKoffiVersion(undefined), (e: Error) => /is of unknown version/.test(e.message));
+  assertKoffiVersion('3.3.4');
+  heap.destroy();
+});
+
 test.run();

@@ -67,6 +67,22 @@ test('installed from the tarball into a fresh project', () => {
   npm(['install', join(work, packed[0]!.filename), '@types/node@20', '--prefer-offline', '--no-audit', '--no-fund'], project);
   const installed = JSON.parse(readFileSync(join(project, 'node_modules/ffi-heap/package.json'), 'utf8')) as { version: string };
   assert.is(installed.version, manifest.version);
+  // koffi is a peer dependency: npm installs it beside ffi-heap, for the program and ffi-heap to share.
+  const koffi = JSON.parse(readFileSync(join(project, 'node_modules/koffi/package.json'), 'utf8')) as { version: string };
+  assert.match(koffi.version, /^3\./);
+});
+
+test('a program whose koffi is koffi 2 gets a clear error from ffi-heap, not a crash', () => {
+  const old = join(work, 'koffi2');
+  execFileSync('mkdir', ['-p', old]);
+  writeFileSync(join(old, 'package.json'), JSON.stringify({ name: 'old-koffi', version: '1.0.0', private: true }));
+  // Without --legacy-peer-deps npm refuses the install itself (the peer range is ^3).
+  npm(['install', 'koffi@2', join(work, packed[0]!.filename), '--legacy-peer-deps', '--prefer-offline', '--no-audit', '--no-fund'], old);
+  const { FORCE_COLOR: _, ...env } = process.env;
+  const child = spawnSync(process.execPath, ['--input-type=module', '-e', "await import('ffi-heap');"], { cwd: old, encoding: 'utf8', env });
+  assert.is(child.signal, null, 'not a crash');
+  assert.is.not(child.status, 0);
+  assert.match(child.stderr, /ffi-heap needs koffi 3, and the koffi this program loads is 2\.\d+\.\d+: install koffi 3 beside ffi-heap/);
 });
 
 test('imported from an ES module, every entry point', () => {
@@ -95,10 +111,33 @@ console.log(heap.stats().usedBlocks);`]);
   assert.is(out, 'true ERR_INVALID_POINTER\n0\n');
 });
 
+test('the README\'s quick starts run in the fresh project, on this runtime', () => {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8');
+  const section = readme.slice(readme.indexOf('\n## Quick starts'), readme.indexOf('\n## API'));
+  const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined';
+  let ran = 0;
+  for (const [i, m] of [...section.matchAll(/```(js(?: bun)?)\n([\s\S]*?)```/g)].entries()) {
+    if (m[1] === 'js bun' && !isBun) continue;
+    writeFileSync(join(project, `quick-start-${i}.mjs`), m[2]!);
+    assert.ok(run([`quick-start-${i}.mjs`]).length > 0, `quick start ${i} printed something`);
+    ran++;
+  }
+  assert.is(ran, isBun ? 4 : 3);
+});
+
 test('the command line runs from the installed package', () => {
-  const out = run([join(project, 'node_modules/ffi-heap/lib/cli/main.js'), 'help']);
+  const cli = join(project, 'node_modules/ffi-heap/lib/cli/main.js');
+  const out = run([cli, 'help']);
   assert.match(out, /usage: ffi-heap <command>/);
   assert.match(out, /\n  replay +replay allocation traces/);
+  assert.is(run([cli, '--version']), `ffi-heap ${manifest.version}\n`);
+  // A peer allocator whose package the project lacks: one line, not a stack trace.
+  writeFileSync(join(project, 'small.rep'), run([cli, 'gen-trace', 'churn', '--ops', '50']));
+  const { FORCE_COLOR: _, ...env } = process.env;
+  const thing = spawnSync(process.execPath, [cli, 'replay', '--allocator', 'thing', 'small.rep'], { cwd: project, encoding: 'utf8', env });
+  assert.is(thing.status, 1);
+  assert.match(thing.stderr, /\nffi-heap replay: the 'thing' allocator needs the @thi\.ng\/malloc package: npm install @thi\.ng\/malloc\n$/);
+  assert.not.match(thing.stderr, /\n\s+at /, 'no stack trace');
 });
 
 test('a TypeScript consumer type-checks against the published types', () => {
@@ -109,11 +148,13 @@ import { zlibAllocator, type ZlibAllocator } from 'ffi-heap/zlib';
 const heap: Heap = new Heap({ preset: 'fast', limit: 1 << 20 });
 const p: number = heap.malloc(64);
 const doubles: Float64Array = heap.view(p, Float64Array, 8);
+const second: number = heap.decode<number>(BigInt(p) + 8n, 'int32_t');
+heap.free(BigInt(heap.malloc(8)));
 const stats: HeapStats = heap.stats();
 const z: ZlibAllocator = zlibAllocator(heap);
 const install: (heap: Heap) => SqliteAllocator = installSqliteAllocator;
 const error: HeapError | undefined = undefined;
-console.log(doubles.length, stats.inUse, z.zalloc, install, error);
+console.log(doubles.length, second, stats.inUse, z.zalloc, install, error);
 `);
   writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
     compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, types: ['node'] },

@@ -3,16 +3,24 @@
 
 import { cTypeLayout, cTypePointerPath, decodeAt, encodeAt, type CType } from '../os/libc.js';
 import type { Heap } from '../heap/heap.js';
-import { checkSize } from '../heap/arguments.js';
+import { checkSize, toAddress } from '../heap/arguments.js';
+import type { Address } from '../heap/types.js';
 import { hex } from '../heap/errors.js';
 
 /** Blocks are 16-byte aligned; a type that needs more cannot live in one. */
 const BLOCK_ALIGNMENT = 16;
 
-function layout(type: CType): { size: number; alignment: number } {
-  const found = cTypeLayout(type);
+function layout(op: string, type: CType): { size: number; alignment: number } {
+  let found;
+  try {
+    found = cTypeLayout(type);
+  } catch (error) {
+    // koffi's own message names no call of ours: the caller's comes first.
+    if (error instanceof TypeError) throw new TypeError(`${op}: ${error.message}`);
+    throw error;
+  }
   if (found.alignment > BLOCK_ALIGNMENT) {
-    throw new RangeError(`the type needs ${found.alignment}-byte alignment; heap blocks give ${BLOCK_ALIGNMENT}`);
+    throw new RangeError(`${op}: the type needs ${found.alignment}-byte alignment; heap blocks give ${BLOCK_ALIGNMENT}`);
   }
   return found;
 }
@@ -20,7 +28,7 @@ function layout(type: CType): { size: number; alignment: number } {
 /** Allocates room for `count` values of `type`, zeroed. Returns the address, or 0 (no memory). */
 export function allocTyped(heap: Heap, type: CType, count: number, name?: string): number {
   checkSize('alloc', 'count', count);
-  return heap.calloc(count, layout(type).size, name);
+  return heap.calloc(count, layout('alloc', type).size, name);
 }
 
 /**
@@ -37,23 +45,25 @@ function checkNoPointer(op: string, type: CType): void {
     'and read what it points at with heap.readCString(address) or heap.view(address, ...) when it is a block of the heap');
 }
 
-/** The byte offset of element `index` of `type` in the block at `ptr`, checked to fit. */
+/** The byte offset of element `index` of `type` from address `ptr` (inside a live block), checked to fit. */
 function element(heap: Heap, op: string, ptr: number, type: CType, index: number): number {
   checkSize(op, 'index', index);
+  const { size } = layout(op, type);
   checkNoPointer(op, type);
-  const { size } = layout(type);
   const offset = index * size;
-  const usable = heap.usableSize(ptr); // checks the address
-  if (offset + size > usable) {
-    throw new RangeError(`${op}(${hex(ptr)}, index ${index}): element ${index} (${size} bytes) ends past the block's ${usable} bytes`);
+  const room = heap.span(op, ptr).length; // checks the address
+  if (offset + size > room) {
+    throw new RangeError(`${op}(${hex(ptr)}, index ${index}): element ${index} (${size} bytes) ends past the block's ${room} bytes from there`);
   }
   return offset;
 }
 
-export function encodeTyped(heap: Heap, ptr: number, type: CType, value: unknown, index: number): void {
-  encodeAt(ptr, element(heap, 'encode', ptr, type, index), type, value);
+export function encodeTyped(heap: Heap, ptr: Address, type: CType, value: unknown, index: number): void {
+  const p = toAddress('encode', ptr);
+  encodeAt(p, element(heap, 'encode', p, type, index), type, value);
 }
 
-export function decodeTyped(heap: Heap, ptr: number, type: CType, index: number): unknown {
-  return decodeAt(ptr, element(heap, 'decode', ptr, type, index), type);
+export function decodeTyped(heap: Heap, ptr: Address, type: CType, index: number): unknown {
+  const p = toAddress('decode', ptr);
+  return decodeAt(p, element(heap, 'decode', p, type, index), type);
 }

@@ -7,6 +7,20 @@
 
 import koffi, { type LibraryHandle } from 'koffi';
 
+/**
+ * Throws unless `version` is a koffi 3 release: koffi is the program's own (a peer dependency),
+ * and koffi 2 passes and returns pointers differently.
+ */
+export function assertKoffiVersion(version: unknown): void {
+  const major = typeof version === 'string' ? Number(version.split('.')[0]) : NaN;
+  if (major !== 3) {
+    throw new Error(`ffi-heap needs koffi 3, and the koffi this program loads is ${typeof version === 'string' ? version : 'of unknown version'}: ` +
+      'install koffi 3 beside ffi-heap (npm install koffi@3)');
+  }
+}
+
+assertKoffiVersion((koffi as { version?: unknown }).version);
+
 /** Constants for mmap(2) that differ between the platforms we support. */
 export interface MmapConstants {
   readonly PROT_NONE: number;
@@ -133,8 +147,15 @@ export function cLibraryAllocator(): CAllocator {
 /** A C type as koffi describes it: a name such as 'double' or 'int32_t', or a koffi type object. */
 export type CType = string | object;
 
-/** Size and alignment of a C type, in bytes. Throws koffi's TypeError for an unknown type. */
+/**
+ * Size and alignment of a C type, in bytes. Throws koffi's TypeError for an unknown type, and a
+ * TypeError of its own for a type object made by another copy of koffi (which this one cannot read).
+ */
 export function cTypeLayout(type: CType): { size: number; alignment: number } {
+  if (typeof type === 'object' && type !== null && !(type instanceof (koffi.TypeObject as unknown as new () => object))) {
+    throw new TypeError('the type is not a type of the koffi that ffi-heap loads (made by a second copy of koffi, perhaps ' +
+      'another major version? npm ls koffi shows the copies): give a type name such as \'double\', or a type from the program\'s one koffi 3');
+  }
   return { size: koffi.sizeof(type as never), alignment: koffi.alignof(type as never) };
 }
 
