@@ -64,6 +64,9 @@ for (const preset of PRESETS) {
       assert.throws(() => heap.realloc(0, size as number), (e: Error) => e instanceof RangeError);
     }
     assert.throws(() => heap.malloc(10, 42 as unknown as string), (e: Error) => e instanceof TypeError);
+    // Each names the call the program made, not the one it makes inside.
+    assert.throws(() => heap.cstring('x', 42 as unknown as string), (e: Error) => e instanceof TypeError && /^cstring: /.test(e.message));
+    assert.throws(() => heap.alloc('double', 1, 42 as unknown as string), (e: Error) => e instanceof TypeError && /^alloc: /.test(e.message));
     intact();
     heap.destroy();
   });

@@ -208,8 +208,9 @@ export class Heap {
   }
 
   /**
-   * A typed view of `count` elements (all that fit, by default) over the live block at `ptr`,
-   * bounds-checked against the block: `heap.view(p, Float64Array, 100)`.
+   * A typed view of `count` elements (all that fit, by default) from `ptr`, any address inside a
+   * live block at a multiple of the element size, bounds-checked against the block:
+   * `heap.view(p, Float64Array, 100)`.
    */
   view<T extends TypedArrayConstructor>(ptr: Address, type: T, count?: number): InstanceType<T> {
     this.assertLive();

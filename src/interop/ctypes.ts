@@ -3,7 +3,7 @@
 
 import { cTypeLayout, cTypePointerPath, decodeAt, encodeAt, type CType } from '../os/libc.js';
 import type { Heap } from '../heap/heap.js';
-import { checkSize, toAddress } from '../heap/arguments.js';
+import { checkName, checkSize, toAddress } from '../heap/arguments.js';
 import type { Address } from '../heap/types.js';
 import { hex } from '../heap/errors.js';
 
@@ -28,6 +28,7 @@ function layout(op: string, type: CType): { size: number; alignment: number } {
 /** Allocates room for `count` values of `type`, zeroed. Returns the address, or 0 (no memory). */
 export function allocTyped(heap: Heap, type: CType, count: number, name?: string): number {
   checkSize('alloc', 'count', count);
+  checkName('alloc', name);
   return heap.calloc(count, layout('alloc', type).size, name);
 }
 

@@ -1,7 +1,7 @@
 // Typed views over a block, and C strings: what koffi bindings pass to and read from C.
 
 import type { Heap } from '../heap/heap.js';
-import { checkSize, toAddress } from '../heap/arguments.js';
+import { checkName, checkSize, toAddress } from '../heap/arguments.js';
 import type { Address } from '../heap/types.js';
 import { hex } from '../heap/errors.js';
 
@@ -30,6 +30,7 @@ export function typedView<T extends TypedArrayConstructor>(heap: Heap, ptr: Addr
 /** Writes `text` as UTF-8 plus a NUL into a new block. */
 export function writeCString(heap: Heap, text: string, name?: string): number {
   if (typeof text !== 'string') throw new TypeError(`cstring: expected a string, got ${typeof text}`);
+  checkName('cstring', name);
   const encoded = encoder.encode(text);
   if (encoded.includes(0)) throw new RangeError('cstring: the text holds a NUL character, which would end it early in C');
   const ptr = heap.malloc(encoded.length + 1, name);
