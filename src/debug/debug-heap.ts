@@ -228,7 +228,11 @@ export class DebugHeap extends Heap implements HeapOperations {
     }
     const start = hi >= 0 ? this.order[hi]! : -1;
     // A block of 0 bytes still has its start.
-    if (start >= 0 && (ptr === start || ptr < start + this.live.get(start)!.size)) return start;
+    const size = start >= 0 ? this.live.get(start)!.size : 0;
+    if (start >= 0 && (ptr === start || ptr < start + size)) {
+      this.foundEnd = start + size;
+      return start;
+    }
     if (this.quarantine.some((q) => q.ptr === ptr) || this.freedInside(ptr)) {
       throw new HeapError('ERR_DOUBLE_FREE', `${op}(${hex(ptr)}): the block is already free`, ptr);
     }

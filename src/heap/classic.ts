@@ -106,9 +106,9 @@ export class ClassicHeap extends ClassicBlocks {
     const b = r === null ? -1 : r.startAtOrBefore(ptr - HEADER_SIZE);
     // Inside a free block (not at its start, which is a use after free): no block's address.
     const inFree = b >= 0 && b + HEADER_SIZE !== ptr && this.blockSize(b) > 0 && this.isFree(b);
-    if (b < 0 || inFree || ptr >= b + this.blockSize(this.liveBlock(b + HEADER_SIZE, op, ptr))) {
-      throw new HeapError('ERR_INVALID_POINTER', `${op}(${hex(ptr)}): not inside a live block of this heap`, ptr);
-    }
+    const end = b < 0 || inFree ? 0 : b + this.blockSize(this.liveBlock(b + HEADER_SIZE, op, ptr));
+    if (ptr >= end) throw new HeapError('ERR_INVALID_POINTER', `${op}(${hex(ptr)}): not inside a live block of this heap`, ptr);
+    this.foundEnd = end;
     return b + HEADER_SIZE;
   }
 

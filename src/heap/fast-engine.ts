@@ -543,9 +543,13 @@ export abstract class FastEngine extends FastLarge {
     const small = this.small;
     const o = ptr - small.base;
     if (o >= 0 && o < small.top) {
-      const g = small.slotAt(o);
+      // A slot's start, the usual address, by its mark alone; any other by its page's slot size.
+      const g = (o & 15) === 0 && small.marks[o >>> Page.GRANULE_SHIFT] === Page.LIVE ? o >>> Page.GRANULE_SHIFT : small.slotAt(o);
       const start = small.base + (g << Page.GRANULE_SHIFT);
-      if (g >= 0 && small.isLive(g)) return start;
+      if (g >= 0 && small.isLive(g)) {
+        this.foundEnd = start + small.slotSize(o >>> Page.SHIFT);
+        return start;
+      }
       // The start of a freed block is a use after free; any other address is no block's.
       throw g >= 0 && start === ptr ? doubleFree(op, ptr) : invalidPointer(op, ptr);
     }
@@ -557,21 +561,29 @@ export abstract class FastEngine extends FastLarge {
       if (h >= Block.HEADER) {
         const word = this.mem[(h >>> 2) + Word.SIZE]!;
         if (h + Block.HEADER !== d && (word & (Flag.FREE | Flag.CACHED)) !== 0) this.checkHeader(h, word);
-        else if (d < h + (this.liveWord(h, ptr, op) & Flag.SIZE_MASK)) return this.base + h + Block.HEADER;
+        else if (d < h + (this.liveWord(h, ptr, op) & Flag.SIZE_MASK)) {
+          this.foundEnd = this.base + h + (this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK);
+          return this.base + h + Block.HEADER;
+        }
       }
       throw invalidPointer(op, ptr);
     }
     for (const [start, block] of this.large) {
-      if (ptr >= start && ptr < start + block.mapping.size) return start;
+      if (ptr >= start && ptr < start + block.mapping.size) {
+        this.foundEnd = start + block.mapping.size;
+        return start;
+      }
     }
     throw this.notLarge(ptr, op);
   }
 
   /** @internal See HeapOperations. */
   override rawBytes(start: number, ptr: number, n: number): Uint8Array {
-    const large = this.large.get(start);
-    if (large !== undefined) return large.bytes.subarray(ptr - start, ptr - start + n);
-    return this.viewOf(ptr, n);
+    const o = ptr - this.small.base;
+    if (o >= 0 && o < this.small.top) return this.small.bytes.subarray(o, o + n);
+    const d = ptr - this.base;
+    if (d >= 0 && d < this.top) return this.bytesView.subarray(d, d + n);
+    return this.large.get(start)!.bytes.subarray(ptr - start, ptr - start + n);
   }
 
   override destroy(): void {

@@ -39,7 +39,8 @@ export interface HeapOperations {
   usableSize(ptr: Address): number;
   /**
    * @internal The start of the live block whose usable bytes hold `ptr` (any address inside
-   * them); a HeapError naming `op` for any other address.
+   * them), with the end of those bytes left in `foundEnd`; a HeapError naming `op` for any other
+   * address.
    */
   blockAt(ptr: number, op: string): number;
   /** @internal `n` bytes from `ptr`, inside the live block that starts at `start` (as blockAt found it). */
@@ -95,6 +96,8 @@ export class Heap {
   readonly shared: boolean;
   /** Bytes in use from which the fast preset serves requests of up to 256 bytes from pages (see HeapOptions). */
   readonly pagesFrom: number;
+  /** @internal The end of the usable bytes of the block blockAt() found last (its second result). */
+  foundEnd = 0;
   /** Blocks to free when their owner objects are collected (autoFree); null until first used. */
   protected owners: OwnerRegistry | null = null;
 
@@ -181,7 +184,7 @@ export class Heap {
     const p = toAddress(op, ptr);
     if (length !== undefined) checkSize(op, 'length', length);
     const start = this.blockAt(p, op);
-    const room = start + this.usableSize(start) - p;
+    const room = this.foundEnd - p;
     const n = length ?? room;
     if (n > room) {
       throw new RangeError(`${op}(${hex(p)}, ${n}): the block has only ${room} usable bytes` +
