@@ -123,6 +123,16 @@ test('the README\'s quick starts run in the fresh project, on this runtime', () 
     ran++;
   }
   assert.is(ran, isBun ? 4 : 3);
+  // The benchmarker's: shell commands through the installed package's bin.
+  const shell = /### Benchmarking\n\n```sh\n([\s\S]*?)```/.exec(section)![1]!.trim().split('\n');
+  assert.is(shell.length, 2);
+  for (const line of shell) {
+    // As npm() runs: npx on the machine's Node, also when this suite runs on Bun.
+    const path = (process.env.PATH ?? '').split(':').filter((dir) => !/bun-node|\.bun/.test(dir)).join(':');
+    const child = spawnSync('sh', ['-c', line], { cwd: project, encoding: 'utf8', timeout: 120_000, env: { ...process.env, PATH: path } });
+    assert.is(child.status, 0, `${line}: ${child.stderr}`);
+  }
+  assert.match(readFileSync(join(project, 'random.rep'), 'utf8'), /^\d+\n/);
 });
 
 test('the command line runs from the installed package', () => {
