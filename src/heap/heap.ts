@@ -96,6 +96,8 @@ export class Heap {
   readonly shared: boolean;
   /** Bytes in use from which the fast preset serves requests of up to 256 bytes from pages (see HeapOptions). */
   readonly pagesFrom: number;
+  /** Whether the heap keeps its calls as a trace (`record: true`; see recorded()). */
+  readonly record: boolean;
   /** @internal The end of the usable bytes of the block blockAt() found last (its second result). */
   foundEnd = 0;
   /** Blocks to free when their owner objects are collected (autoFree); null until first used. */
@@ -117,6 +119,7 @@ export class Heap {
     this.debug = resolved.debug;
     this.shared = resolved.shared;
     this.pagesFrom = resolved.pagesFrom;
+    this.record = resolved.record;
     if (new.target === Heap) {
       if (createPreset === undefined) throw new Error('ffi-heap: import the package entry point, which registers the presets');
       return createPreset(resolved);
@@ -138,6 +141,14 @@ export class Heap {
    */
   handle(): SharedHeapHandle {
     throw new TypeError('handle(): only a heap made with { shared: true } has a handle');
+  }
+
+  /**
+   * For a heap made with `{ record: true }`: every malloc, calloc, realloc and free so far, as a
+   * malloc-lab trace (text) for `ffi-heap replay`. Other heaps throw a TypeError.
+   */
+  recorded(): string {
+    throw new TypeError('recorded(): only a heap made with { record: true } keeps its calls');
   }
 
   /**

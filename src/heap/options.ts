@@ -31,6 +31,11 @@ export interface HeapOptions {
    * can merge with their neighbours. Default 0: pages from the first request. Infinity: never.
    */
   pagesFrom?: number;
+  /**
+   * Keep every malloc, calloc, realloc and free as a trace, for `heap.recorded()` (then
+   * `ffi-heap replay`). Not for a shared heap. Heaps made without it pay nothing for it.
+   */
+  record?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -42,6 +47,7 @@ export interface ResolvedOptions {
   debug: boolean;
   shared: boolean;
   pagesFrom: number;
+  record: boolean;
 }
 
 function oneOf<T extends string>(what: string, value: unknown, allowed: readonly T[]): T {
@@ -64,7 +70,7 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`Heap options must be an object, got ${options === null ? 'null' : typeof options}`);
   }
-  const known = new Set(['preset', 'algorithm', 'scribble', 'limit', 'throwOnOutOfMemory', 'debug', 'shared', 'pagesFrom']);
+  const known = new Set(['preset', 'algorithm', 'scribble', 'limit', 'throwOnOutOfMemory', 'debug', 'shared', 'pagesFrom', 'record']);
   for (const key of Object.keys(options)) {
     if (!known.has(key)) throw new TypeError(`unknown Heap option '${key}'`);
   }
@@ -76,6 +82,9 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
   if (typeof shared !== 'boolean') throw new TypeError(`shared must be a boolean, got ${typeof shared}`);
   if (shared && (options.preset ?? 'fast') !== 'fast') throw new TypeError('a shared heap runs the fast preset only');
   if (shared && debug) throw new TypeError('a shared heap has no debug mode (its checks keep per-thread state)');
+  const record = options.record ?? false;
+  if (typeof record !== 'boolean') throw new TypeError(`record must be a boolean, got ${typeof record}`);
+  if (shared && record) throw new TypeError('a shared heap does not record (each thread makes calls of its own)');
   const throwOnOutOfMemory = options.throwOnOutOfMemory ?? false;
   if (typeof throwOnOutOfMemory !== 'boolean') throw new TypeError(`throwOnOutOfMemory must be a boolean, got ${typeof throwOnOutOfMemory}`);
   const limit = options.limit ?? Infinity;
@@ -97,6 +106,7 @@ export function resolveOptions(options: HeapOptions = {}): ResolvedOptions {
     debug,
     shared,
     pagesFrom,
+    record,
   };
   resolvedOptions.add(resolved);
   return resolved;
