@@ -87,6 +87,25 @@ for (const preset of PRESETS) {
     heap.destroy();
   });
 
+  test('an address inside a block is found afresh after the block is freed and its memory taken by others', () => {
+    const heap = makeHeap(preset);
+    const keep = heap.malloc(16); // the region stays
+    const p = heap.malloc(60_000);
+    const inside = p + 50_000;
+    assert.is(heap.bytes(inside).length, heap.usableSize(p) - 50_000);
+    assert.is(heap.bytes(inside + 16).length, heap.usableSize(p) - 50_016, 'the same block again');
+    heap.free(p);
+    if (preset.debugChecks) heap.trim();
+    throwsCode(() => heap.bytes(inside), 'ERR_INVALID_POINTER');
+    const parts = [heap.malloc(20_000), heap.malloc(20_000), heap.malloc(20_000)];
+    // Wherever `inside` falls now, bytes() reaches exactly to the end of the live block holding it.
+    const holder = parts.find((q) => q <= inside && inside < q + heap.usableSize(q));
+    if (holder === undefined) throwsCode(() => heap.bytes(inside), 'ERR_INVALID_POINTER');
+    else assert.is(heap.bytes(inside).length, holder + heap.usableSize(holder) - inside);
+    for (const q of [...parts, keep]) heap.free(q);
+    heap.destroy();
+  });
+
   test('a second free of a block whose memory went back to the kernel is still ERR_DOUBLE_FREE', () => {
     const heap = makeHeap(preset);
     // 32 MiB: a mapping of its own in the fast preset, a region of its own in the classic one.

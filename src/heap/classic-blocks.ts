@@ -35,6 +35,8 @@ const TWO_32 = 2 ** 32;
 export const SCRIBBLE_BYTE = 0xaa;
 /** What scribble fills a freed block's data with, past its free-list links. */
 export const FREED_BYTE = 0xdd;
+/** How many freed blocks' headers a region remembers for the double-free rule (Region.recentFrees). */
+const RECENT_FREES = 64;
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder();
 
@@ -50,6 +52,11 @@ export class Region {
   readonly u32: Uint32Array;
   /** Bit g is set when a block header starts at base + 16 * g. */
   private readonly starts: Uint8Array;
+  /**
+   * The headers of the last RECENT_FREES blocks freed here: when the region is given back, a
+   * second free of one of them is known for a double free.
+   */
+  readonly recentFrees: number[] = [];
 
   constructor(mapping: Mapping) {
     this.mapping = mapping;
@@ -110,7 +117,7 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
   protected readonly regions: Region[] = [];
   /** The same regions sorted by address, for lookups. */
   protected readonly sorted: Region[] = [];
-  /** Regions given back to the kernel: a second free of a block that was in one is a double free. */
+  /** Headers of blocks freed in regions given back to the kernel: a second free of one is a double free. */
   protected readonly released = new ReleasedRanges();
   protected lastRegion: Region | null = null;
   protected destroyed = false;
@@ -400,7 +407,8 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
     this.sorted.splice(this.sorted.indexOf(region), 1);
     if (this.lastRegion === region) this.lastRegion = null;
     unmapMemory(region.mapping);
-    this.released.add(region.base, region.end);
+    // Exactly the blocks freed there last: the region's other addresses may never have been starts.
+    for (const freed of region.recentFrees) this.released.add(freed, freed + 1);
     this.munmapCalls++;
     this.mapped -= region.size;
   }
@@ -453,6 +461,8 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
     if (mergeNext) this.proveFreeLinks(n);
     if (mergePrev) this.proveFreeLinks(p);
     this.inUse -= size;
+    const recent = this.regionOf(b).recentFrees;
+    if (recent.push(b) > RECENT_FREES) recent.shift();
     // Scribbled: the data past the free-list links the block is about to hold (MIN_BLOCK ends them).
     if (this.scribble && size > MIN_BLOCK) this.fill(b + MIN_BLOCK, FREED_BYTE, size - MIN_BLOCK);
     this.setSize(b, size, true);
@@ -485,8 +495,7 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
     if (this.destroyed) throw destroyedError();
     const b = ptr - HEADER_SIZE;
     const r = this.findRegion(b);
-    // A block's header and first data byte both in one region given back.
-    if (r === null && b % ALIGNMENT === 0 && this.released.holds(b, ptr + 1)) {
+    if (r === null && this.released.holds(b)) {
       throw new HeapError('ERR_DOUBLE_FREE', `${op}(${hex(shown)}): the block is already free (its region was given back to the kernel)`, shown);
     }
     if (r === null || !r.isStart(b)) {

@@ -118,6 +118,13 @@ export abstract class FastArena extends Heap implements HeapOperations {
   protected readonly large = new Map<number, LargeBlock>();
   /** Large blocks' addresses whose mappings were given back: a second free of one is a double free. */
   protected readonly released = new ReleasedRanges();
+  /**
+   * The medium block an address inside a block was last found in (blockAt), and its size word
+   * then: while the block is still recorded there with that word, another address in it needs no
+   * scan of the start bitmap. 0: none.
+   */
+  protected lastSpan = 0;
+  protected lastSpanWord = 0;
   /** Requests of at least this many bytes get mappings of their own. */
   protected largeThreshold = LARGE_THRESHOLD_START;
   /** A free block at the top larger than this is trimmed. */

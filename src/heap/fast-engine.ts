@@ -557,12 +557,20 @@ export abstract class FastEngine extends FastLarge {
     if (d >= 2 * Block.HEADER && d < this.top) {
       // The last recorded start at or before the header that would precede `ptr`: the block whose
       // data holds it, if any does (an address in a header finds the block before, and fails).
-      const h = this.startAtOrBefore(d - Block.HEADER);
+      // The block found last, when the address falls in it and it is still the same live block
+      // (its start recorded, its size word unchanged): no start can lie inside it, so no scan.
+      let h = this.lastSpan;
+      if (h === 0 || d < h + Block.HEADER || d >= h + (this.lastSpanWord & Flag.SIZE_MASK) || !this.isStart(h) ||
+          this.mem[(h >>> 2) + Word.SIZE] !== this.lastSpanWord) {
+        h = this.startAtOrBefore(d - Block.HEADER);
+      }
       if (h >= Block.HEADER) {
         const word = this.mem[(h >>> 2) + Word.SIZE]!;
         if (h + Block.HEADER !== d && (word & (Flag.FREE | Flag.CACHED)) !== 0) this.checkHeader(h, word);
         else if (d < h + (this.liveWord(h, ptr, op) & Flag.SIZE_MASK)) {
-          this.foundEnd = this.base + h + (this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK);
+          this.lastSpan = h;
+          this.lastSpanWord = word;
+          this.foundEnd = this.base + h + (word & Flag.SIZE_MASK);
           return this.base + h + Block.HEADER;
         }
       }

@@ -1,6 +1,7 @@
-// Address ranges a heap gave back to the kernel while they held its blocks (the classic preset's
-// unmapped regions, the fast preset's large blocks). A second free of a block whose memory is gone
-// is then ERR_DOUBLE_FREE, as it is while the memory stays mapped, and not ERR_INVALID_POINTER.
+// Addresses of blocks whose memory a heap gave back to the kernel (the last blocks freed in a
+// classic region it unmapped, the fast preset's large blocks), each kept as a range of one byte.
+// A second free of such a block is then ERR_DOUBLE_FREE, as it is while the memory stays mapped,
+// and not ERR_INVALID_POINTER.
 //
 // Only the ranges are kept, in JavaScript; nothing in them is ever read. A range the heap maps
 // again is forgotten (its blocks are live again, and are found as such); an address whose page
