@@ -68,10 +68,12 @@ function runWorkers(allocator: Job['allocator'], count: number, heap: Heap | nul
 }
 
 async function main(): Promise<void> {
-  console.log(`Shared heap throughput, ${runtimeName()}, ${cpus().length} cores: ${OPS.toLocaleString('en')} operations a worker, median of ${RUNS}`);
+  console.log(`Shared heap throughput, ${runtimeName()}, ${cpus().length} cores: ${OPS.toLocaleString('en')} operations a worker, median of ${RUNS} (slowest-fastest run)`);
   const rows: string[][] = [];
+  const medians: number[][] = [];
   for (const count of [1, 2]) {
     const rates: Record<string, number> = {};
+    const spreads: Record<string, string> = {};
     for (const allocator of ['ffi-heap', 'glibc'] as const) {
       const times: number[] = [];
       for (let r = 0; r < RUNS; r++) {
@@ -85,14 +87,17 @@ async function main(): Promise<void> {
         times.push(ms);
       }
       times.sort((a, b) => a - b);
-      rates[allocator] = (count * OPS) / (times[RUNS >> 1]! * 1000);
+      const rate = (ms: number): number => (count * OPS) / (ms * 1000);
+      rates[allocator] = rate(times[RUNS >> 1]!);
+      spreads[allocator] = `${rates[allocator]!.toFixed(1)} (${rate(times[RUNS - 1]!).toFixed(1)}-${rate(times[0]!).toFixed(1)})`;
     }
-    rows.push([`${count} worker${count > 1 ? 's' : ''}`, rates['ffi-heap']!.toFixed(1), rates.glibc!.toFixed(1), (rates['ffi-heap']! / rates.glibc!).toFixed(2)]);
+    medians.push([rates['ffi-heap']!, rates.glibc!]);
+    rows.push([`${count} worker${count > 1 ? 's' : ''}`, spreads['ffi-heap']!, spreads.glibc!, (rates['ffi-heap']! / rates.glibc!).toFixed(2)]);
   }
-  console.log('| workers | ffi-heap (ops/µs) | glibc through koffi (ops/µs) | ffi-heap ÷ glibc |');
+  console.log('| workers | ffi-heap (ops/µs) | glibc via koffi (ops/µs) | ffi-heap ÷ glibc via koffi |');
   console.log('|---|---:|---:|---:|');
   for (const row of rows) console.log(`| ${row.join(' | ')} |`);
-  console.log(`\n2 workers ÷ 1 worker: ffi-heap ${(Number(rows[1]![1]) / Number(rows[0]![1])).toFixed(2)}, glibc ${(Number(rows[1]![2]) / Number(rows[0]![2])).toFixed(2)}`);
+  console.log(`\n2 workers ÷ 1 worker: ffi-heap ${(medians[1]![0]! / medians[0]![0]!).toFixed(2)}, glibc via koffi ${(medians[1]![1]! / medians[0]![1]!).toFixed(2)}`);
   singleThreadPair();
 }
 
