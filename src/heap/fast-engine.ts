@@ -16,9 +16,9 @@
 // the caller; the medium paths (mallocMedium, freeMedium) and slow paths live apart.
 
 import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
-import { CLASS_OF, CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
+import { CLASS_OF, CLASS_SIZE, Page } from '../layout/pages.js';
 import { callocBytes, checkAddress, checkName, checkRealloc, checkSize, toAddress } from './arguments.js';
-import { destroyedError, hex } from './errors.js';
+import { destroyedError } from './errors.js';
 import type { Address } from './types.js';
 import {
   ARENA_BYTES, CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, FREED_BYTE, doubleFree, invalidPointer,
@@ -37,7 +37,6 @@ const MAX_ARENA_REQUEST = ARENA_BYTES / 4;
 const blockSize = fastBlockSize;
 const classOfRequest = CLASS_OF;
 const classSize = CLASS_SIZE;
-const classSlots = CLASS_SLOTS;
 
 /** The fast preset's every operation but introspection; FastHeap (./fast.ts) completes it. */
 export abstract class FastEngine extends FastLarge {
@@ -555,10 +554,10 @@ export abstract class FastEngine extends FastLarge {
     }
     const d = ptr - this.base;
     if (d >= 2 * Block.HEADER && d < this.top) {
-      // The last recorded start at or before the header that would precede `ptr`: the block whose
-      // data holds it, if any does (an address in a header finds the block before, and fails).
-      // The block found last, when the address falls in it and it is still the same live block
-      // (its start recorded, its size word unchanged): no start can lie inside it, so no scan.
+      // The block whose data holds `ptr`, if any: the block found last, when the address falls in
+      // it and it is still the same live block (its start recorded, its size word unchanged, so no
+      // start lies inside it); else the last recorded start at or before the header that would
+      // precede `ptr` (an address in a header finds the block before it, and fails).
       let h = this.lastSpan;
       if (h === 0 || d < h + Block.HEADER || d >= h + (this.lastSpanWord & Flag.SIZE_MASK) || !this.isStart(h) ||
           this.mem[(h >>> 2) + Word.SIZE] !== this.lastSpanWord) {
