@@ -16,12 +16,12 @@
 // the caller; the medium paths (mallocMedium, freeMedium) and slow paths live apart.
 
 import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
-import { CLASS_OF, CLASS_SIZE, Page } from '../layout/pages.js';
+import { CLASS_OF, CLASS_SIZE, Page, slotKeeps } from '../layout/pages.js';
 import { callocBytes, checkAddress, checkName, checkRealloc, checkSize, toAddress } from './arguments.js';
 import { destroyedError } from './errors.js';
 import type { Address } from './types.js';
 import {
-  ARENA_BYTES, CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, FREED_BYTE, doubleFree, invalidPointer,
+  ARENA_BYTES, CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, FREED_BYTE, doubleFree,
 } from './fast-arena.js';
 import { FastLarge } from './fast-large.js';
 import { releaseReservation, unmapMemory } from '../os/memory.js';
@@ -405,9 +405,7 @@ export abstract class FastEngine extends FastLarge {
       this.free(ptr);
       return 0;
     }
-    // It stays while its class holds it and is at most twice as large as it needs (a shrink to a
-    // much smaller class moves, so that a large slot is not held for a few bytes).
-    if (size <= slotSize && 2 * classSize[classOfRequest[(size + 15) >>> 4]!]! >= slotSize) {
+    if (slotKeeps(size, slotSize)) {
       if (this.scribble && size < slotSize) {
         const o = ptr - this.small.base;
         this.small.bytes.fill(SCRIBBLE_BYTE, o + size, o + slotSize);
@@ -534,63 +532,6 @@ export abstract class FastEngine extends FastLarge {
     const h = ptr - this.base - Block.HEADER;
     if (h >= Block.HEADER && h < this.top) return (this.liveWord(h, ptr, 'usableSize') & Flag.SIZE_MASK) - Block.HEADER;
     return this.largeBlock(ptr, 'usableSize').mapping.size;
-  }
-
-  /** @internal See HeapOperations. */
-  override blockAt(ptr: number, op: string): number {
-    if (this.destroyed) throw destroyedError();
-    const small = this.small;
-    const o = ptr - small.base;
-    if (o >= 0 && o < small.top) {
-      // A slot's start, the usual address, by its mark alone; any other by its page's slot size.
-      const g = (o & 15) === 0 && small.marks[o >>> Page.GRANULE_SHIFT] === Page.LIVE ? o >>> Page.GRANULE_SHIFT : small.slotAt(o);
-      const start = small.base + (g << Page.GRANULE_SHIFT);
-      if (g >= 0 && small.isLive(g)) {
-        this.foundEnd = start + small.slotSize(o >>> Page.SHIFT);
-        return start;
-      }
-      // The start of a freed block is a use after free; any other address is no block's.
-      throw g >= 0 && start === ptr ? doubleFree(op, ptr) : invalidPointer(op, ptr);
-    }
-    const d = ptr - this.base;
-    if (d >= 2 * Block.HEADER && d < this.top) {
-      // The block whose data holds `ptr`, if any: the block found last, when the address falls in
-      // it and it is still the same live block (its start recorded, its size word unchanged, so no
-      // start lies inside it); else the last recorded start at or before the header that would
-      // precede `ptr` (an address in a header finds the block before it, and fails).
-      let h = this.lastSpan;
-      if (h === 0 || d < h + Block.HEADER || d >= h + (this.lastSpanWord & Flag.SIZE_MASK) || !this.isStart(h) ||
-          this.mem[(h >>> 2) + Word.SIZE] !== this.lastSpanWord) {
-        h = this.startAtOrBefore(d - Block.HEADER);
-      }
-      if (h >= Block.HEADER) {
-        const word = this.mem[(h >>> 2) + Word.SIZE]!;
-        if (h + Block.HEADER !== d && (word & (Flag.FREE | Flag.CACHED)) !== 0) this.checkHeader(h, word);
-        else if (d < h + (this.liveWord(h, ptr, op) & Flag.SIZE_MASK)) {
-          this.lastSpan = h;
-          this.lastSpanWord = word;
-          this.foundEnd = this.base + h + (word & Flag.SIZE_MASK);
-          return this.base + h + Block.HEADER;
-        }
-      }
-      throw invalidPointer(op, ptr);
-    }
-    for (const [start, block] of this.large) {
-      if (ptr >= start && ptr < start + block.mapping.size) {
-        this.foundEnd = start + block.mapping.size;
-        return start;
-      }
-    }
-    throw this.notLarge(ptr, op);
-  }
-
-  /** @internal See HeapOperations. */
-  override rawBytes(start: number, ptr: number, n: number): Uint8Array {
-    const o = ptr - this.small.base;
-    if (o >= 0 && o < this.small.top) return this.small.bytes.subarray(o, o + n);
-    const d = ptr - this.base;
-    if (d >= 0 && d < this.top) return this.bytesView.subarray(d, d + n);
-    return this.large.get(start)!.bytes.subarray(ptr - start, ptr - start + n);
   }
 
   override destroy(): void {

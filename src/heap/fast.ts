@@ -1,13 +1,15 @@
 // The fast preset, the default, made by `new Heap()` or `new Heap({ preset: 'fast' })`: its engine
 // (./fast-engine.ts) and, here, what shows and proves its state: snapshot (every region and block,
 // the free lists and caches), stats, and check, which walks every invariant of the medium arena,
-// the small-object pages and the counters, and throws ERR_HEAP_CORRUPTED at the first that fails.
-// Every walk is bounded by the counts and proves each link before it follows it.
+// the small-object pages and the counters, and throws ERR_HEAP_CORRUPTED at the first that fails;
+// and blockAt, which finds the live block an address falls in for bytes() and its kin. Every walk
+// is bounded by the counts and proves each link before it follows it.
 
 import { Block, Flag, Word } from '../layout/fast.js';
 import { CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
 import { classOf } from '../strategies/tlsf.js';
 import { destroyedError, hex } from './errors.js';
+import { doubleFree, invalidPointer } from './fast-arena.js';
 import { CACHE_DEPTH, FastEngine } from './fast-engine.js';
 import type { BlockInfo, HeapSnapshot, HeapStats, RegionInfo } from './types.js';
 
@@ -18,6 +20,63 @@ const classSlots = CLASS_SLOTS;
 
 /** The fast preset, the default. Made by `new Heap()` or `new Heap({ preset: 'fast' })`. */
 export class FastHeap extends FastEngine {
+  /** @internal See HeapOperations. */
+  override blockAt(ptr: number, op: string): number {
+    if (this.destroyed) throw destroyedError();
+    const small = this.small;
+    const o = ptr - small.base;
+    if (o >= 0 && o < small.top) {
+      // A slot's start, the usual address, by its mark alone; any other by its page's slot size.
+      const g = (o & 15) === 0 && small.marks[o >>> Page.GRANULE_SHIFT] === Page.LIVE ? o >>> Page.GRANULE_SHIFT : small.slotAt(o);
+      const start = small.base + (g << Page.GRANULE_SHIFT);
+      if (g >= 0 && small.isLive(g)) {
+        this.foundEnd = start + small.slotSize(o >>> Page.SHIFT);
+        return start;
+      }
+      // The start of a freed block is a use after free; any other address is no block's.
+      throw g >= 0 && start === ptr ? doubleFree(op, ptr) : invalidPointer(op, ptr);
+    }
+    const d = ptr - this.base;
+    if (d >= 2 * Block.HEADER && d < this.top) {
+      // The block whose data holds `ptr`, if any: the block found last, when the address falls in
+      // it and it is still the same live block (its start recorded, its size word unchanged, so no
+      // start lies inside it); else the last recorded start at or before the header that would
+      // precede `ptr` (an address in a header finds the block before it, and fails).
+      let h = this.lastSpan;
+      if (h === 0 || d < h + Block.HEADER || d >= h + (this.lastSpanWord & Flag.SIZE_MASK) || !this.isStart(h) ||
+          this.mem[(h >>> 2) + Word.SIZE] !== this.lastSpanWord) {
+        h = this.startAtOrBefore(d - Block.HEADER);
+      }
+      if (h >= Block.HEADER) {
+        const word = this.mem[(h >>> 2) + Word.SIZE]!;
+        if (h + Block.HEADER !== d && (word & (Flag.FREE | Flag.CACHED)) !== 0) this.checkHeader(h, word);
+        else if (d < h + (this.liveWord(h, ptr, op) & Flag.SIZE_MASK)) {
+          this.lastSpan = h;
+          this.lastSpanWord = word;
+          this.foundEnd = this.base + h + (word & Flag.SIZE_MASK);
+          return this.base + h + Block.HEADER;
+        }
+      }
+      throw invalidPointer(op, ptr);
+    }
+    for (const [start, block] of this.large) {
+      if (ptr >= start && ptr < start + block.mapping.size) {
+        this.foundEnd = start + block.mapping.size;
+        return start;
+      }
+    }
+    throw this.notLarge(ptr, op);
+  }
+
+  /** @internal See HeapOperations. */
+  override rawBytes(start: number, ptr: number, n: number): Uint8Array {
+    const o = ptr - this.small.base;
+    if (o >= 0 && o < this.small.top) return this.small.bytes.subarray(o, o + n);
+    const d = ptr - this.base;
+    if (d >= 0 && d < this.top) return this.bytesView.subarray(d, d + n);
+    return this.large.get(start)!.bytes.subarray(ptr - start, ptr - start + n);
+  }
+
   /** The blocks of the heap in address order (without the sentinel). */
   private heapBlocks(): BlockInfo[] {
     const blocks: BlockInfo[] = [];

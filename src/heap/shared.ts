@@ -36,7 +36,7 @@ import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
 import { resolveOptions } from './options.js';
 import type { Address, HeapStats, SharedHeapHandle } from './types.js';
 import { releaseReservation } from '../os/memory.js';
-import { CLASS_OF, CLASS_SIZE, Page } from '../layout/pages.js';
+import { Page, slotKeeps } from '../layout/pages.js';
 import { SharedSlots } from './shared-slots.js';
 import { CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot, acquire, release } from './shared-control.js';
 
@@ -44,8 +44,6 @@ import { CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot, acquire, release } from 
 const CACHE_DEPTH = 8;
 // A module-level const, so that V8 folds it (an imported binding is read through a cell per use).
 const blockSize = fastBlockSize;
-const classOfRequest = CLASS_OF;
-const classSize = CLASS_SIZE;
 
 /**
  * The shared preset, made by `new Heap({ shared: true })` or `Heap.attach(handle)`: a fast heap
@@ -188,9 +186,7 @@ export class SharedHeap extends SharedSlots {
       this.free(ptr);
       return 0;
     }
-    // The fast preset's rule (FastEngine.reallocSmall): it stays while its class holds it and is at
-    // most twice as large as it needs.
-    if (size <= slotSize && 2 * classSize[classOfRequest[(size + 15) >>> 4]!]! >= slotSize) {
+    if (slotKeeps(size, slotSize)) {
       if (this.scribble === true) pages.bytes.fill(SCRIBBLE_BYTE, o + size, o + slotSize);
       return ptr;
     }

@@ -85,3 +85,12 @@ export const CLASS_OF: Uint8Array = new Uint8Array((Page.SMALL_MAX >>> 4) + 1);
     CLASS_OF[i] = k;
   }
 }
+
+/**
+ * Whether a slot of `slotSize` bytes keeps a block reallocated to `size` bytes in place: while its
+ * class holds it and is at most twice as large as it needs (a shrink to a much smaller class
+ * moves, so that a large slot is not held for a few bytes).
+ */
+export function slotKeeps(size: number, slotSize: number): boolean {
+  return size <= slotSize && 2 * CLASS_SIZE[CLASS_OF[(size + 15) >>> 4]!]! >= slotSize;
+}
