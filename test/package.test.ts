@@ -133,6 +133,15 @@ test('the README\'s quick starts run in the fresh project, on this runtime', () 
     assert.is(child.status, 0, `${line}: ${child.stderr}`);
   }
   assert.match(readFileSync(join(project, 'random.rep'), 'utf8'), /^\d+\n/);
+  // The viewer's: a trace, then its page.
+  const view = /### Seeing the heap move: the viewer\n\n```sh\n([\s\S]*?)```/.exec(section)![1]!.trim().split('\n');
+  assert.is(view.length, 2);
+  for (const line of view) {
+    const path = (process.env.PATH ?? '').split(':').filter((dir) => !/bun-node|\.bun/.test(dir)).join(':');
+    const child = spawnSync('sh', ['-c', line], { cwd: project, encoding: 'utf8', timeout: 120_000, env: { ...process.env, PATH: path } });
+    assert.is(child.status, 0, `${line}: ${child.stderr}`);
+  }
+  assert.match(readFileSync(join(project, 'fits.html'), 'utf8'), /<script type="application\/json" id="view-data">/);
 });
 
 test('the command line runs from the installed package', () => {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { DEMO_USAGE, demoCommand } from './demo.js';
 import { GEN_TRACE_USAGE, genTraceCommand } from './gen-trace.js';
 import { REPLAY_USAGE, replayCommand } from './replay.js';
+import { VIEW_USAGE, viewCommand } from './view.js';
 
 const USAGE = `usage: ffi-heap <command> [options]
 
@@ -14,11 +15,13 @@ commands:
   demo       a short tour: allocate, free, reallocate, and print the heap after each step
   replay     replay allocation traces against ffi-heap and its peers: verify, time, score
   gen-trace  write a synthetic allocation trace
+  view       see a trace move through the heap: an interactive page, one self-contained HTML file
   help       this text (also --help, -h); --version (-V) prints the version
 
 ${DEMO_USAGE}
 ${REPLAY_USAGE}
-${GEN_TRACE_USAGE}`;
+${GEN_TRACE_USAGE}
+${VIEW_USAGE}`;
 
 const out = (text: string): void => void process.stdout.write(text);
 const err = (text: string): void => void process.stderr.write(text);
@@ -46,6 +49,8 @@ async function main(argv: readonly string[]): Promise<number> {
         return await replayCommand(rest, out, err);
       case 'gen-trace':
         return genTraceCommand(rest, out, err);
+      case 'view':
+        return await viewCommand(rest, out, err);
       case 'help':
       case '--help':
       case '-h':

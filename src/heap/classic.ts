@@ -8,9 +8,9 @@ import { callocBytes, checkName, checkRealloc, checkSize, toAddress } from './ar
 import type { Address } from './types.js';
 import { HeapError, destroyedError, hex } from './errors.js';
 import { ClassicBlocks, SCRIBBLE_BYTE, corrupted } from './classic-blocks.js';
+import { VIEW_FREE, VIEW_USED } from './heap.js';
 import type { BlockInfo, HeapSnapshot, HeapStats, RegionInfo } from './types.js';
 
-/** The classic preset. Made by `new Heap({ preset: 'classic' })`. */
 /** The classic preset. Made by `new Heap({ preset: 'classic' })`. */
 export class ClassicHeap extends ClassicBlocks {
   // The public API (see HeapOperations in ./heap.ts).
@@ -136,11 +136,44 @@ export class ClassicHeap extends ClassicBlocks {
       current.blocks.push({ address: b, size: this.blockSize(b), free: this.isFree(b), name: this.nameOf(b) });
     }
     const freeList: number[] = [];
-    for (let b = this.freeHead; b !== 0; b = this.nextFree(b)) {
-      if (freeList.length >= this.freeCount) throw corrupted('the free list is longer than the free count (a cycle?)', b);
-      freeList.push(b);
-    }
+    this.viewFreeList(freeList);
     return { regions, freeList };
+  }
+
+  /** @internal See HeapOperations. */
+  override viewFreeList(out: number[]): void {
+    const first = out.length;
+    for (let b = this.freeHead; b !== 0; b = this.nextFree(b)) {
+      if (out.length - first >= this.freeCount) throw corrupted('the free list is longer than the free count (a cycle?)', b);
+      out.push(b);
+    }
+  }
+
+  /** @internal See HeapOperations. */
+  override viewRegions(out: number[]): void {
+    if (this.destroyed) throw destroyedError();
+    for (const r of this.sorted) out.push(r.base, r.size, HEADER_SIZE);
+  }
+
+  /** @internal See HeapOperations. */
+  override viewRegionAt(address: number, out: number[]): boolean {
+    if (this.destroyed) throw destroyedError();
+    const r = this.findRegion(address);
+    if (r === null) return false;
+    out.push(r.base, r.size, HEADER_SIZE);
+    return true;
+  }
+
+  /** @internal See HeapOperations. */
+  override viewBlocks(lo: number, hi: number, out: number[]): void {
+    if (this.destroyed) throw destroyedError();
+    const r = this.findRegion(lo);
+    if (r === null) return;
+    for (let b = Math.max(r.startAtOrBefore(lo), r.base); b < r.end && b < hi;) {
+      const size = this.blockSize(b);
+      out.push(b, size, this.isFree(b) ? VIEW_FREE : VIEW_USED);
+      b += size;
+    }
   }
 
   override stats(): HeapStats {

@@ -11,6 +11,7 @@ import { classOf } from '../strategies/tlsf.js';
 import { destroyedError, hex } from './errors.js';
 import { doubleFree, invalidPointer } from './fast-arena.js';
 import { CACHE_DEPTH, FastEngine } from './fast-engine.js';
+import { VIEW_CACHED, VIEW_FREE, VIEW_USED } from './heap.js';
 import type { BlockInfo, HeapSnapshot, HeapStats, RegionInfo } from './types.js';
 
 export { CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, SCRIBBLE_BYTE, TRIM_MIN } from './fast-engine.js';
@@ -127,21 +128,124 @@ export class FastHeap extends FastEngine {
       regions.push({ address, size, blocks: [{ address, size, free: false, name: block.name }] });
     }
     const freeList: number[] = [];
+    this.viewFreeList(freeList);
+    return { regions, freeList };
+  }
+
+  /** @internal See HeapOperations: the lists in class order, then the caches, then the wide cache. */
+  override viewFreeList(out: number[]): void {
     const { heads, count } = this.lists;
+    const first = out.length;
     for (let i = 0; i < heads.length; i++) {
       for (let b = heads[i]!; b !== 0; b = this.mem[(b >>> 2) + Word.NEXT_FREE]!) {
-        if (freeList.length >= count || !this.lists.isFreeIn(b, i)) this.corruptedList(b);
-        freeList.push(this.base + b);
+        if (out.length - first >= count || !this.lists.isFreeIn(b, i)) this.corruptedList(b);
+        out.push(this.base + b);
       }
     }
     for (let c = 0; c < this.cacheHeads.length; c++) {
       for (let b = this.cacheHeads[c]!, left = this.cacheCounts[c]! - 1; b !== 0; left--) {
-        freeList.push(this.base + b);
+        out.push(this.base + b);
         b = this.cacheLink(b, c, left);
       }
     }
-    for (let i = 0; i < this.wideCount; i++) freeList.push(this.base + this.wide[i]!);
-    return { regions, freeList };
+    for (let i = 0; i < this.wideCount; i++) out.push(this.base + this.wide[i]!);
+  }
+
+  /** @internal See HeapOperations: stats() without the walk of the pages it makes for usedBlocks. */
+  override viewCounts(out: number[]): void {
+    const small = this.small;
+    out.push((this.top > 0 ? 1 : 0) + this.large.size + small.pagesInUse + small.pooledPages,
+      this.blockCount + this.large.size + small.slotsInPages + small.pooledPages, this.inUse, this.mapped());
+  }
+
+  /** @internal See HeapOperations. */
+  override viewCached(): number {
+    return this.cachedBlocks();
+  }
+
+  /** @internal See HeapOperations: the arena, the small pages in use or pooled, the large blocks. */
+  override viewRegions(out: number[]): void {
+    if (this.destroyed) throw destroyedError();
+    const small = this.small;
+    const regions: number[] = [];
+    if (this.top > 0) regions.push(this.base, this.top, Block.HEADER);
+    for (const page of small.pages()) {
+      if (small.classOf(page) !== Page.GIVEN_BACK) regions.push(small.base + page * Page.BYTES, Page.BYTES, 0);
+    }
+    for (const block of this.large.values()) regions.push(block.mapping.address, block.mapping.size, 0);
+    // Sorted by address, a triple at a time.
+    const order = Array.from({ length: regions.length / 3 }, (_, i) => i).sort((a, b) => regions[3 * a]! - regions[3 * b]!);
+    for (const i of order) out.push(regions[3 * i]!, regions[3 * i + 1]!, regions[3 * i + 2]!);
+  }
+
+  /** @internal See HeapOperations. */
+  override viewRegionAt(address: number, out: number[]): boolean {
+    if (this.destroyed) throw destroyedError();
+    const small = this.small;
+    const o = address - small.base;
+    if (o >= 0 && o < small.top) {
+      const page = o >>> Page.SHIFT;
+      if (page < small.firstPage || page >= small.fresh >>> Page.SHIFT || small.classOf(page) === Page.GIVEN_BACK) return false;
+      out.push(small.base + page * Page.BYTES, Page.BYTES, 0);
+      return true;
+    }
+    if (address >= this.base && address < this.base + this.top) {
+      out.push(this.base, this.top, Block.HEADER);
+      return true;
+    }
+    for (const block of this.large.values()) {
+      const { address: start, size } = block.mapping;
+      if (address >= start && address < start + size) {
+        out.push(start, size, 0);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** @internal See HeapOperations. */
+  override viewBlocks(lo: number, hi: number, out: number[]): void {
+    if (this.destroyed) throw destroyedError();
+    const small = this.small;
+    const o = lo - small.base;
+    if (o >= 0 && o < small.top) {
+      const page = o >>> Page.SHIFT;
+      const at = small.base + page * Page.BYTES;
+      const c = small.classOf(page);
+      if (c === Page.GIVEN_BACK) return;
+      if (c === 0) {
+        out.push(at, Page.BYTES, VIEW_FREE);
+        return;
+      }
+      const size = classSize[c]!;
+      const first = Math.max(0, Math.floor((lo - at) / size));
+      for (let slot = first; slot < classSlots[c]! && at + slot * size < hi; slot++) {
+        const g = small.locate(at + slot * size - small.base);
+        out.push(at + slot * size, size, small.isLive(g) ? VIEW_USED : VIEW_FREE);
+      }
+      return;
+    }
+    const d = lo - this.base;
+    if (d >= 0 && d < this.top) {
+      const end = this.top - Block.HEADER;
+      let h = this.startAtOrBefore(Math.max(d, Block.HEADER));
+      if (h < 0) h = Block.HEADER;
+      for (; h < end && this.base + h < hi;) {
+        const word = this.mem[(h >>> 2) + Word.SIZE]!;
+        const size = word & Flag.SIZE_MASK;
+        if (!this.isStart(h)) this.corrupted(h, 'a block starts where none was recorded');
+        if (size < Block.MIN || h + size > end) this.corrupted(h, `size ${size} runs past the end of the heap`);
+        if (this.base + h + size > lo) {
+          out.push(this.base + h, size, (word & Flag.CACHED) !== 0 ? VIEW_CACHED : (word & Flag.FREE) !== 0 ? VIEW_FREE : VIEW_USED);
+        }
+        h += size;
+      }
+      return;
+    }
+    for (const block of this.large.values()) {
+      const { address, size } = block.mapping;
+      if (lo >= address && lo < address + size) out.push(address, size, VIEW_USED);
+    }
   }
 
   override stats(): HeapStats {

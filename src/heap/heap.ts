@@ -45,6 +45,28 @@ export interface HeapOperations {
   blockAt(ptr: number, op: string): number;
   /** @internal `n` bytes from `ptr`, inside the live block that starts at `start` (as blockAt found it). */
   rawBytes(start: number, ptr: number, n: number): Uint8Array;
+  /**
+   * @internal For the viewer (../viewer/): every region as (address, size, header bytes of its
+   * blocks) triples, appended to `out` in address order.
+   */
+  viewRegions(out: number[]): void;
+  /** @internal For the viewer: the region holding `address` as one triple appended to `out`; false when none does. */
+  viewRegionAt(address: number, out: number[]): boolean;
+  /**
+   * @internal For the viewer: the blocks of the region holding `lo` that overlap [lo, hi), in
+   * address order, as (address, size, state) triples appended to `out`; the state is VIEW_USED,
+   * VIEW_FREE or VIEW_CACHED. Each header is proved as snapshot() proves it.
+   */
+  viewBlocks(lo: number, hi: number, out: number[]): void;
+  /** @internal For the viewer: snapshot().freeList, appended to `out`. */
+  viewFreeList(out: number[]): void;
+  /** @internal For the viewer: how many blocks are VIEW_CACHED. */
+  viewCached(): number;
+  /**
+   * @internal For the viewer, cheaply (no walk): regions, blocks, bytes in use and bytes mapped,
+   * as stats() counts them, appended to `out`.
+   */
+  viewCounts(out: number[]): void;
   /** Counters: bytes mapped and in use (with peaks), blocks, regions, mmap and munmap calls. */
   stats(): HeapStats;
   /** Every region and block, and the free list, as plain data. */
@@ -60,6 +82,16 @@ export interface HeapOperations {
   /** Unmaps all memory. Every address from this heap is invalid afterwards, and so is the heap. */
   destroy(): void;
 }
+
+/** @internal A block in use, as viewBlocks() reports it. */
+export const VIEW_USED = 0;
+/** @internal A free block (on a free list, a free slot, or a pooled page). */
+export const VIEW_FREE = 1;
+/** @internal A freed block the fast preset holds whole in a cache for a request of its size. */
+export const VIEW_CACHED = 2;
+
+const notViewable = (preset: string): TypeError =>
+  new TypeError(`view: a ${preset} heap in this mode cannot be viewed (the fast and classic presets can)`);
 
 type PresetFactory = (options: ResolvedOptions) => Heap;
 let createPreset: PresetFactory | undefined;
@@ -149,6 +181,37 @@ export class Heap {
    */
   recorded(): string {
     throw new TypeError('recorded(): only a heap made with { record: true } keeps its calls');
+  }
+
+  /** @internal See HeapOperations; the fast and classic presets can be viewed. */
+  viewRegions(_out: number[]): void {
+    throw notViewable(this.preset);
+  }
+
+  /** @internal See HeapOperations. */
+  viewRegionAt(_address: number, _out: number[]): boolean {
+    throw notViewable(this.preset);
+  }
+
+  /** @internal See HeapOperations. */
+  viewBlocks(_lo: number, _hi: number, _out: number[]): void {
+    throw notViewable(this.preset);
+  }
+
+  /** @internal See HeapOperations. */
+  viewFreeList(_out: number[]): void {
+    throw notViewable(this.preset);
+  }
+
+  /** @internal See HeapOperations: from stats(), for the presets whose stats() walks nothing. */
+  viewCounts(out: number[]): void {
+    const s = this.stats();
+    out.push(s.regions, s.blocks, s.inUse, s.mapped);
+  }
+
+  /** @internal See HeapOperations; no block is cached but in the fast preset's caches. */
+  viewCached(): number {
+    return 0;
   }
 
   /**
