@@ -2,9 +2,11 @@
 // operation what changed in it, as the events of ./model.ts. A HeapModel kept here in step with
 // the heap (the mirror) says what the page will hold; after each operation only the blocks near
 // the addresses it touched are read back from the heap (the block before, the block, the two
-// after: where a split or merge can reach), and the free list is compared whole. The heap's own
-// counters then prove the mirror: any difference in regions, blocks, blocks in use or bytes in
-// use (a cache merged, a pool given back, a trim) has every region read back and compared.
+// after: where a split or merge can reach), and the free list is compared whole (but after an
+// operation on small-object pages alone, whose slots are on no list). The heap's own counters then
+// prove the mirror: where regions, blocks, bytes in use or cached blocks differ (pages taken or
+// given back in batches, a cache merged, a trim), the regions, then the free list's blocks, then
+// every block are read back, cheapest first (reconcile).
 // `verify` compares the mirror with every block of the heap after every operation, for tests.
 
 import { Heap } from '../heap/presets.js';
