@@ -1,5 +1,5 @@
 // The viewer's page as one self-contained HTML file: its style, its script (the compiled text of
-// ../heap/errors.ts, ../debug/format.ts, ./model.ts and ./page.ts, their import and export words
+// ../heap/errors.ts, ../debug/format.ts, ./model.ts, ./column.ts and ./page.ts, their import and export words
 // taken out, in one module script) and its data (the trace and each heap's record, gzipped, in
 // base64, in a JSON script element). It loads nothing from the network.
 
@@ -9,7 +9,7 @@ import { peakPayload, type Trace } from '../trace/format.js';
 import type { HeapRecord } from './record.js';
 
 /** The compiled modules the page runs, in the order they must appear. */
-const SCRIPT_MODULES = ['../heap/errors.js', '../debug/format.js', './model.js', './page.js'];
+const SCRIPT_MODULES = ['../heap/errors.js', '../debug/format.js', './model.js', './column.js', './page.js'];
 
 /** A compiled module's text as part of one script: no imports, no exports, no source map line. */
 function inline(path: string): string {
