@@ -126,6 +126,12 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
   protected tail = 0;
   freeHead = 0;
   protected freeTail = 0;
+  /**
+   * Null, or (once the viewer asked, viewFreeLog) every change of the free list in order: a block
+   * appended at its tail as its address, a block taken off as minus its address. Every change goes
+   * through appendFree and removeFree.
+   */
+  protected freeLog: number[] | null = null;
 
   protected mapped = 0;
   protected peakMapped = 0;
@@ -314,6 +320,7 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
   // Lists.
 
   protected appendFree(b: number): void {
+    if (this.freeLog !== null) this.freeLog.push(b);
     this.setWord(b + OFF_NEXT_FREE, 0);
     this.setWord(b + OFF_PREV_FREE, this.freeTail);
     if (this.freeTail === 0) this.freeHead = b;
@@ -331,6 +338,7 @@ export abstract class ClassicBlocks extends Heap implements HeapOperations, Free
     if (n === 0) this.freeTail = p;
     else this.setWord(n + OFF_PREV_FREE, p);
     this.freeCount--;
+    if (this.freeLog !== null) this.freeLog.push(-b);
   }
 
   /** Links `b` into the block list at its tail (the first block of a new region). */

@@ -150,6 +150,12 @@ export class ClassicHeap extends ClassicBlocks {
   }
 
   /** @internal See HeapOperations. */
+  override viewFreeLog(): number[] {
+    this.freeLog ??= [];
+    return this.freeLog;
+  }
+
+  /** @internal See HeapOperations. */
   override viewRegions(out: number[]): void {
     if (this.destroyed) throw destroyedError();
     for (const r of this.sorted) out.push(r.base, r.size, HEADER_SIZE);

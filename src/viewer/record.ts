@@ -46,10 +46,12 @@ class Recorder {
   private readonly real: number[] = [];
   private readonly regionOut: number[] = [];
   private readonly counts: number[] = [];
-  private freeList: number[] = [];
+  /** The heap's log of free-list changes, where it keeps one (viewFreeLog). */
+  private readonly freeLog: number[] | null;
 
   constructor(heap: Heap) {
     this.heap = heap;
+    this.freeLog = heap.viewFreeLog();
   }
 
   /** [lo, hi): the block holding `a` in the mirror, the one before it and the two after. */
@@ -136,6 +138,10 @@ class Recorder {
    * every entry that left or joined are read back.
    */
   syncFreeList(): void {
+    if (this.freeLog !== null) {
+      this.replayFreeLog(this.freeLog);
+      return;
+    }
     const now: number[] = [];
     this.heap.viewFreeList(now);
     const was = this.mirror.freeList;
@@ -177,6 +183,37 @@ class Recorder {
     // A block that joined or left the list may have changed state, or size.
     for (const a of inOld) if (!inNew.has(a)) this.readBack(a, a + 1);
     for (const a of inNew) if (!inOld.has(a)) this.readBack(a, a + 1);
+  }
+
+  /**
+   * The free list from the heap's log of its changes (viewFreeLog): each append or removal as one
+   * FREE event. A removal of an address the list does not hold is a log the mirror cannot follow:
+   * the list is then read whole.
+   */
+  private replayFreeLog(log: number[]): void {
+    const list = this.mirror.freeList;
+    for (let k = 0; k < log.length; k++) {
+      const a = log[k]!;
+      if (a > 0) {
+        this.out.free(list.length, 0, log, k, 1);
+        list.push(a);
+        this.readBack(a, a + 1);
+        continue;
+      }
+      const at = list.indexOf(-a);
+      if (at < 0) {
+        log.length = 0;
+        const now: number[] = [];
+        this.heap.viewFreeList(now);
+        this.out.free(0, list.length, now, 0, now.length);
+        this.mirror.freeList = now;
+        return;
+      }
+      this.out.free(at, 1, log, k, 0);
+      list.splice(at, 1);
+      this.readBack(-a, 1 - a);
+    }
+    log.length = 0;
   }
 
   /** Whether address `a` is 0 or in a region whose blocks have no header: a page of small blocks or a large block's mapping, neither on a free list. */
