@@ -158,7 +158,7 @@ export class ClassicHeap extends ClassicBlocks {
   /** @internal See HeapOperations. */
   override viewRegions(out: number[]): void {
     if (this.destroyed) throw destroyedError();
-    for (const r of this.sorted) out.push(r.base, r.size, HEADER_SIZE);
+    for (const r of this.sorted) out.push(r.base, r.size, HEADER_SIZE, -1);
   }
 
   /** @internal See HeapOperations. */

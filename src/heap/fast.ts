@@ -158,6 +158,12 @@ export class FastHeap extends FastEngine {
       this.blockCount + this.large.size + small.slotsInPages + small.pooledPages, this.inUse, this.mapped());
   }
 
+  /** @internal See HeapOperations: the small pages' log of pages that changed. */
+  override viewRegionLog(): number[] {
+    this.small.changes ??= [];
+    return this.small.changes;
+  }
+
   /** @internal See HeapOperations. */
   override viewCached(): number {
     return this.cachedBlocks();
@@ -167,15 +173,21 @@ export class FastHeap extends FastEngine {
   override viewRegions(out: number[]): void {
     if (this.destroyed) throw destroyedError();
     const small = this.small;
-    const regions: number[] = [];
-    if (this.top > 0) regions.push(this.base, this.top, Block.HEADER);
-    for (const page of small.pages()) {
-      if (small.classOf(page) !== Page.GIVEN_BACK) regions.push(small.base + page * Page.BYTES, Page.BYTES, 0);
+    // The arena and the large blocks (few), sorted, merged with the pages (in address order).
+    const others: number[][] = [];
+    if (this.top > 0) others.push([this.base, this.top, Block.HEADER, this.blockCount]);
+    for (const block of this.large.values()) others.push([block.mapping.address, block.mapping.size, 0, 1]);
+    others.sort((a, b) => a[0]! - b[0]!);
+    let o = 0;
+    const end = small.fresh >>> Page.SHIFT;
+    for (let page = small.firstPage; page < end; page++) {
+      const c = small.classOf(page);
+      if (c === Page.GIVEN_BACK) continue;
+      const address = small.base + page * Page.BYTES;
+      while (o < others.length && others[o]![0]! < address) out.push(...others[o++]!);
+      out.push(address, Page.BYTES, 0, c === 0 ? 1 : classSlots[c]!);
     }
-    for (const block of this.large.values()) regions.push(block.mapping.address, block.mapping.size, 0);
-    // Sorted by address, a triple at a time.
-    const order = Array.from({ length: regions.length / 3 }, (_, i) => i).sort((a, b) => regions[3 * a]! - regions[3 * b]!);
-    for (const i of order) out.push(regions[3 * i]!, regions[3 * i + 1]!, regions[3 * i + 2]!);
+    while (o < others.length) out.push(...others[o++]!);
   }
 
   /** @internal See HeapOperations. */

@@ -46,8 +46,9 @@ export interface HeapOperations {
   /** @internal `n` bytes from `ptr`, inside the live block that starts at `start` (as blockAt found it). */
   rawBytes(start: number, ptr: number, n: number): Uint8Array;
   /**
-   * @internal For the viewer (../viewer/): every region as (address, size, header bytes of its
-   * blocks) triples, appended to `out` in address order.
+   * @internal For the viewer (../viewer/): every region as four numbers, appended to `out` in
+   * address order: its address, size, the header bytes of its blocks, and how many blocks it
+   * holds (-1 where counting them would walk them).
    */
   viewRegions(out: number[]): void;
   /** @internal For the viewer: the region holding `address` as one triple appended to `out`; false when none does. */
@@ -68,6 +69,12 @@ export interface HeapOperations {
    * the viewer to read and empty; with it the free list need not be walked after each operation.
    */
   viewFreeLog(): number[] | null;
+  /**
+   * @internal For the viewer: null, or an array to which the heap from now on appends the address
+   * of each region whose blocks changed other than through the blocks an operation was given or
+   * freed (the fast preset's pages taken, pooled or given back in batches).
+   */
+  viewRegionLog(): number[] | null;
   /**
    * @internal For the viewer, cheaply (no walk): regions, blocks, bytes in use and bytes mapped,
    * as stats() counts them, appended to `out`.
@@ -217,6 +224,11 @@ export class Heap {
 
   /** @internal See HeapOperations: the fast preset's lists change in too many places to log. */
   viewFreeLog(): number[] | null {
+    return null;
+  }
+
+  /** @internal See HeapOperations. */
+  viewRegionLog(): number[] | null {
     return null;
   }
 

@@ -74,6 +74,11 @@ export class SmallPages {
   top = 0;
   /** Pages from here to `top` are committed and were never handed out (the kernel has not backed them). */
   fresh = 0;
+  /**
+   * Null, or (for the viewer: FastHeap.viewRegionLog) the address of every page that took a class,
+   * went to the pool or was given back, as it happened: the changes outside the slot paths.
+   */
+  changes: number[] | null = null;
   /** Our pages in one of the kernel's: a unit. */
   readonly unitPages = Math.max(1, getPageSize() >>> Page.SHIFT);
   /** The first page past the arena's first unit, which is never committed. */
@@ -127,6 +132,7 @@ export class SmallPages {
     const marks = this.marks;
     for (let i = 0, at = 0; i < slots; i++, at += step) marks[g + at] = i + 1 < slots ? at + step : Page.END;
     this.pageInfo[page] = c; // the free list starts at granule 0, and no slot is in use
+    this.changes?.push(this.base + (page << Page.SHIFT));
     this.pagesInUse++;
     this.slotsInPages += slots;
     this.pushAvail(c, page);
@@ -266,6 +272,7 @@ export class SmallPages {
     const c = this.pageInfo[page]! & Page.INFO_CLASS;
     this.unlinkAvail(c, page);
     this.pageInfo[page] = 0;
+    this.changes?.push(this.base + (page << Page.SHIFT));
     this.slotsInPages -= classSlots[c]!;
     this.marks.fill(Page.NOT_SLOT, page << Page.GRANULES_SHIFT, (page + 1) << Page.GRANULES_SHIFT);
     this.pagesInUse--;
@@ -302,6 +309,7 @@ export class SmallPages {
     for (let k = this.unitPages - 1; k >= 1; k--) {
       this.pageInfo[page + k] = 0;
       this.pool[this.pooled++] = page + k;
+      this.changes?.push(this.base + ((page + k) << Page.SHIFT));
     }
     this.pageInfo[page] = 0;
     this.committed += unitBytes;
@@ -367,6 +375,7 @@ export class SmallPages {
         this.spare[this.spares++] = give[k]!;
         for (let p = give[k]!; p < give[k]! + unit; p++) {
           this.pageInfo[p] = Page.GIVEN_BACK;
+          this.changes?.push(this.base + (p << Page.SHIFT));
           given.add(p);
         }
       }

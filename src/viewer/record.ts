@@ -46,12 +46,30 @@ class Recorder {
   private readonly real: number[] = [];
   private readonly regionOut: number[] = [];
   private readonly counts: number[] = [];
+  private readonly regionList: number[] = [];
   /** The heap's log of free-list changes, where it keeps one (viewFreeLog). */
   private readonly freeLog: number[] | null;
+
+  /** The heap's log of regions that changed off the operation's blocks, where it keeps one (viewRegionLog). */
+  private readonly regionLog: number[] | null;
 
   constructor(heap: Heap) {
     this.heap = heap;
     this.freeLog = heap.viewFreeLog();
+    this.regionLog = heap.viewRegionLog();
+  }
+
+  /** Reads back each region the heap logged as changed (a page pooled, given back, or taken in a batch). */
+  syncLoggedRegions(): void {
+    const log = this.regionLog;
+    if (log === null || log.length === 0) return;
+    for (let k = 0; k < log.length; k++) {
+      const a = log[k]!;
+      this.syncRegionAt(a);
+      const ri = this.mirror.regionIndex(a);
+      if (ri >= 0) this.readBack(this.mirror.regions[ri]!.address, this.mirror.regions[ri]!.address + this.mirror.regions[ri]!.size);
+    }
+    log.length = 0;
   }
 
   /** [lo, hi): the block holding `a` in the mirror, the one before it and the two after. */
@@ -84,18 +102,26 @@ class Recorder {
     this.put(r, from, to, real, n);
   }
 
-  /** The mirror's blocks of `r` that start in [from, to) become the `n` triples of `real`, by an event if they differ. */
+  /**
+   * The mirror's blocks of `r` that start in [from, to) become the `n` triples of `real`: one
+   * event for the blocks between the longest run that matches at the start and the longest at the
+   * end, none if all match. (Blocks tile their region, so after a matching run the next block of
+   * each starts at the same address.)
+   */
   private put(r: ModelRegion, from: number, to: number, real: readonly number[], n: number): void {
     const i = r.lowerBound(from);
-    if (r.lowerBound(to) - i === n) {
-      let same = true;
-      for (let k = 0; k < n && same; k++) {
-        same = r.addrs[i + k] === real[3 * k] && r.sizes[i + k] === real[3 * k + 1] && r.states[i + k] === real[3 * k + 2];
-      }
-      if (same) return;
-    }
-    this.out.blocks(from, to, real, 0, n);
-    this.mirror.replaceBlocks(from, to, real, 0, n);
+    const m = r.lowerBound(to) - i;
+    const same = (k: number, j: number): boolean =>
+      r.addrs[i + k] === real[3 * j] && r.sizes[i + k] === real[3 * j + 1] && r.states[i + k] === real[3 * j + 2];
+    let head = 0;
+    while (head < m && head < n && same(head, head)) head++;
+    if (head === m && head === n) return;
+    let tail = 0;
+    while (tail < m - head && tail < n - head && same(m - 1 - tail, n - 1 - tail)) tail++;
+    const lo = head === 0 ? from : Math.min(head < n ? real[3 * head]! : Infinity, head < m ? r.addrs[i + head]! : Infinity);
+    const hi = tail === 0 ? to : r.addrs[i + m - tail]!;
+    this.out.blocks(lo, hi, real, 3 * head, n - head - tail);
+    this.mirror.replaceBlocks(lo, hi, real, 3 * head, n - head - tail);
   }
 
   /** Brings the mirror's region at `a` to what the heap has there: added, resized or gone. */
@@ -239,7 +265,8 @@ class Recorder {
 
   /**
    * Brings the mirror to the heap where the counters disagree, cheapest first: the list of regions
-   * (pages taken or given back in batches: only regions added or resized are read); then every
+   * (pages taken in batches, a page given to the pool: only regions added, resized or holding
+   * another count of blocks are read); then every
    * block on the free list (a cache merged in place); then every block of every region.
    */
   reconcile(): boolean {
@@ -257,21 +284,32 @@ class Recorder {
 
   /** Reads the list of regions back; with `all`, every block of every region too, else only those of regions that changed. */
   private syncRegions(all: boolean): void {
-    const regs: number[] = [];
+    const regs = this.regionList;
+    regs.length = 0;
     this.heap.viewRegions(regs);
-    const keep = new Set<number>();
-    for (let k = 0; k < regs.length; k += 3) keep.add(regs[k]!);
-    for (const r of this.mirror.regions.slice()) if (!keep.has(r.address)) this.setRegion(r.address, 0, 0);
-    for (let k = 0; k < regs.length; k += 3) {
-      const [address, size, header] = [regs[k]!, regs[k + 1]!, regs[k + 2]!];
+    // The mirror's regions the heap no longer has: both lists are in address order.
+    const gone: number[] = [];
+    const rs = this.mirror.regions;
+    for (let i = 0, k = 0; i < rs.length; i++) {
+      while (k < regs.length && regs[k]! < rs[i]!.address) k += 4;
+      if (k >= regs.length || regs[k] !== rs[i]!.address) gone.push(rs[i]!.address);
+    }
+    for (const address of gone) this.setRegion(address, 0, 0);
+    for (let k = 0; k < regs.length; k += 4) {
+      const address = regs[k]!;
+      const size = regs[k + 1]!;
+      const header = regs[k + 2]!;
+      const blocks = regs[k + 3]!;
       const mi = this.mirror.regionIndex(address);
       const mine = mi >= 0 ? this.mirror.regions[mi] : undefined;
       const changed = mine === undefined || mine.address !== address || mine.size !== size || mine.header !== header;
+      // A region whose count of blocks changed (a page given to the pool) is read back too.
+      const recount = blocks >= 0 && mine !== undefined && mine.addrs.length !== blocks;
       if (changed) {
         this.dropOverlaps(address, size);
         this.setRegion(address, size, header);
       }
-      if (changed || all) this.readBack(address, address + size);
+      if (changed || recount || all) this.readBack(address, address + size);
     }
   }
 
@@ -283,10 +321,11 @@ class Recorder {
     const fail = (what: string): never => {
       throw new Error(`view record: after operation ${op} the mirror differs from the heap: ${what}`);
     };
-    if (m.regions.length !== regs.length / 3) fail(`${m.regions.length} regions, the heap has ${regs.length / 3}`);
+    if (m.regions.length !== regs.length / 4) fail(`${m.regions.length} regions, the heap has ${regs.length / 4}`);
     const real: number[] = [];
     m.regions.forEach((r, i) => {
-      if (r.address !== regs[3 * i] || r.size !== regs[3 * i + 1]) fail(`region ${i} is ${r.address}+${r.size}, the heap's ${regs[3 * i]}+${regs[3 * i + 1]}`);
+      if (r.address !== regs[4 * i] || r.size !== regs[4 * i + 1]) fail(`region ${i} is ${r.address}+${r.size}, the heap's ${regs[4 * i]}+${regs[4 * i + 1]}`);
+      if (regs[4 * i + 3]! >= 0 && regs[4 * i + 3] !== r.addrs.length) fail(`region ${i} holds ${r.addrs.length} blocks, the heap counts ${regs[4 * i + 3]}`);
       real.length = 0;
       this.heap.viewBlocks(r.address, r.address + r.size, real);
       if (real.length !== 3 * r.addrs.length) fail(`region ${r.address.toString(16)} holds ${r.addrs.length} blocks, the heap's ${real.length / 3}`);
@@ -339,6 +378,7 @@ export function recordHeap(trace: Trace, allocator: ViewAllocator, options: Reco
         rec.window(q, windows);
         if (windows.length === 2) rec.readBack(windows[0]!, windows[1]!);
       }
+      rec.syncLoggedRegions();
       // Blocks of pages (no header) are on no free list: an operation on them alone, with the
       // counters agreeing, leaves the lists as they were.
       if (!rec.reconcile() && !(rec.onPage(p) && rec.onPage(q))) rec.syncFreeList();
