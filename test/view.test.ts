@@ -229,7 +229,42 @@ test('in Chromium: at chosen operations each column draws exactly the blocks sna
     const stopped = (await view()).cursor;
     await page.waitForTimeout(200);
     assert.is((await view()).cursor, stopped, 'paused, the cursor stays');
+    // More detail: more rows, so taller maps, of the same blocks.
+    const tall = (): Promise<number> => page.evaluate(() => (document.querySelector('.map') as HTMLCanvasElement).clientHeight);
+    const before = await tall();
+    const blocks = await drawnBlocks(page, 0);
+    await page.selectOption('#detail', '10');
+    assert.ok(await tall() > before, `a map of ${before} px grows with more rows`);
+    assert.equal(await drawnBlocks(page, 0), blocks);
     assert.equal(errors, []);
+  } finally {
+    await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('in Chromium: a heap of hundreds of regions apart is drawn within the canvas height, every block that fits', async () => {
+  // Classic regions, one for each 200,000-byte block, kept live: many bands, most one row each.
+  const lines = Array.from({ length: 600 }, (_, i) => `a ${i} 200000`);
+  const trace = parseTrace(`0\n600\n600\n1\n${lines.join('\n')}\n`, 'regions.rep');
+  const { record, snapshots } = recordWithSnapshots(trace, { preset: 'classic', algorithm: 'first_fit' }, [599]);
+  const browser = await openBrowser();
+  if (browser === null) return assert.unreachable(BROWSER_MISSING);
+  const dir = mkdtempSync(join(tmpdir(), 'ffi-heap-view-'));
+  try {
+    const file = join(dir, 'regions.html');
+    (await import('node:fs')).writeFileSync(file, viewPage(trace, [record]));
+    const page = await browser.newPage();
+    await page.goto(`file://${file}`);
+    await page.waitForFunction(() => (window as unknown as Partial<ViewWindow>).heapView?.ready === true, null, { timeout: 60_000 });
+    await page.evaluate(() => (window as unknown as ViewWindow).heapView.go(599));
+    const drawn = await drawnBlocks(page, 0);
+    const all = blocksOf(snapshots.get(599)!);
+    assert.ok(drawn.length > 0 && drawn.every((b) => all.includes(b)), 'every block drawn is the heap\'s');
+    const height = await page.evaluate(() => (document.querySelector('.map') as HTMLCanvasElement).height);
+    assert.ok(height <= 30_000, `the canvas is ${height} px high`);
+    const summary = await page.locator('.summary').textContent();
+    if (drawn.length < all.length) assert.match(summary!, /runs of regions past the map's greatest height are not drawn/);
   } finally {
     await browser.close();
     rmSync(dir, { recursive: true, force: true });

@@ -155,7 +155,8 @@ export class FastHeap extends FastEngine {
   override viewCounts(out: number[]): void {
     const small = this.small;
     out.push((this.top > 0 ? 1 : 0) + this.large.size + small.pagesInUse + small.pooledPages,
-      this.blockCount + this.large.size + small.slotsInPages + small.pooledPages, this.inUse, this.mapped());
+      this.blockCount + this.large.size + small.slotsInPages + small.pooledPages, this.inUse, this.mapped(),
+      this.top + (small.pagesInUse + small.pooledPages) * Page.BYTES + this.largeBytes);
   }
 
   /** @internal See HeapOperations: the small pages' log of pages that changed. */

@@ -77,7 +77,7 @@ export interface HeapOperations {
   viewRegionLog(): number[] | null;
   /**
    * @internal For the viewer, cheaply (no walk): regions, blocks, bytes in use and bytes mapped,
-   * as stats() counts them, appended to `out`.
+   * as stats() counts them, then the bytes of every region viewRegions() gives, appended to `out`.
    */
   viewCounts(out: number[]): void;
   /** Counters: bytes mapped and in use (with peaks), blocks, regions, mmap and munmap calls. */
@@ -219,7 +219,11 @@ export class Heap {
   /** @internal See HeapOperations: from stats(), for the presets whose stats() walks nothing. */
   viewCounts(out: number[]): void {
     const s = this.stats();
-    out.push(s.regions, s.blocks, s.inUse, s.mapped);
+    const regions: number[] = [];
+    this.viewRegions(regions);
+    let bytes = 0;
+    for (let k = 1; k < regions.length; k += 4) bytes += regions[k]!;
+    out.push(s.regions, s.blocks, s.inUse, s.mapped, bytes);
   }
 
   /** @internal See HeapOperations: the fast preset's lists change in too many places to log. */

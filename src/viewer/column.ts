@@ -22,7 +22,10 @@ export const COLOURS = { used: '#2f6fc4', header: '#173a6b', free: '#f2f2f2', fr
 const ROW_H = 14;
 const ROW_GAP = 2;
 const BAND_GAP = 8;
-const MAX_ROWS = 160;
+/** Rows of the map at the least detail: the whole heap on about one screen. */
+export const FIT_ROWS = 160;
+/** The tallest map drawn, in device pixels (a canvas can be at most 32,767 high). */
+const MAX_CANVAS = 30_000;
 const MIN_BOX = 2;
 /** At most this many operations are read between checkpoints. */
 const CHECKPOINT_EVERY_MIN = 512;
@@ -234,8 +237,8 @@ export class Column {
     return -1;
   }
 
-  /** Draws the map, the free list, print_memory and the text alternative. */
-  draw(width: number): void {
+  /** Draws the map (in about `rows` rows), the free list, print_memory and the text alternative. */
+  draw(width: number, rows: number): void {
     const m = this.model;
     const regions = m.regions;
     // Bands: runs of regions that touch, each drawn from a new row.
@@ -248,15 +251,22 @@ export class Column {
     const total = bands.reduce((s, b) => s + (b.end - b.address), 0);
     let perRow = 64;
     const rowsFor = (per: number): number => bands.reduce((s, b) => s + Math.ceil((b.end - b.address) / per), 0);
-    while (rowsFor(perRow) > MAX_ROWS - bands.length) perRow *= 2;
+    // Coarser until the rows fit, or until each band is one row (many regions apart).
+    while (rowsFor(perRow) > rows && rowsFor(perRow) > bands.length && perRow < 2 ** 50) perRow *= 2;
     this.bytesPerRow = perRow;
-    let y = 4;
-    this.bands = bands.map((b) => {
-      const band = { address: b.address, end: b.end, y };
-      y += Math.ceil((b.end - b.address) / perRow) * (ROW_H + ROW_GAP) + BAND_GAP;
-      return band;
-    });
     const dpr = window.devicePixelRatio || 1;
+    let y = 4;
+    let hidden = 0;
+    this.bands = [];
+    for (const b of bands) {
+      const h = Math.ceil((b.end - b.address) / perRow) * (ROW_H + ROW_GAP) + BAND_GAP;
+      if ((y + h) * dpr > MAX_CANVAS) {
+        hidden++;
+        continue;
+      }
+      this.bands.push({ address: b.address, end: b.end, y });
+      y += h;
+    }
     const height = Math.max(y, 24);
     this.canvas.width = Math.round(width * dpr);
     this.canvas.height = Math.round(height * dpr);
@@ -272,6 +282,7 @@ export class Column {
     let currentBox: Drawn | null = null;
     for (const r of regions) {
       const band = this.bandOf(r.address);
+      if (band === null) continue;
       for (let k = 0; k < r.addrs.length; k++) {
         const address = r.addrs[k]!;
         const size = r.sizes[k]!;
@@ -307,7 +318,8 @@ export class Column {
     const usedBlocks = m.used;
     const summary = `${this.label} after operation ${this.at + 1} of ${this.ops.kinds.length}: ${regions.length} region${regions.length === 1 ? '' : 's'} ` +
       `(${bytesText(m.mapped)} held, ${bytesText(total)} drawn at ${bytesText(perRow)} a row), ${m.blocks} blocks: ${usedBlocks} used ` +
-      `(${bytesText(m.usedBytes)}), ${m.blocks - usedBlocks - m.cached} free, ${m.cached} cached.`;
+      `(${bytesText(m.usedBytes)}), ${m.blocks - usedBlocks - m.cached} free, ${m.cached} cached.` +
+      (hidden > 0 ? ` ${hidden} runs of regions past the map's greatest height are not drawn.` : '');
     this.summary.textContent = summary;
     this.canvas.setAttribute('aria-label', summary);
     this.describe.textContent = this.description;
@@ -316,9 +328,10 @@ export class Column {
     if (this.printMemory !== null) this.printMemory.textContent = formatMemory(this.snapshot());
   }
 
-  private bandOf(address: number): { address: number; end: number; y: number } {
+  /** The band drawn for `address`; null for a band past the map's greatest height. */
+  private bandOf(address: number): { address: number; end: number; y: number } | null {
     for (const b of this.bands) if (address >= b.address && address < b.end) return b;
-    return this.bands[0]!;
+    return null;
   }
 
   /** The block under canvas point (x, y), in CSS pixels. */

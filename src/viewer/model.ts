@@ -107,6 +107,8 @@ export class HeapModel {
   cached = 0;
   /** The seq of the next region to appear. */
   nextSeq = 0;
+  /** The bytes of every region. */
+  regionBytes = 0;
 
   clone(): HeapModel {
     const m = new HeapModel();
@@ -119,6 +121,7 @@ export class HeapModel {
     m.usedBytes = this.usedBytes;
     m.cached = this.cached;
     m.nextSeq = this.nextSeq;
+    m.regionBytes = this.regionBytes;
     return m;
   }
 
@@ -145,6 +148,7 @@ export class HeapModel {
     if (r !== undefined && r.address === address) {
       const keep = size === 0 ? 0 : r.lowerBound(address + size);
       this.count(r, keep, r.addrs.length, -1);
+      this.regionBytes += size - r.size;
       if (size === 0) {
         rs.splice(i, 1);
         return;
@@ -155,6 +159,7 @@ export class HeapModel {
       r.sizes.length = keep;
       r.states.length = keep;
     } else if (size !== 0) {
+      this.regionBytes += size;
       const added = new ModelRegion(address, size, header);
       added.seq = this.nextSeq++;
       rs.splice(i, 0, added);

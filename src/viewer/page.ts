@@ -7,7 +7,7 @@
 //
 // For tests and scripts, `window.heapView` exposes the cursor and what each map drew.
 
-import { COLOURS, Column, Ops, bytesText, el, gunzip, type PageData } from './column.js';
+import { COLOURS, Column, FIT_ROWS, Ops, bytesText, el, gunzip, type PageData } from './column.js';
 
 /** The page: the timeline, the controls, the columns, and the one cursor. */
 class Viewer {
@@ -23,6 +23,7 @@ class Viewer {
   private readonly opText: HTMLElement;
   private readonly playButton: HTMLButtonElement;
   private readonly speed: HTMLSelectElement;
+  private readonly detail: HTMLSelectElement;
   private readonly tooltip: HTMLElement;
   private readonly grid: HTMLElement;
 
@@ -51,7 +52,10 @@ class Viewer {
     this.opInput = el('input', { id: 'op', type: 'number', min: '0', max: String(n), 'aria-label': 'Operations done (0 to the trace’s length)' });
     this.opInput.addEventListener('change', () => this.go(Number(this.opInput.value) - 1));
     this.opText = el('span', { class: 'op-text' });
-    controls.append(this.speed, this.opInput, this.opText);
+    this.detail = el('select', { id: 'detail', 'aria-label': 'Rows of the heap maps' });
+    for (const d of [1, 3, 10]) this.detail.append(el('option', { value: String(d) }, d === 1 ? 'whole heap' : `${d}× rows`));
+    this.detail.addEventListener('change', () => this.render());
+    controls.append(this.speed, this.detail, this.opInput, this.opText);
     this.timeline = el('canvas', { id: 'timeline', role: 'img', 'aria-label': 'Live payload and footprint over the trace' });
     this.slider = el('input', { id: 'cursor', type: 'range', min: '0', max: String(n), step: '1', value: '0', 'aria-label': 'Operations done' });
     this.slider.addEventListener('input', () => this.go(Number(this.slider.value) - 1));
@@ -155,7 +159,7 @@ class Viewer {
     this.opText.textContent = this.cursor < 0 ? `0 of ${n} done` : `${this.cursor + 1} of ${n} done: ${this.ops.text(this.cursor)}`;
     this.drawTimeline();
     const width = Math.max(200, Math.floor(this.grid.clientWidth / this.columns.length) - 16);
-    for (const c of this.columns) c.draw(width);
+    for (const c of this.columns) c.draw(width, FIT_ROWS * Number(this.detail.value));
   }
 
   private drawTimeline(): void {

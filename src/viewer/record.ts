@@ -255,7 +255,8 @@ class Recorder {
     c.length = 0;
     this.heap.viewCounts(c);
     const m = this.mirror;
-    return c[0] === m.regions.length && c[1] === m.blocks && c[2] === m.usedBytes && this.heap.viewCached() === m.cached;
+    return c[0] === m.regions.length && c[1] === m.blocks && c[2] === m.usedBytes && c[4] === m.regionBytes &&
+      this.heap.viewCached() === m.cached;
   }
 
   /** Bytes mapped, as the heap counted them at the last agrees(). */
