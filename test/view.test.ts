@@ -18,6 +18,7 @@ import { viewPage } from '../src/viewer/html.js';
 import { EventReader, HeapModel, STATE_USED } from '../src/viewer/model.js';
 import { recordHeap, type HeapRecord, type ViewAllocator } from '../src/viewer/record.js';
 import { BROWSER_MISSING, openBrowser } from './browser.js';
+import { FIREFOX_MISSING, openFirefox } from './firefox.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../../test/fixtures/${name}.rep`, import.meta.url));
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -239,6 +240,36 @@ test('in Chromium: at chosen operations each column draws exactly the blocks sna
     assert.equal(errors, []);
   } finally {
     await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('in Firefox: the page opens, draws at an operation the blocks snapshot() gives there, and steps by key', async () => {
+  const trace = readTrace(fixture('mixed'));
+  const { record, snapshots } = recordWithSnapshots(trace, { preset: 'classic', algorithm: 'best_fit' }, [300, 301]);
+  const firefox = await openFirefox();
+  if (firefox === null) return assert.unreachable(FIREFOX_MISSING);
+  const dir = mkdtempSync(join(tmpdir(), 'ffi-heap-view-'));
+  try {
+    const file = join(dir, 'mixed.html');
+    (await import('node:fs')).writeFileSync(file, viewPage(trace, [record]));
+    await firefox.goto(`file://${file}`);
+    let ready = false;
+    for (let i = 0; i < 300 && !ready; i++) {
+      ready = await firefox.evaluate<boolean>('window.heapView?.ready === true');
+      if (!ready) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(ready, 'the page is ready within 30 s');
+    const drawn = (): Promise<string[]> => firefox.evaluate<string[]>(
+      "window.heapView.columns[0].drawn().map((d) => `${d.address.toString(16)} ${d.size} ${d.state === 'used' ? 'used' : 'free'}`).sort()");
+    await firefox.evaluate('window.heapView.go(300)');
+    assert.equal(await drawn(), blocksOf(snapshots.get(300)!));
+    assert.is(await firefox.evaluate<string>('window.heapView.columns[0].printMemory()'), formatMemory(snapshots.get(300)!));
+    await firefox.press('\uE014'); // the right arrow
+    assert.is(await firefox.evaluate<number>('window.heapView.cursor'), 301);
+    assert.equal(await drawn(), blocksOf(snapshots.get(301)!));
+  } finally {
+    await firefox.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
