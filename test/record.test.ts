@@ -73,4 +73,31 @@ test('without record, nothing is wrapped or kept; a shared heap refuses it', () 
   assert.throws(() => new Heap({ record: 1 as unknown as boolean }), (e: Error) => e instanceof TypeError);
 });
 
+test('recorded({ names: true }) keeps each name given, as #name lines that parse back onto their requests; recorded() writes none', () => {
+  const heap = new Heap({ preset: 'classic', record: true });
+  const a = heap.malloc(100, 'Test Allocation: 0');
+  const b = heap.malloc(10);
+  heap.realloc(a, 300);
+  heap.realloc(b, 40, 'grown "b"\nline two');
+  heap.calloc(2, 8, 'zeroed');
+  const plain = heap.recorded();
+  assert.not.match(plain, /#/);
+  assert.is(parseTrace(plain, 'plain').names, undefined);
+  const text = heap.recorded({ names: true });
+  assert.match(text, /^#name "Test Allocation: 0"\na 0 100$/m);
+  const trace = parseTrace(text, 'named');
+  assert.equal([...trace.names!], [[0, 'Test Allocation: 0'], [3, 'grown "b"\nline two'], [4, 'zeroed']]);
+  assert.throws(() => heap.recorded({ names: 'yes' } as never), (e: Error) => e instanceof TypeError && /names must be a boolean/.test(e.message));
+  assert.throws(() => heap.recorded(7 as never), (e: Error) => e instanceof TypeError && /options must be an object/.test(e.message));
+  heap.destroy();
+});
+
+test('#name lines: comments pass, a name before a free, at the end, or not a JSON string is an error naming the line', () => {
+  const ok = parseTrace('0\n1\n2\n1\n# a comment\n#name "x y"\na 0 8\nf 0\n', 'ok.rep');
+  assert.equal([...ok.names!], [[0, 'x y']]);
+  assert.throws(() => parseTrace('0\n1\n2\n1\na 0 8\n#name "x"\nf 0\n', 'f.rep'), (e: Error) => /f\.rep:6: #name names a free/.test(e.message));
+  assert.throws(() => parseTrace('0\n1\n1\n1\na 0 8\n#name "x"\n', 'end.rep'), (e: Error) => /end\.rep:6: #name with no request after it/.test(e.message));
+  assert.throws(() => parseTrace('0\n1\n1\n1\n#name x\na 0 8\n', 'bad.rep'), (e: Error) => /bad\.rep:5: #name needs a JSON string, found 'x'/.test(e.message));
+});
+
 test.run();

@@ -11,6 +11,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Page } from 'playwright-core';
 import { formatMemory } from '../src/debug/format.js';
+import { Heap as PublicHeap } from '../src/index.js';
 import type { Heap } from '../src/heap/heap.js';
 import type { HeapSnapshot } from '../src/heap/types.js';
 import { parseTrace, readTrace, type Trace } from '../src/trace/format.js';
@@ -238,6 +239,46 @@ test('in Chromium: at chosen operations each column draws exactly the blocks sna
     assert.ok(await tall() > before, `a map of ${before} px grows with more rows`);
     assert.equal(await drawnBlocks(page, 0), blocks);
     assert.equal(errors, []);
+  } finally {
+    await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('in Chromium: a program recorded with its names shows them: print_memory as the replayed heap prints it, and on hover', async () => {
+  const program = new PublicHeap({ preset: 'classic', record: true });
+  const blocks = [100, 10, 100, 100, 100, 3100].map((n, i) => program.malloc(n, `Test Allocation: ${i}`));
+  program.free(blocks[1]!);
+  program.free(blocks[3]!);
+  program.malloc(10, 'Test Allocation: 6');
+  program.realloc(blocks[0]!, 120);
+  const trace = parseTrace(program.recorded({ names: true }), 'named.rep');
+  program.destroy();
+  const last = trace.kinds.length - 1;
+  for (const allocator of ALLOCATORS) recordHeap(trace, allocator, { verify: true });
+  const { record, snapshots } = recordWithSnapshots(trace, { preset: 'classic', algorithm: 'best_fit' }, [last]);
+  const snap = snapshots.get(last)!;
+  assert.ok(formatMemory(snap).includes("'Test Allocation: 6'"), 'the replayed heap has the names');
+  const browser = await openBrowser();
+  if (browser === null) return assert.unreachable(BROWSER_MISSING);
+  const dir = mkdtempSync(join(tmpdir(), 'ffi-heap-view-'));
+  try {
+    const file = join(dir, 'named.html');
+    (await import('node:fs')).writeFileSync(file, viewPage(trace, [record]));
+    const page = await browser.newPage();
+    await page.goto(`file://${file}`);
+    await page.waitForFunction(() => (window as unknown as Partial<ViewWindow>).heapView?.ready === true, null, { timeout: 60_000 });
+    await page.evaluate((i) => (window as unknown as ViewWindow).heapView.go(i), last);
+    assert.is(await page.evaluate(() => (window as unknown as ViewWindow).heapView.columns[0]!.printMemory()), formatMemory(snap));
+    const used = snap.regions[0]!.blocks.find((b) => !b.free && b.name === 'Test Allocation: 4')!;
+    const box = await page.evaluate((a) => (window as unknown as ViewWindow).heapView.columns[0]!.drawn().find((d) => d.address === a)!, used.address);
+    // Scrolled so the box is in the viewport: the mouse reaches only what is shown.
+    const top = (await page.locator('.map').first().boundingBox())!.y;
+    await page.evaluate((y) => window.scrollBy(0, y), top + box.y - 200);
+    const at = await page.locator('.map').first().boundingBox();
+    await page.mouse.move(at!.x + box.x + box.w / 2, at!.y + box.y + box.h / 2);
+    const tip = (await page.locator('#tooltip').textContent())!;
+    assert.ok(/, trace id 4, named "Test Allocation: 4"\n/.test(tip), `the tooltip says ${JSON.stringify(tip)}`);
   } finally {
     await browser.close();
     rmSync(dir, { recursive: true, force: true });

@@ -149,6 +149,12 @@ export class ClassicHeap extends ClassicBlocks {
     }
   }
 
+  /** @internal See HeapOperations: a free block keeps the name it had, as print_memory shows. */
+  override viewName(address: number): string {
+    this.blockSize(address);
+    return this.nameOf(address);
+  }
+
   /** @internal See HeapOperations. */
   override viewFreeLog(): number[] {
     this.freeLog ??= [];

@@ -165,6 +165,14 @@ export class FastHeap extends FastEngine {
     return this.small.changes;
   }
 
+  /** @internal See HeapOperations: a free block has none. */
+  override viewName(address: number): string {
+    const o = address - this.small.base;
+    if (o >= 0 && o < this.small.top) return this.smallNames.get(address) ?? '';
+    if (address >= this.base && address < this.base + this.top) return this.names.get(address - this.base) ?? '';
+    return this.large.get(address)?.name ?? '';
+  }
+
   /** @internal See HeapOperations. */
   override viewCached(): number {
     return this.cachedBlocks();

@@ -61,6 +61,8 @@ export interface HeapOperations {
   viewBlocks(lo: number, hi: number, out: number[]): void;
   /** @internal For the viewer: snapshot().freeList, appended to `out`. */
   viewFreeList(out: number[]): void;
+  /** @internal For the viewer: the name snapshot() gives the block at `address` (a start viewBlocks gave). */
+  viewName(address: number): string;
   /** @internal For the viewer: how many blocks are VIEW_CACHED. */
   viewCached(): number;
   /**
@@ -190,9 +192,10 @@ export class Heap {
 
   /**
    * For a heap made with `{ record: true }`: every malloc, calloc, realloc and free so far, as a
-   * malloc-lab trace (text) for `ffi-heap replay`. Other heaps throw a TypeError.
+   * malloc-lab trace (text) for `ffi-heap replay` and `ffi-heap view`; `{ names: true }` keeps the
+   * names given, as `#name` lines that ffi-heap's tools read. Other heaps throw a TypeError.
    */
-  recorded(): string {
+  recorded(_options?: { names?: boolean }): string {
     throw new TypeError('recorded(): only a heap made with { record: true } keeps its calls');
   }
 
@@ -213,6 +216,11 @@ export class Heap {
 
   /** @internal See HeapOperations. */
   viewFreeList(_out: number[]): void {
+    throw notViewable(this.preset);
+  }
+
+  /** @internal See HeapOperations. */
+  viewName(_address: number): string {
     throw notViewable(this.preset);
   }
 

@@ -5,6 +5,10 @@
 //   r ID BYTES    realloc block ID to BYTES
 //   f ID          free block ID
 //
+// Lines that start with # are comments, with one exception of our own: `#name "TEXT"` (a JSON
+// string) names the block of the request on the next line, as malloc(size, name) would. Other
+// readers of the format do not know these lines; `heap.recorded({ names: true })` writes them.
+//
 // Fields are separated by any whitespace; CRLF line ends and blank lines are accepted. Parsing
 // checks the whole trace against itself, so a replay never meets an impossible request.
 
@@ -26,6 +30,8 @@ export interface Trace {
   readonly ids: Uint32Array;
   /** Bytes for alloc and realloc; 0 for free. */
   readonly sizes: Float64Array;
+  /** The name given with an alloc or realloc (`#name` lines), by operation index; absent: none. */
+  readonly names?: ReadonlyMap<number, string>;
 }
 
 /** A trace that cannot be read: names the file and the line. */
@@ -83,9 +89,26 @@ export function parseTrace(text: string, file: string): Trace {
   /** 0: never seen, 1: live, 2: freed. */
   const state = new Uint8Array(idCount);
   let count = 0;
+  const names = new Map<number, string>();
+  let name: string | undefined;
+  let nameLine = 0;
   for (let fields = nextFields(); fields !== undefined; fields = nextFields()) {
     const [op, idText, sizeText] = fields;
     const where = lineNo;
+    if (op!.startsWith('#')) {
+      if (op !== '#name') continue;
+      const text = lines[lineNo - 1]!.trim().slice('#name'.length).trim();
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        value = undefined;
+      }
+      if (typeof value !== 'string') throw new TraceError(file, where, `#name needs a JSON string, found '${text}'`);
+      name = value;
+      nameLine = where;
+      continue;
+    }
     if (count === opCount) throw new TraceError(file, where, `more operations than the ${opCount} the header announces`);
     const kind = op === 'a' ? OP_ALLOC : op === 'r' ? OP_REALLOC : op === 'f' ? OP_FREE : -1;
     if (kind < 0) throw new TraceError(file, where, `unknown operation '${op}' (expected a, r or f)`);
@@ -111,13 +134,20 @@ export function parseTrace(text: string, file: string): Trace {
         : `id ${id} was already freed`);
     }
     state[id] = kind === OP_FREE ? 2 : 1;
+    if (name !== undefined) {
+      if (kind === OP_FREE) throw new TraceError(file, nameLine, '#name names a free; it goes before an a or r line');
+      names.set(count, name);
+      name = undefined;
+    }
     kinds[count] = kind;
     ids[count] = id;
     sizes[count] = size;
     count++;
   }
   if (count < opCount) throw new TraceError(file, lastLine, `truncated: the header announces ${opCount} operations, the file holds ${count}`);
-  return { name: basename(file).replace(/\.gz$/, '').replace(/\.rep$/, ''), suggestedHeapSize, idCount, weight, kinds, ids, sizes };
+  if (name !== undefined) throw new TraceError(file, nameLine, '#name with no request after it');
+  const traceName = basename(file).replace(/\.gz$/, '').replace(/\.rep$/, '');
+  return { name: traceName, suggestedHeapSize, idCount, weight, kinds, ids, sizes, ...(names.size > 0 ? { names } : {}) };
 }
 
 /** Reads and parses a trace file; `.gz` files are decompressed first. */
@@ -132,11 +162,13 @@ export function readTrace(path: string): Trace {
   return parseTrace(data.toString('utf8'), path);
 }
 
-/** Writes a trace in the same format (what gen-trace prints). */
+/** Writes a trace in the same format (what gen-trace prints), with its `#name` lines if it has names. */
 export function formatTrace(trace: Trace): string {
   const out: string[] = [`${trace.suggestedHeapSize}`, `${trace.idCount}`, `${trace.kinds.length}`, `${trace.weight}`];
   for (let i = 0; i < trace.kinds.length; i++) {
     const kind = trace.kinds[i];
+    const name = trace.names?.get(i);
+    if (name !== undefined) out.push(`#name ${JSON.stringify(name)}`);
     out.push(kind === OP_FREE ? `f ${trace.ids[i]}` : `${kind === OP_ALLOC ? 'a' : 'r'} ${trace.ids[i]} ${trace.sizes[i]}`);
   }
   return out.join('\n') + '\n';

@@ -24,6 +24,8 @@ export class RecordingHeap extends Heap implements HeapOperations {
   private readonly kinds: number[] = [];
   private readonly ids: number[] = [];
   private readonly sizes: number[] = [];
+  /** The name given with each request that had one, by its index. */
+  private readonly names = new Map<number, string>();
   private destroyed = false;
 
   constructor(options: ResolvedOptions, inner: Heap) {
@@ -31,17 +33,18 @@ export class RecordingHeap extends Heap implements HeapOperations {
     this.inner = inner;
   }
 
-  private keep(kind: number, id: number, size: number): void {
+  private keep(kind: number, id: number, size: number, name?: string): void {
+    if (name !== undefined) this.names.set(this.kinds.length, name);
     this.kinds.push(kind);
     this.ids.push(id);
     this.sizes.push(size);
   }
 
-  private allocated(ptr: number, size: number): number {
+  private allocated(ptr: number, size: number, name: string | undefined): number {
     if (ptr !== 0) {
       const id = this.nextId++;
       this.idOf.set(ptr, id);
-      this.keep(OP_ALLOC, id, size);
+      this.keep(OP_ALLOC, id, size, name);
     }
     return ptr;
   }
@@ -53,20 +56,20 @@ export class RecordingHeap extends Heap implements HeapOperations {
 
   override malloc(size: number, name?: string): number {
     this.assertLive();
-    return this.allocated(this.inner.malloc(size, name), size);
+    return this.allocated(this.inner.malloc(size, name), size, name);
   }
 
   override calloc(count: number, size: number, name?: string): number {
     this.assertLive();
     const ptr = this.inner.calloc(count, size, name);
-    return ptr === 0 ? 0 : this.allocated(ptr, callocBytes(count, size));
+    return ptr === 0 ? 0 : this.allocated(ptr, callocBytes(count, size), name);
   }
 
   override realloc(ptr: Address, size: number, name?: string): number {
     this.assertLive();
     const from = toAddress('realloc', ptr);
     const moved = this.inner.realloc(from, size, name);
-    if (from === 0) return this.allocated(moved, size);
+    if (from === 0) return this.allocated(moved, size, name);
     const id = this.idOf.get(from)!;
     if (size === 0) {
       this.idOf.delete(from);
@@ -74,7 +77,7 @@ export class RecordingHeap extends Heap implements HeapOperations {
     } else if (moved !== 0) {
       this.idOf.delete(from);
       this.idOf.set(moved, id);
-      this.keep(OP_REALLOC, id, size);
+      this.keep(OP_REALLOC, id, size, name);
     }
     return moved;
   }
@@ -89,11 +92,18 @@ export class RecordingHeap extends Heap implements HeapOperations {
   }
 
   /**
-   * The calls recorded so far as a malloc-lab trace (text), for `ffi-heap replay`. Blocks still
-   * live are left live: the trace is the program's, leaks included.
+   * The calls recorded so far as a malloc-lab trace (text), for `ffi-heap replay` and `ffi-heap
+   * view`. Blocks still live are left live: the trace is the program's, leaks included. With
+   * `{ names: true }`, each request made with a name is preceded by a `#name "..."` line, which
+   * ffi-heap's tools read and other readers of the format do not.
    */
-  override recorded(): string {
+  override recorded(options?: { names?: boolean }): string {
     this.assertLive();
+    if (options !== undefined && (typeof options !== 'object' || options === null)) {
+      throw new TypeError(`recorded(options): options must be an object, got ${options === null ? 'null' : typeof options}`);
+    }
+    const names = options?.names;
+    if (names !== undefined && typeof names !== 'boolean') throw new TypeError(`recorded(options): names must be a boolean, got ${typeof names}`);
     let peak = 0;
     let live = 0;
     const sizeOf = new Map<number, number>();
@@ -112,6 +122,7 @@ export class RecordingHeap extends Heap implements HeapOperations {
       kinds: Uint8Array.from(this.kinds),
       ids: Uint32Array.from(this.ids),
       sizes: Float64Array.from(this.sizes),
+      ...(names === true ? { names: this.names } : {}),
     });
   }
 

@@ -56,7 +56,6 @@ export class Ops {
   readonly prev: Int32Array;
   /** Live payload after each operation. */
   readonly payload: Float64Array;
-
   constructor(kinds: Uint8Array, ids: Uint32Array, sizes: Float64Array) {
     this.kinds = kinds;
     this.ids = ids;
@@ -99,6 +98,8 @@ export class Column {
   description = '';
   current = -1;
   drawn: Drawn[] = [];
+  private giverOf = new Map<number, number>();
+  private giversAt = -2;
   private bytesPerRow = 1;
   private bands: { address: number; end: number; y: number }[] = [];
   readonly root: HTMLElement;
@@ -224,17 +225,26 @@ export class Column {
     return b < 0 ? null : { address: r.addrs[b]!, size: r.sizes[b]!, state: r.states[b]! };
   }
 
-  /** The trace id of the live block whose data starts at `data`, at the cursor; -1 if none. */
-  idOf(data: number): number {
+  /**
+   * The operation that gave each live block at the cursor, by its data address: the last one to
+   * return that address (a block freed since then is no longer live, and one made at the same
+   * address later was given by a later operation). Worked out once for each cursor position.
+   */
+  private givers(): Map<number, number> {
+    if (this.giversAt === this.at) return this.giverOf;
+    const map = new Map<number, number>();
     for (let i = this.at; i >= 0; i--) {
-      if (this.results[i] === data && this.ops.kinds[i] !== 2) {
-        const id = this.ops.ids[i]!;
-        // Live unless a later operation freed or moved it.
-        for (let j = i + 1; j <= this.at; j++) if (this.ops.ids[j] === id) return -1;
-        return id;
-      }
+      const r = this.results[i]!;
+      if (r !== 0 && this.ops.kinds[i] !== 2 && !map.has(r)) map.set(r, i);
     }
-    return -1;
+    this.giverOf = map;
+    this.giversAt = this.at;
+    return map;
+  }
+
+  /** The operation that gave the block in use whose data starts at `data`, at the cursor; -1 if none. */
+  giver(data: number): number {
+    return this.givers().get(data) ?? -1;
   }
 
   /** Draws the map (in about `rows` rows), the free list, print_memory and the text alternative. */
@@ -360,9 +370,11 @@ export class Column {
     const size = region.sizes[index]!;
     const state = region.states[index]!;
     const data = address + region.header;
-    const id = state === STATE_USED ? this.idOf(data) : -1;
+    const op = state === STATE_USED ? this.giver(data) : -1;
+    const id = op >= 0 ? this.ops.ids[op]! : -1;
+    const name = this.model.names.get(address) ?? '';
     const lines = [
-      `${STATE_NAMES[state as 0 | 1 | 2]} block, ${size} bytes${id >= 0 ? `, trace id ${id}` : ''}`,
+      `${STATE_NAMES[state as 0 | 1 | 2]} block, ${size} bytes${id >= 0 ? `, trace id ${id}` : ''}${name !== '' ? `, named ${JSON.stringify(name)}` : ''}`,
       region.header > 0 ? `header ${hex(address)} (${region.header} bytes), data ${hex(data)}` : `data ${hex(data)} (no header: its page says its size)`,
     ];
     return lines.join('\n');
@@ -408,7 +420,7 @@ export class Column {
     const regions = this.model.regions.slice().sort((a, b) => a.seq - b.seq).map((r) => ({
       address: r.address,
       size: r.size,
-      blocks: r.addrs.map((address, k) => ({ address, size: r.sizes[k]!, free: r.states[k] !== STATE_USED, name: '' })),
+      blocks: r.addrs.map((address, k) => ({ address, size: r.sizes[k]!, free: r.states[k] !== STATE_USED, name: this.model.names.get(address) ?? '' })),
     }));
     return { regions, freeList: this.model.freeList.slice() };
   }

@@ -19,6 +19,8 @@
 //   FREE    at removed n (address)×n
 //                                 the free list loses `removed` entries at index `at`, and gains
 //                                 these n there
+//   NAME    address length utf8   the block at `address` is named so (length 0: no name); only in
+//                                 records of traces with names, after the BLOCKS that made it
 //
 // Invariants of a HeapModel: regions are sorted by address and do not overlap; a region's blocks
 // are sorted by address, each inside the region; the free list holds addresses in the heap's order.
@@ -27,6 +29,7 @@ export const EV_END = 0;
 export const EV_REGION = 1;
 export const EV_BLOCKS = 2;
 export const EV_FREE = 3;
+export const EV_NAME = 4;
 
 /** Block states, as the heap reports them (VIEW_USED, VIEW_FREE, VIEW_CACHED in ../heap/heap.ts). */
 export const STATE_USED = 0;
@@ -109,6 +112,8 @@ export class HeapModel {
   nextSeq = 0;
   /** The bytes of every region. */
   regionBytes = 0;
+  /** Block names, by block address (only blocks that have one). */
+  names = new Map<number, string>();
 
   clone(): HeapModel {
     const m = new HeapModel();
@@ -122,6 +127,7 @@ export class HeapModel {
     m.cached = this.cached;
     m.nextSeq = this.nextSeq;
     m.regionBytes = this.regionBytes;
+    m.names = new Map(this.names);
     return m;
   }
 
@@ -192,6 +198,7 @@ export class HeapModel {
   private count(r: ModelRegion, from: number, to: number, sign: number): void {
     this.blocks += sign * (to - from);
     for (let i = from; i < to; i++) {
+      if (sign < 0 && this.names.size > 0) this.names.delete(r.addrs[i]!);
       const state = r.states[i];
       if (state === STATE_USED) {
         this.used += sign;
@@ -202,6 +209,9 @@ export class HeapModel {
     }
   }
 }
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** Writes events (in ./record.ts). */
 export class EventWriter {
@@ -270,6 +280,16 @@ export class EventWriter {
     this.uint(removed);
     this.uint(n);
     for (let k = 0; k < n; k++) this.address(addrs[from + k]!);
+  }
+
+  name(address: number, name: string): void {
+    const bytes = encoder.encode(name);
+    this.uint(EV_NAME);
+    this.address(address);
+    this.uint(bytes.length);
+    this.room(bytes.length);
+    this.bytes.set(bytes, this.length);
+    this.length += bytes.length;
   }
 
   take(): Uint8Array {
@@ -353,6 +373,14 @@ export class EventReader {
         const added: number[] = new Array(n);
         for (let k = 0; k < n; k++) added[k] = this.address();
         splice(m.freeList, at, removed, added);
+      } else if (tag === EV_NAME) {
+        const address = this.address();
+        const n = this.uint();
+        if (this.pos + n > this.bytes.length) throw new Error('view record: it ends inside a name');
+        const name = decoder.decode(this.bytes.subarray(this.pos, this.pos + n));
+        this.pos += n;
+        if (name === '') m.names.delete(address);
+        else m.names.set(address, name);
       } else {
         throw new Error(`view record: unknown event ${tag} at byte ${this.pos - 1}`);
       }

@@ -217,7 +217,8 @@ class Viewer {
 async function start(): Promise<void> {
   const data = JSON.parse(document.getElementById('view-data')!.textContent!) as PageData;
   const [kinds, ids, sizes] = await Promise.all([gunzip(data.trace.kinds), gunzip(data.trace.ids), gunzip(data.trace.sizes)]);
-  const ops = new Ops(kinds, new Uint32Array(ids.buffer, ids.byteOffset, ids.byteLength / 4), new Float64Array(sizes.buffer, sizes.byteOffset, sizes.byteLength / 8));
+  const ops = new Ops(kinds, new Uint32Array(ids.buffer, ids.byteOffset, ids.byteLength / 4),
+    new Float64Array(sizes.buffer, sizes.byteOffset, sizes.byteLength / 8));
   const events = await Promise.all(data.columns.map((c) => gunzip(c.events)));
   const columns = data.columns.map((c, i) => new Column(c, events[i]!, ops, i));
   const viewer = new Viewer(data, ops, columns);

@@ -53,8 +53,12 @@ class Recorder {
   /** The heap's log of regions that changed off the operation's blocks, where it keeps one (viewRegionLog). */
   private readonly regionLog: number[] | null;
 
-  constructor(heap: Heap) {
+  /** Whether blocks have names to record (the trace gave some). */
+  readonly named: boolean;
+
+  constructor(heap: Heap, named: boolean) {
     this.heap = heap;
+    this.named = named;
     this.freeLog = heap.viewFreeLog();
     this.regionLog = heap.viewRegionLog();
   }
@@ -100,6 +104,20 @@ class Recorder {
       to = Math.max(hi, real[real.length - 3]! + real[real.length - 2]!);
     }
     this.put(r, from, to, real, n);
+    if (this.named) this.putNames(real, n);
+  }
+
+  /** The names of the `n` blocks of `real`, by a NAME event each where the mirror's differs. */
+  private putNames(real: readonly number[], n: number): void {
+    const names = this.mirror.names;
+    for (let k = 0; k < n; k++) {
+      const a = real[3 * k]!;
+      const name = this.heap.viewName(a);
+      if ((names.get(a) ?? '') === name) continue;
+      this.out.name(a, name);
+      if (name === '') names.delete(a);
+      else names.set(a, name);
+    }
   }
 
   /**
@@ -334,6 +352,7 @@ class Recorder {
         if (r.addrs[k] !== real[3 * k] || r.sizes[k] !== real[3 * k + 1] || r.states[k] !== real[3 * k + 2]) {
           fail(`block ${r.addrs[k]!.toString(16)} (${r.sizes[k]} bytes, state ${r.states[k]}) is ${real[3 * k]!.toString(16)} (${real[3 * k + 1]} bytes, state ${real[3 * k + 2]})`);
         }
+        if (this.named && (m.names.get(r.addrs[k]!) ?? '') !== this.heap.viewName(r.addrs[k]!)) fail(`block ${r.addrs[k]!.toString(16)}'s name`);
       }
     });
     const list: number[] = [];
@@ -354,7 +373,7 @@ export interface RecordOptions {
 export function recordHeap(trace: Trace, allocator: ViewAllocator, options: RecordOptions = {}): HeapRecord {
   const { verify = false, observe } = options;
   const heap = new Heap({ preset: allocator.preset, algorithm: allocator.algorithm ?? 'first_fit' });
-  const rec = new Recorder(heap);
+  const rec = new Recorder(heap, trace.names !== undefined);
   const ptrs = new Float64Array(trace.idCount);
   const windows: number[] = [];
   let failed = 0;
@@ -366,9 +385,10 @@ export function recordHeap(trace: Trace, allocator: ViewAllocator, options: Reco
       windows.length = 0;
       if (p !== 0) rec.window(p, windows);
       let q = 0;
-      if (kind === OP_ALLOC) q = heap.malloc(trace.sizes[i]!);
+      const name = trace.names?.get(i);
+      if (kind === OP_ALLOC) q = heap.malloc(trace.sizes[i]!, name);
       else if (kind === OP_FREE) heap.free(p);
-      else q = heap.realloc(p, trace.sizes[i]!);
+      else q = heap.realloc(p, trace.sizes[i]!, name);
       if (kind !== OP_FREE && q === 0) failed++;
       ptrs[id] = kind === OP_FREE ? 0 : q === 0 ? p : q;
       if (p !== 0) rec.syncRegionAt(p);
