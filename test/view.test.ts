@@ -3,7 +3,7 @@
 // heap.snapshot() gives there, describes, hovers, steps, plays and keeps its columns together.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -149,6 +149,27 @@ const drawnBlocks = (page: Page, column: number): Promise<string[]> =>
   page.evaluate((c) => (window as unknown as ViewWindow).heapView.columns[c]!.drawn()
     .map((d) => `${d.address.toString(16)} ${d.size} ${d.state === 'used' ? 'used' : 'free'}`).sort(), column);
 
+/** Opens `html` in a new headless Chromium page, waits for the viewer, runs `body`, and checks the page threw nothing. */
+async function inChromium(html: string, body: (page: Page) => Promise<void>): Promise<void> {
+  const browser = await openBrowser();
+  if (browser === null) return assert.unreachable(BROWSER_MISSING);
+  const dir = mkdtempSync(join(tmpdir(), 'ffi-heap-view-'));
+  try {
+    const file = join(dir, 'view.html');
+    writeFileSync(file, html);
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(`file://${file}`);
+    await page.waitForFunction(() => (window as unknown as Partial<ViewWindow>).heapView?.ready === true, null, { timeout: 60_000 });
+    await body(page);
+    assert.equal(errors, [], 'the page threw nothing');
+  } finally {
+    await browser.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 test('in Chromium: at chosen operations each column draws exactly the blocks snapshot() gives; hover, steps, keys and play move every column together', async () => {
   const trace = readTrace(fixture('mixed'));
   const n = trace.kinds.length;
@@ -156,17 +177,7 @@ test('in Chromium: at chosen operations each column draws exactly the blocks sna
   const heaps: ViewAllocator[] = [{ preset: 'classic', algorithm: 'first_fit' }, { preset: 'classic', algorithm: 'best_fit' }, { preset: 'fast' }];
   const recorded = heaps.map((a) => recordWithSnapshots(trace, a, ops));
   const html = viewPage(trace, recorded.map((r) => r.record));
-  const browser = await openBrowser();
-  if (browser === null) return assert.unreachable(BROWSER_MISSING);
-  const dir = mkdtempSync(join(tmpdir(), 'ffi-heap-view-'));
-  try {
-    const file = join(dir, 'mixed.html');
-    (await import('node:fs')).writeFileSync(file, html);
-    const page = await browser.newPage();
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(String(e)));
-    await page.goto(`file://${file}`);
-    await page.waitForFunction(() => (window as unknown as Partial<ViewWindow>).heapView?.ready === true, null, { timeout: 60_000 });
+  await inChromium(html, async (page) => {
     const view = (): Promise<{ cursor: number; at: number[] }> => page.evaluate(() => {
       const v = (window as unknown as ViewWindow).heapView;
       return { cursor: v.cursor, at: v.columns.map((c) => c.at()) };
@@ -238,11 +249,7 @@ test('in Chromium: at chosen operations each column draws exactly the blocks sna
     await page.selectOption('#detail', '10');
     assert.ok(await tall() > before, `a map of ${before} px grows with more rows`);
     assert.equal(await drawnBlocks(page, 0), blocks);
-    assert.equal(errors, []);
-  } finally {
-    await browser.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('in Chromium: a program recorded with its names shows them: print_memory as the replayed heap prints it, and on hover', async () => {
@@ -259,15 +266,7 @@ test('in Chromium: a program recorded with its names shows them: print_memory as
   const { record, snapshots } = recordWithSnapshots(trace, { preset: 'classic', algorithm: 'best_fit' }, [last]);
   const snap = snapshots.get(last)!;
   assert.ok(formatMemory(snap).includes("'Test Allocation: 6'"), 'the replayed heap has the names');
-  const browser = await openBrowser();
-  if (browser === null) return assert.unreachable(BROWSER_MISSING);
-  const dir = mkdtempSync(join(tmpdir(), 'ffi-heap-view-'));
-  try {
-    const file = join(dir, 'named.html');
-    (await import('node:fs')).writeFileSync(file, viewPage(trace, [record]));
-    const page = await browser.newPage();
-    await page.goto(`file://${file}`);
-    await page.waitForFunction(() => (window as unknown as Partial<ViewWindow>).heapView?.ready === true, null, { timeout: 60_000 });
+  await inChromium(viewPage(trace, [record]), async (page) => {
     await page.evaluate((i) => (window as unknown as ViewWindow).heapView.go(i), last);
     assert.is(await page.evaluate(() => (window as unknown as ViewWindow).heapView.columns[0]!.printMemory()), formatMemory(snap));
     const used = snap.regions[0]!.blocks.find((b) => !b.free && b.name === 'Test Allocation: 4')!;
@@ -279,10 +278,7 @@ test('in Chromium: a program recorded with its names shows them: print_memory as
     await page.mouse.move(at!.x + box.x + box.w / 2, at!.y + box.y + box.h / 2);
     const tip = (await page.locator('#tooltip').textContent())!;
     assert.ok(/, trace id 4, named "Test Allocation: 4"\n/.test(tip), `the tooltip says ${JSON.stringify(tip)}`);
-  } finally {
-    await browser.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('in Firefox: the page opens, draws at an operation the blocks snapshot() gives there, and steps by key', async () => {
@@ -293,7 +289,7 @@ test('in Firefox: the page opens, draws at an operation the blocks snapshot() gi
   const dir = mkdtempSync(join(tmpdir(), 'ffi-heap-view-'));
   try {
     const file = join(dir, 'mixed.html');
-    (await import('node:fs')).writeFileSync(file, viewPage(trace, [record]));
+    writeFileSync(file, viewPage(trace, [record]));
     await firefox.goto(`file://${file}`);
     let ready = false;
     for (let i = 0; i < 300 && !ready; i++) {
@@ -320,15 +316,7 @@ test('in Chromium: a heap of hundreds of regions apart is drawn within the canva
   const lines = Array.from({ length: 600 }, (_, i) => `a ${i} 200000`);
   const trace = parseTrace(`0\n600\n600\n1\n${lines.join('\n')}\n`, 'regions.rep');
   const { record, snapshots } = recordWithSnapshots(trace, { preset: 'classic', algorithm: 'first_fit' }, [599]);
-  const browser = await openBrowser();
-  if (browser === null) return assert.unreachable(BROWSER_MISSING);
-  const dir = mkdtempSync(join(tmpdir(), 'ffi-heap-view-'));
-  try {
-    const file = join(dir, 'regions.html');
-    (await import('node:fs')).writeFileSync(file, viewPage(trace, [record]));
-    const page = await browser.newPage();
-    await page.goto(`file://${file}`);
-    await page.waitForFunction(() => (window as unknown as Partial<ViewWindow>).heapView?.ready === true, null, { timeout: 60_000 });
+  await inChromium(viewPage(trace, [record]), async (page) => {
     await page.evaluate(() => (window as unknown as ViewWindow).heapView.go(599));
     const drawn = await drawnBlocks(page, 0);
     const all = blocksOf(snapshots.get(599)!);
@@ -337,10 +325,7 @@ test('in Chromium: a heap of hundreds of regions apart is drawn within the canva
     assert.ok(height <= 30_000, `the canvas is ${height} px high`);
     const summary = await page.locator('.summary').textContent();
     if (drawn.length < all.length) assert.match(summary!, /runs of regions past the map's greatest height are not drawn/);
-  } finally {
-    await browser.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test.run();
