@@ -39,7 +39,8 @@ const USED = '#3b7dd8';
 const FREE = '#e6e6e6';
 const STROKE = '#ffffff';
 
-function escapeXml(text: string): string {
+/** `text` with the characters XML and HTML give meaning to written as entities. */
+export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
 }
 

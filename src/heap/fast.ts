@@ -2,8 +2,10 @@
 // (./fast-engine.ts) and, here, what shows and proves its state: snapshot (every region and block,
 // the free lists and caches), stats, and check, which walks every invariant of the medium arena,
 // the small-object pages and the counters, and throws ERR_HEAP_CORRUPTED at the first that fails;
-// and blockAt, which finds the live block an address falls in for bytes() and its kin. Every walk
-// is bounded by the counts and proves each link before it follows it.
+// blockAt, which finds the live block an address falls in for bytes() and its kin; and the
+// viewer's reads of the same state (view*: regions, blocks in a range, the free list, names,
+// counts without walks). Every walk is bounded by the counts and proves each link before it
+// follows it.
 
 import { Block, Flag, Word } from '../layout/fast.js';
 import { CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';

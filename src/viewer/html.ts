@@ -5,6 +5,7 @@
 
 import { readFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { escapeXml } from '../debug/svg.js';
 import { peakPayload, type Trace } from '../trace/format.js';
 import type { HeapRecord } from './record.js';
 
@@ -69,13 +70,12 @@ export function viewPage(trace: Trace, records: readonly HeapRecord[]): string {
     columns: records.map((r) => ({ label: r.label, preset: r.preset, algorithm: r.algorithm, events: packed(r.events), failed: r.failed })),
   };
   const title = `${trace.name}: ${records.map((r) => r.label).join(' | ')} · ffi-heap view`;
-  const escape = (text: string): string => text.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escape(title)}</title>
+<title>${escapeXml(title)}</title>
 <style>${STYLE}</style>
 </head>
 <body>
