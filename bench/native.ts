@@ -5,7 +5,10 @@
 // measures, as issue targets quote them:
 // - the 64-byte malloc+free pair (and a few other sizes): median ns over rounds, spread beside it;
 // - trace replay: the best of N timed passes over each trace, after untimed warm-up passes, for
-//   native glibc, ffi-heap's fast preset and glibc through koffi (the replay tool's `libc`).
+//   native glibc, ffi-heap's fast preset and glibc through koffi (the replay tool's `libc`). Each
+//   trace and allocator runs in a process of its own, as the native program does: one process's
+//   JIT feedback from another trace would slow the next (the replay tool, which times every trace
+//   in one process, shows that cost).
 // Without a C compiler it says so and measures nothing native.
 
 import { spawnSync } from 'node:child_process';
@@ -42,6 +45,21 @@ function native(args: readonly string[]): Record<string, number> {
   return JSON.parse(run.stdout) as Record<string, number>;
 }
 
+/** Replays one trace on one allocator in a child process of its own (this script with --one). */
+function replayAlone(file: string, allocator: string, repeat: number): number {
+  const self = fileURLToPath(import.meta.url);
+  const run = spawnSync(process.execPath, [self, '--one', file, allocator, String(repeat)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (run.status !== 0) throw new Error(`replay of ${file} on ${allocator} failed: ${run.stderr}`);
+  return (JSON.parse(run.stdout) as { seconds: number }).seconds;
+}
+
+/** The child's side: verifies, then times, one trace; prints the best pass in seconds. */
+async function one(file: string, allocator: string, repeat: number): Promise<void> {
+  const result = await replay(readTrace(file), allocatorNamed(allocator), { repeat });
+  if (!result.verified) throw new Error(`${result.trace}: ${result.error}`);
+  process.stdout.write(`${JSON.stringify({ seconds: result.seconds })}\n`);
+}
+
 function spread(values: number[]): Spread {
   const sorted = [...values].sort((a, b) => a - b);
   return { median: sorted[sorted.length >> 1]!, min: sorted[0]!, max: sorted[sorted.length - 1]! };
@@ -74,6 +92,7 @@ const fmt = (s: Spread): string => `${s.median.toFixed(1)} ns (${s.min.toFixed(1
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
+  if (args[0] === '--one') return one(args[1]!, args[2]!, Number(args[3]));
   let repeat = 5;
   const files: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -107,7 +126,8 @@ async function main(): Promise<void> {
     process.stdout.write(`${String(size).padStart(4)}   ${fmt(cs).padEnd(22)}  ${fmt(js).padEnd(22)}  ${(js.median / cs.median).toFixed(2)}\n`);
   }
 
-  process.stdout.write(`\nreplay: best of ${repeat} timed passes, in millions of requests a second (ratio to native glibc)\n`);
+  process.stdout.write(`\nreplay: best of ${repeat} timed passes, each trace and allocator in a process of its own,\n`);
+  process.stdout.write('in millions of requests a second (ratio to native glibc)\n');
   process.stdout.write('trace                 ops      native glibc   ffi-heap fast   glibc via koffi\n');
   const dir = mkdtempSync(join(tmpdir(), 'ffi-heap-native-'));
   const totals = { ops: 0, native: 0, heap: 0, koffi: 0 };
@@ -117,9 +137,8 @@ async function main(): Promise<void> {
       const plain = join(dir, 'trace.rep');
       writeFileSync(plain, formatTrace(trace));
       const c = native(['replay', plain, String(repeat)]);
-      const heap = await replay(trace, allocatorNamed('ffi-heap'), { repeat });
-      const koffi = await replay(trace, allocatorNamed('libc'), { repeat });
-      if (!heap.verified || !koffi.verified) throw new Error(`${trace.name}: ${heap.error ?? koffi.error}`);
+      const heap = { seconds: replayAlone(plain, 'ffi-heap', repeat) };
+      const koffi = { seconds: replayAlone(plain, 'libc', repeat) };
       const mops = (seconds: number): string => (trace.kinds.length / seconds / 1e6).toFixed(1);
       const ratio = (seconds: number): string => (c['seconds']! / seconds).toFixed(2);
       process.stdout.write(`${trace.name.padEnd(20)} ${String(trace.kinds.length).padStart(8)}   ${mops(c['seconds']!).padStart(12)}` +
