@@ -60,14 +60,30 @@ test('a request that would carve the top past the peak merges the caches first a
 test('a request the free top would serve only by passing the peak takes a larger free block below it', () => {
   const heap = fast();
   const a = heap.malloc(150_000); // too large for the caches: freed, it is a listed block
-  heap.malloc(1000, 'pin');
-  heap.malloc(3000, 'pin'); // the arena grows a step: a free top that no block reached yet
+  heap.malloc(1000, 'pin'); // made in the rest of the arena's last page: the free top is what is left of it
   heap.free(a);
   const top = heap.snapshot().regions[0]!.blocks.at(-1)!;
-  assert.ok(top.free && top.size >= 3000 && top.size < 150_000, `the free top (${top.size} bytes) is a better fit than a's block`);
+  assert.ok(top.free && top.size >= 320 && top.size < 4096, `the free top (${top.size} bytes) is a better fit than a's block`);
   const { peakMapped } = heap.stats();
-  assert.is(heap.malloc(2000), a, 'the block below the touched top serves it');
+  assert.is(heap.malloc(300), a, 'the block below the touched top serves it');
   assert.is(heap.stats().peakMapped, peakMapped);
+  heap.check();
+  heap.destroy();
+});
+
+test('before the arena grows, a block of the request\'s own size class that fits serves it, though the first of the class does not', () => {
+  const heap = fast();
+  const x = heap.malloc(4190); // a 4208-byte block
+  heap.malloc(1000, 'pin');
+  const y = heap.malloc(4100); // a 4112-byte block, of the same class (4096 to 4223 bytes)
+  heap.malloc(1000, 'pin');
+  heap.free(x);
+  heap.free(y); // y heads the class's list
+  const { mmapCalls } = heap.stats();
+  const top = heap.snapshot().regions[0]!.size;
+  assert.is(heap.malloc(4130), x, 'x, the second of the class, serves a 4144-byte block');
+  assert.is(heap.snapshot().regions[0]!.size, top, 'the arena did not grow');
+  assert.is(heap.stats().mmapCalls, mmapCalls);
   heap.check();
   heap.destroy();
 });
@@ -145,7 +161,7 @@ test('the caches are flushed and merged before the heap grows', () => {
 test('realloc grows in place into a free neighbour and shrinks in place, freeing the tail', () => {
   const heap = fast();
   const a = heap.malloc(3000);
-  const b = heap.malloc(3000); // both too large for the caches: b merges and is listed when freed
+  const b = heap.malloc(3000); // freed, b is held whole, then merged back by the realloc that grows a
   heap.malloc(3000, 'pin');
   fillPattern(heap, a, 3000, 1);
   heap.free(b);
@@ -208,17 +224,28 @@ function resident(from: number, to: number): number {
 test('stats().mapped counts the arena memory blocks were handed out from, not the rest of a growth step, and never less than the kernel holds', () => {
   const heap = fast();
   const blocks: number[] = [];
-  // Medium blocks, each written whole, until the heap has just grown.
+  // Medium blocks, each written whole, until the heap has just committed a growth step.
   for (let calls = heap.stats().mmapCalls; blocks.length < 40 || heap.stats().mmapCalls === calls;) {
     if (blocks.length >= 40) calls = heap.stats().mmapCalls;
     const p = heap.malloc(3000);
     heap.bytes(p).fill(7);
     blocks.push(p);
   }
+  // The step was committed ahead of the blocks: the next requests extend them with no mmap call.
+  const calls = heap.stats().mmapCalls;
+  const before = heap.snapshot().regions[0]!.size;
+  for (let i = 0; i < 2; i++) {
+    const p = heap.malloc(3000);
+    heap.bytes(p).fill(7);
+    blocks.push(p);
+  }
   const arena = heap.snapshot().regions[0]!;
+  assert.is(heap.stats().mmapCalls, calls, 'no mmap call');
+  assert.ok(arena.size > before, `the blocks reach further (${before} to ${arena.size} bytes)`);
   const s = heap.stats();
-  assert.ok(s.mapped < arena.size, `${s.mapped} counted of ${arena.size} committed`);
-  assert.ok(s.mapped >= resident(arena.address, arena.address + arena.size), 'never less than the kernel holds');
+  assert.ok(s.mapped <= arena.size, `${s.mapped} counted, the blocks spanning ${arena.size}`);
+  // The whole reservation, so the memory committed past the blocks is in the sum.
+  assert.ok(s.mapped >= resident(arena.address, arena.address + 2 ** 30), 'never less than the kernel holds');
   assert.ok(s.mapped - s.inUse <= 2 * 4096 + HEADER, 'at most the page blocks reached into and the last one');
   for (const p of blocks) heap.free(p);
   heap.check();

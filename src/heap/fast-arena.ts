@@ -100,7 +100,7 @@ export abstract class FastArena extends Heap implements HeapOperations {
   protected base = 0;
   protected mem: Uint32Array = EMPTY_WORDS;
   protected bytesView: Uint8Array = EMPTY_BYTES;
-  /** Committed bytes from the arena's start; the sentinel header is the last 8 of them. */
+  /** Where the arena's blocks end: the sentinel header is its last 8 bytes (committedTop says what is committed). */
   protected top = 0;
   /** Bit (offset >>> 4) is set where a block header starts. */
   protected starts: Int32Array<ArrayBufferLike> = new Int32Array(0);
@@ -148,6 +148,12 @@ export abstract class FastArena extends Heap implements HeapOperations {
    * none of it: see mapped().
    */
   protected touchedTop = 0;
+  /**
+   * Committed bytes from the arena's start: `top`, and past it up to one growth step committed
+   * ahead (one mmap call serves many growths) but not yet made blocks, so never written and held
+   * by the kernel for none of it. The shared preset keeps it equal to `top`.
+   */
+  protected committedTop = 0;
   /** Byte p of it is 1 where the arena's page p lies inside a free block and was given back (purge). */
   protected purged: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
   /** Bytes of the pages marked in `purged`. */
@@ -222,7 +228,8 @@ export abstract class FastArena extends Heap implements HeapOperations {
     mem[(h >>> 2) + Word.SIZE] = size | Flag.FREE;
     mem[(h + size) >>> 2] = size;
     this.lists.insert(h, size);
-    if (trim && size > this.trimThreshold && h + size === this.top - Block.HEADER) this.trimTop(h, size, this.growthStep());
+    // The free memory at the top is this block and what is committed past the blocks.
+    if (trim && size + this.committedTop - this.top > this.trimThreshold && h + size === this.top - Block.HEADER) this.trimTop(h, size, this.growthStep());
   }
 
   /**
@@ -374,7 +381,7 @@ export abstract class FastArena extends Heap implements HeapOperations {
 
   /** Bytes the heap has committed or mapped, touched or not: what `limit` bounds. */
   protected committed(): number {
-    return this.top + this.largeBytes + this.small.committed;
+    return this.committedTop + this.largeBytes + this.small.committed;
   }
 
   /**

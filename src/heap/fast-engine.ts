@@ -560,6 +560,7 @@ export abstract class FastEngine extends FastLarge {
     this.wideCount = 0;
     this.names.clear();
     this.top = 0;
+    this.committedTop = 0;
     this.touchedTop = 0;
     this.purged = new Uint8Array(0);
     this.purgedBytes = 0;

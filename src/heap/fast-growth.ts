@@ -1,13 +1,17 @@
 // Growth and trimming of the fast preset's medium arena: the only paths of the arena that call the
 // kernel. Growth commits a sixth of what is committed already (geometric, so a million small
-// allocations cost about one mmap call a MiB). A large free block at the top is given back
-// (decommitted) only when it exceeds twice the growth step, so a malloc/free loop at the boundary
+// allocations cost about one mmap call a MiB), but the blocks reach only as far as requests need:
+// the rest stays committed ahead of the top (committedTop), never written, so the page the
+// sentinel is written on lies next to the blocks in use and the kernel holds nothing of a step
+// not yet used. A large free block at the top is given back (decommitted, with what is committed
+// past it) only when it exceeds twice the growth step, so a malloc/free loop at the boundary
 // does not thrash; and growing back what a trim gave back raises that threshold to twice as much
 // (up to TRIM_ADAPTED_MAX), so a heap that fills and empties in cycles stops faulting its top back
 // in. Before the heap grows, the caches are flushed into the free lists, where their blocks may
-// merge into one large enough; and before it grows past the most it has held, the whole pages
-// inside its free blocks are given back (purge), marked in `purged` until a block is made over
-// them, and so are the small-object pages no class owns.
+// merge into one large enough, and a block of the request's own class that fits is looked for
+// (the lists' search looks only at classes whose every block fits); and before it grows past the
+// most it has held, the whole pages inside its free blocks are given back (purge), marked in
+// `purged` until a block is made over them, and so are the small-object pages no class owns.
 //
 // It also keeps the caches' other side: flushing them into the lists, the wide cache's takes, and
 // the choice of block when the free top would take the footprint past its peak (belowPeak).
@@ -22,12 +26,14 @@ import { ARENA_BYTES, ARENA_MIN_BYTES, FastArena, TRIM_ADAPTED_MAX, TRIM_MIN } f
 const GROWTH_DIVISOR = 6;
 const GROWTH_MIN = 4096;
 const GROWTH_MAX = 64 * 1024 * 1024;
+/** Blocks of a request's own class looked at before the heap grows for it. */
+const OWN_FIT_WALK = 16;
 
 /** The fast preset's arena, growing and shrinking; ./fast-large.ts builds on it. */
 export abstract class FastGrowth extends FastArena {
   /** The growth step for the heap's current size. */
   protected growthStep(): number {
-    const step = alignPage(this.top / GROWTH_DIVISOR);
+    const step = alignPage(this.committedTop / GROWTH_DIVISOR);
     return step < GROWTH_MIN ? GROWTH_MIN : step > GROWTH_MAX ? GROWTH_MAX : step;
   }
 
@@ -46,6 +52,9 @@ export abstract class FastGrowth extends FastArena {
       const found = this.lists.takeFit(need);
       if (found !== 0) return found > 0 ? found : this.corruptedList();
     }
+    // A block of need's own class that fits, though the class's first does not.
+    const close = this.lists.takeOwnFit(need, OWN_FIT_WALK);
+    if (close !== 0) return close > 0 ? close : this.corruptedList();
     const h = this.growTop(need);
     if (h === 0) return 0;
     if (!this.lists.remove(h, this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK)) this.corruptedList();
@@ -53,12 +62,19 @@ export abstract class FastGrowth extends FastArena {
   }
 
   /**
-   * Commits memory at the top so that the last block is free and at least `need` bytes. Returns
-   * that block's offset (on its free list), or 0 when no memory can be had.
+   * Extends the blocks at the top so that the last block is free and at least `need` bytes,
+   * committing more memory first when what is committed ahead does not reach. Returns that
+   * block's offset (on its free list), or 0 when no memory can be had.
    */
   protected growTop(need: number): number {
     if (this.destroyed) throw destroyedError();
     if (this.reservation === null && !this.reserveArena()) return 0;
+    const mem = this.mem;
+    // A free last block already counts towards the need.
+    const last = this.top > 0 ? this.freeBefore(this.top - Block.HEADER) : 0;
+    const have = last === 0 ? 0 : this.top - Block.HEADER - last;
+    const overhead = this.top === 0 ? 2 * Block.HEADER : 0;
+    const least = alignPage(need - have + overhead);
     // Only growth that would take the heap past the most it has held gives free pages back: below
     // that mark the memory was held before, and a program whose heap comes and goes in phases
     // would fault its holes back in every phase.
@@ -66,29 +82,12 @@ export abstract class FastGrowth extends FastArena {
       this.purgeFreeBlocks();
       this.small.givePoolBack();
     }
-    const arena = this.reservation!;
-    const mem = this.mem;
-    // A free last block already counts towards the need.
-    const last = this.top > 0 ? this.freeBefore(this.top - Block.HEADER) : 0;
-    const have = last === 0 ? 0 : this.top - Block.HEADER - last;
-    const overhead = this.top === 0 ? 2 * Block.HEADER : 0;
-    // The growth step, or just what the request needs when the step would pass a limit.
-    const least = alignPage(need - have + overhead);
-    let step = Math.max(least, this.growthStep());
-    if (this.top + step > arena.size || this.committed() + step > this.limit) step = least;
-    if (this.top + step > arena.size || this.committed() + step > this.limit) return 0;
-    this.mmapCalls++;
-    if (!commit(arena, this.top, step)) return 0;
-    // Growing back what a trim gave back: the next such trim waits for twice as much free at the top.
-    if (this.lastTrim !== 0) {
-      this.trimFloor = Math.min(TRIM_ADAPTED_MAX, Math.max(this.trimFloor, 2 * this.lastTrim));
-      this.lastTrim = 0;
-    }
+    if (this.top + least > this.committedTop && !this.commitAhead(this.top + least - this.committedTop)) return 0;
 
     const oldTop = this.top;
     // The old sentinel's page was written; what lies below it counts as touched (an upper bound).
     if (oldTop > this.touchedTop) this.touchedTop = oldTop;
-    this.top += step;
+    this.top = this.grownTop(oldTop + least);
     this.lists.limit = this.top;
     this.ensureStartsCapacity();
     if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
@@ -102,6 +101,36 @@ export abstract class FastGrowth extends FastArena {
     this.release(h, size, false);
     const lastSize = mem[(this.top - Block.HEADER) >>> 2]!;
     return this.top - Block.HEADER - lastSize;
+  }
+
+  /**
+   * The top after growth that needs the blocks to reach `least` (at most committedTop): just that,
+   * so the sentinel's page, which the kernel then holds, lies next to the blocks in use rather
+   * than a growth step beyond them. The shared preset takes all that is committed (./shared.ts).
+   */
+  protected grownTop(least: number): number {
+    return least;
+  }
+
+  /**
+   * Commits at least `least` bytes past committedTop, a growth step when it can (one mmap call
+   * for many growths); false when no memory can be had.
+   */
+  private commitAhead(least: number): boolean {
+    const arena = this.reservation!;
+    // The growth step, or just what the request needs when the step would pass a limit.
+    let step = Math.max(least, this.growthStep());
+    if (this.committedTop + step > arena.size || this.committed() + step > this.limit) step = least;
+    if (this.committedTop + step > arena.size || this.committed() + step > this.limit) return false;
+    this.mmapCalls++;
+    if (!commit(arena, this.committedTop, step)) return false;
+    // Growing back what a trim gave back: the next such trim waits for twice as much free at the top.
+    if (this.lastTrim !== 0) {
+      this.trimFloor = Math.min(TRIM_ADAPTED_MAX, Math.max(this.trimFloor, 2 * this.lastTrim));
+      this.lastTrim = 0;
+    }
+    this.committedTop += step;
+    return true;
   }
 
   /**
@@ -177,9 +206,10 @@ export abstract class FastGrowth extends FastArena {
     else if (newTop - Block.HEADER - h < Block.MIN) newTop += page;
     if (newTop >= this.top) return;
     if (!this.lists.remove(h, size)) this.corruptedList();
-    decommit(this.reservation!, newTop, this.top - newTop);
+    decommit(this.reservation!, newTop, this.committedTop - newTop);
     this.munmapCalls++;
-    this.lastTrim += this.top - newTop;
+    this.lastTrim += this.committedTop - newTop;
+    this.committedTop = newTop;
     // The new sentinel is written: its page counts as held, as do all past it, given back now.
     for (let p = Math.max(0, newTop - Block.HEADER) >>> this.pageShift; p < this.purged.length; p++) {
       if (this.purged[p] !== 0) {
@@ -287,6 +317,12 @@ export abstract class FastGrowth extends FastArena {
     this.flushCaches();
     const last = this.freeBefore(this.top - Block.HEADER);
     if (last !== 0) this.trimTop(last, this.top - Block.HEADER - last, 0);
+    // What was committed ahead of the blocks goes back too.
+    if (this.committedTop > this.top) {
+      decommit(this.reservation!, this.top, this.committedTop - this.top);
+      this.munmapCalls++;
+      this.committedTop = this.top;
+    }
     // Asked for: growing back afterwards is no sign of the threshold's being too low.
     this.lastTrim = 0;
   }

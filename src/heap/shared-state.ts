@@ -189,6 +189,7 @@ export abstract class SharedState extends FastHeap {
   protected load(top: number): void {
     const f = this.floats;
     this.top = top;
+    this.committedTop = top;
     this.lists.limit = top;
     this.lists.flMap = this.ints[I.FL_MAP]!;
     this.lists.count = f[F.LISTED]!;

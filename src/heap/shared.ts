@@ -424,6 +424,14 @@ export class SharedHeap extends SharedSlots {
     return super.growTop(need);
   }
 
+  /**
+   * Growth takes all that is committed: the top is the one fact of the arena's extent the control
+   * block keeps, so no memory is committed past it that another thread would not know of.
+   */
+  protected override grownTop(): number {
+    return this.committedTop;
+  }
+
   /** The top is trimmed past twice the growth step (the large-block threshold plays no part here). */
   protected override updateTrimThreshold(): void {
     this.trimThreshold = Math.max(TRIM_MIN, 2 * this.growthStep());
@@ -488,6 +496,7 @@ export class SharedHeap extends SharedSlots {
     this.cacheHeads = new Uint32Array(CACHE_CLASSES);
     this.cacheCounts = new Int32Array(CACHE_CLASSES);
     this.top = 0;
+    this.committedTop = 0;
   }
 
 

@@ -151,6 +151,28 @@ export class SegregatedLists {
   }
 
   /**
+   * Takes a block of at least `size` bytes from size's own class, where takeFit looks only at the
+   * first (the class also holds blocks a little smaller): the first that fits among its first
+   * `most` blocks, each proved before its size is believed. 0 when none does, -1 when a link is
+   * damaged. For the moment before the heap would grow, when a close fit is worth a short walk.
+   */
+  takeOwnFit(size: number, most: number): number {
+    if (size < SMALL_LIMIT) return 0;
+    const i = classOf(size);
+    let b = this.heads[i]!;
+    for (let n = 0; b !== 0 && n < most; n++) {
+      if (!this.isFreeIn(b, i)) {
+        this.damaged = b;
+        return -1;
+      }
+      const bsize = this.mem[(b >>> 2) + Word.SIZE]! & Flag.SIZE_MASK;
+      if (bsize >= size) return this.remove(b, bsize) ? b : -1;
+      b = this.mem[(b >>> 2) + Word.NEXT_FREE]!;
+    }
+    return 0;
+  }
+
+  /**
    * Takes the first block of the smallest non-empty class from `from` up (every block there being
    * larger than any of class `from - 1`): 0 when there is none, -1 when its links are damaged.
    */
