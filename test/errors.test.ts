@@ -342,7 +342,10 @@ test('fast: a write after free into a listed block is caught, not followed', () 
   const heap = new Heap({ preset: 'fast' });
   const a = heap.malloc(150_000);
   heap.malloc(150_000, 'pin');
-  heap.free(a); // too large for the caches: merged and filed on a free list
+  // The wide cache, full first (four blocks kept apart by named ones): a is merged and filed on a free list.
+  const held = Array.from({ length: 4 }, () => [heap.malloc(8000), heap.malloc(300, 'pin')] as const);
+  for (const [p] of held) heap.free(p);
+  heap.free(a);
   const links = new Uint32Array(koffi.view(a, 8) as ArrayBuffer);
   links[0] = 0x7fff_fff0;
   throwsCode(() => heap.check(), 'ERR_HEAP_CORRUPTED');

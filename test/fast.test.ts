@@ -31,7 +31,10 @@ test('small requests get their size class (16-byte steps to 256); larger blocks 
 
 test('free merges with both neighbours into one block', () => {
   const heap = fast();
-  const [a, b, c] = [150_000, 150_000, 150_000, 150_000].map((n) => heap.malloc(n)); // too large for the caches
+  const [a, b, c] = [150_000, 150_000, 150_000, 150_000].map((n) => heap.malloc(n));
+  // The wide cache, full: the frees below go to the lists.
+  const held = Array.from({ length: 4 }, () => [heap.malloc(8000), heap.malloc(300, 'pin')] as const);
+  for (const [p] of held) heap.free(p);
   heap.free(a!);
   heap.free(c!);
   assert.equal(layout(heap).slice(0, 4), [[150_016, true], [150_016, false], [150_016, true], [150_016, false]]);
@@ -59,7 +62,7 @@ test('a request that would carve the top past the peak merges the caches first a
 
 test('a request the free top would serve only by passing the peak takes a larger free block below it', () => {
   const heap = fast();
-  const a = heap.malloc(150_000); // too large for the caches: freed, it is a listed block
+  const a = heap.malloc(150_000); // freed, it is held whole, then merged back by a request of another size
   heap.malloc(1000, 'pin'); // made in the rest of the arena's last page: the free top is what is left of it
   heap.free(a);
   const top = heap.snapshot().regions[0]!.blocks.at(-1)!;
@@ -67,6 +70,31 @@ test('a request the free top would serve only by passing the peak takes a larger
   const { peakMapped } = heap.stats();
   assert.is(heap.malloc(300), a, 'the block below the touched top serves it');
   assert.is(heap.stats().peakMapped, peakMapped);
+  heap.check();
+  heap.destroy();
+});
+
+test('a freed block of the arena of a MiB is kept whole for the next request of its size, unless its free would give memory back', () => {
+  const heap = fast();
+  const MiB = 1024 * 1024;
+  heap.free(heap.malloc(MiB)); // a mapping of its own; its free raises the large-block threshold past it
+  const a = heap.malloc(MiB); // now a block of the arena
+  heap.malloc(1000, 'pin'); // so that a does not end at the free top
+  heap.free(a);
+  assert.ok(layout(heap).some(([size, free]) => free && size === MiB + 16), 'held whole, shown as free');
+  const { mmapCalls, munmapCalls } = heap.stats();
+  assert.is(heap.malloc(MiB), a, 'the same size takes it back');
+  assert.equal([heap.stats().mmapCalls, heap.stats().munmapCalls], [mmapCalls, munmapCalls], 'no system call');
+  heap.check();
+  // A block at the top whose free passes the trim threshold goes to the lists, and the top back to the kernel.
+  const b = heap.malloc(200 * 1024);
+  const grown = heap.realloc(b, 12 * MiB); // grown in place at the top, past the threshold
+  assert.is(grown, b);
+  heap.bytes(b, 12 * MiB).fill(1);
+  const held = heap.stats().mapped;
+  heap.free(b);
+  assert.ok(heap.stats().mapped < held - 8 * MiB, `${heap.stats().mapped} of ${held} bytes still held`);
+  assert.not.ok(layout(heap).some(([size, free]) => free && size >= 12 * MiB), 'not held in the cache');
   heap.check();
   heap.destroy();
 });
@@ -103,7 +131,7 @@ test('a freed medium block of up to 2 KiB is cached and handed back to the next 
   heap.destroy();
 });
 
-test('a freed block of 2 KiB to 128 KiB is kept whole for a request of its size; any other request merges it back first', () => {
+test('a freed block of 2 KiB to 32 MiB is kept whole for a request of its size; any other request merges it back first', () => {
   const heap = fast();
   const a = heap.malloc(5000); // a 5008-byte block
   const pin = heap.malloc(300, 'pin'); // a block of the arena between a and b

@@ -61,13 +61,15 @@ export const CACHE_MAX_REQUEST = CACHE_MAX_BLOCK - Block.HEADER;
 export const CACHE_DEPTH = 32;
 /**
  * The wide cache: up to CACHE_WIDE_SLOTS freed blocks above CACHE_MAX_BLOCK and up to
- * CACHE_WIDE_MAX bytes are kept whole (flagged CACHED, their offsets in JavaScript) for a request
- * of exactly their size. The first request that would take from the free lists, growth and trim()
+ * CACHE_WIDE_MAX bytes (the most the large-block threshold rises to: any block of the arena a
+ * request made) are kept whole (flagged CACHED, their offsets in JavaScript) for a request of
+ * exactly their size. The first request that would take from the free lists, growth and trim()
  * merge them back first; so a buffer freed and asked for again costs no split and no merge, and
- * no request that a merged block could serve finds one held back.
+ * no request that a merged block could serve finds one held back. A block whose free would trim
+ * the top is not held: its memory goes back to the kernel as it would have.
  */
 export const CACHE_WIDE_SLOTS = 4;
-export const CACHE_WIDE_MAX = 128 * 1024;
+export const CACHE_WIDE_MAX = LARGE_THRESHOLD_MAX;
 
 export const SCRIBBLE_BYTE = 0xaa;
 /** What scribble fills a freed block's data with (past the list links the block keeps there). */

@@ -21,7 +21,7 @@ import { callocBytes, checkAddress, checkName, checkRealloc, checkSize, toAddres
 import { destroyedError } from './errors.js';
 import type { Address } from './types.js';
 import {
-  ARENA_BYTES, CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, FREED_BYTE, doubleFree,
+  ARENA_BYTES, CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, FREED_BYTE, TRIM_MIN, doubleFree,
 } from './fast-arena.js';
 import { FastLarge } from './fast-large.js';
 import { releaseReservation, unmapMemory } from '../os/memory.js';
@@ -283,12 +283,26 @@ export abstract class FastEngine extends FastLarge {
         this.cacheCounts[c]!++;
         return;
       }
-    } else if (size <= CACHE_WIDE_MAX && this.wideCount < CACHE_WIDE_SLOTS && this.cacheDepth !== 0) {
+    } else if (size <= CACHE_WIDE_MAX && this.wideCount < CACHE_WIDE_SLOTS && this.cacheDepth !== 0 && (size <= TRIM_MIN || !this.wouldTrim(h, size))) {
       mem[w + Word.SIZE] = size | Flag.CACHED;
       this.wide[this.wideCount++] = h;
       return;
     }
     this.release(h, size, true);
+  }
+
+  /**
+   * Whether freeing block `h` of `size` bytes to the lists would trim the top: it lies at the top
+   * of the blocks, or before a free block there, and the free memory at the top would then pass
+   * the trim threshold. Such a block is not held in the wide cache: the memory goes back. (Asked
+   * only of blocks larger than TRIM_MIN, the least the threshold is: a smaller one may tip a large
+   * free top over it, and is held all the same, until the next request merges it back.)
+   */
+  private wouldTrim(h: number, size: number): boolean {
+    const n = h + size;
+    const end = this.top - Block.HEADER;
+    const after = n === end ? 0 : this.freeSizeAt(n);
+    return (n === end || (after !== 0 && n + after === end)) && size + after + this.committedTop - this.top > this.trimThreshold;
   }
 
   /** free() of the slot at granule `g` (from SmallPages.locate), at `ptr`. */

@@ -110,12 +110,17 @@ function linkCases(o: HeapOptions): AttackCase[] {
         id: `links of a freed listed block ${aim}, then ${then}`,
         test,
         run() {
-          // Freed, it is filed on a free list at once: too large for the fast presets' caches.
+          // Freed, it is filed on a free list at once: the fast presets' wide cache, which would
+          // hold it whole, is full first (four blocks kept apart by live ones).
           const world = new World(o);
           world.alloc(listed);
           const a = world.alloc(listed);
           const b = world.alloc(listed);
           const live = world.alloc(300);
+          if (!isClassic(o)) {
+            const held = Array.from({ length: 4 }, () => [world.alloc(8000), world.alloc(300)] as const);
+            for (const [p] of held) world.release(p);
+          }
           world.release(a);
           world.assertMapped(a);
           const base = arenaBase(world);
