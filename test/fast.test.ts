@@ -99,6 +99,38 @@ test('a freed block of the arena of a MiB is kept whole for the next request of 
   heap.destroy();
 });
 
+test('a realloc that moves a block to another mapping keeps its bytes: a slot to the arena, the arena to a mapping of its own and back', () => {
+  const heap = fast();
+  const MiB = 1024 * 1024;
+  let p = heap.malloc(200); // a slot of a small page
+  fillPattern(heap, p, 200, 1);
+  p = heap.realloc(p, 1000); // to the arena: 200 bytes through views
+  assert.is(checkPattern(heap, p, 200, 1), -1, 'slot to arena');
+  fillPattern(heap, p, 1000, 2);
+  heap.malloc(300, 'pin'); // keeps p from growing in place
+  p = heap.realloc(p, 3000); // within the arena: copyWithin
+  assert.is(checkPattern(heap, p, 1000, 2), -1, 'within the arena');
+  fillPattern(heap, p, 3000, 3);
+  heap.malloc(5000, 'pin'); // too large for the hole p left: after p, which is then not the last block
+  p = heap.realloc(p, MiB); // to a mapping of its own: 3000 bytes through memcpy
+  const own = (ptr: number): boolean => heap.snapshot().regions.some((r) => r.address === ptr && r.blocks.length === 1);
+  assert.ok(own(p), 'a mapping of its own');
+  assert.is(checkPattern(heap, p, 3000, 3), -1, 'arena to mapping');
+  fillPattern(heap, p, MiB, 4);
+  const q = heap.malloc(100_000); // a block of the arena
+  fillPattern(heap, q, 100_000, 5);
+  heap.malloc(5000, 'pin');
+  const r = heap.realloc(q, 2 * MiB); // to a mapping of its own: 100,000 bytes through memcpy
+  assert.ok(own(r), 'a mapping of its own');
+  assert.is(checkPattern(heap, r, 100_000, 5), -1, 'a larger copy');
+  assert.is(checkPattern(heap, p, MiB, 4), -1, 'the other block untouched');
+  const back = heap.realloc(p, 5000); // shrunk far below its mapping: back to the arena, through memcpy
+  assert.not.ok(own(back), 'a block of the arena');
+  assert.is(checkPattern(heap, back, 5000, 4), -1, 'mapping to arena');
+  heap.check();
+  heap.destroy();
+});
+
 test('before the arena grows, a block of the request\'s own size class that fits serves it, though the first of the class does not', () => {
   const heap = fast();
   const x = heap.malloc(4190); // a 4208-byte block

@@ -2,7 +2,7 @@
 // and introspection (snapshot, stats, check), over the block layer in ./classic-blocks.ts, where
 // the rules it keeps and how it proves what it reads from native memory are set out.
 
-import { unmapMemory, MAX_VIEW_BYTES } from '../os/memory.js';
+import { NATIVE_COPY_MIN, copyMemory, unmapMemory, MAX_VIEW_BYTES } from '../os/memory.js';
 import { ALIGNMENT, HEADER_SIZE, MIN_BLOCK, classicBlockSize } from '../layout/classic.js';
 import { callocBytes, checkName, checkRealloc, checkSize, toAddress } from './arguments.js';
 import type { Address } from './types.js';
@@ -84,7 +84,12 @@ export class ClassicHeap extends ClassicBlocks {
     const to = this.regionOf(moved - HEADER_SIZE);
     const src = ptr - from.base;
     const dst = moved - to.base;
-    to.u8.set(from.u8.subarray(src, src + Math.min(current - HEADER_SIZE, size)), dst);
+    const bytes = Math.min(current - HEADER_SIZE, size);
+    // Within a region, copyWithin; between regions (mappings of their own), memcpy from
+    // NATIVE_COPY_MIN bytes (one FFI call), else a view of the source set into the target's.
+    if (from === to) to.u8.copyWithin(dst, src, src + bytes);
+    else if (bytes >= NATIVE_COPY_MIN) copyMemory(moved, ptr, bytes);
+    else to.u8.set(from.u8.subarray(src, src + bytes), dst);
     this.owners?.moved(ptr, moved);
     this.release(b);
     return moved;

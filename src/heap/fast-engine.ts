@@ -24,7 +24,7 @@ import {
   ARENA_BYTES, CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, FREED_BYTE, TRIM_MIN, doubleFree,
 } from './fast-arena.js';
 import { FastLarge } from './fast-large.js';
-import { releaseReservation, unmapMemory } from '../os/memory.js';
+import { NATIVE_COPY_MIN, copyMemory, releaseReservation, unmapMemory } from '../os/memory.js';
 
 export { CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, SCRIBBLE_BYTE, TRIM_MIN, type LargeBlock } from './fast-arena.js';
 
@@ -466,8 +466,11 @@ export abstract class FastEngine extends FastLarge {
     // within the arena's own view, no views made.
     const a = ptr - this.base;
     const b = moved - this.base;
+    // Across mappings (small pages, the arena, large mappings), memcpy from NATIVE_COPY_MIN bytes:
+    // one FFI call, where views of both blocks cost two typed arrays made.
     if (from >= 0 && from < this.small.top && to >= 0 && to < this.small.top) this.copySlot(from, to, n);
     else if (a >= 0 && a < this.top && b >= 0 && b < this.top) this.bytesView.copyWithin(b, a, a + n);
+    else if (n >= NATIVE_COPY_MIN) copyMemory(moved, ptr, n);
     else this.viewOf(moved, n).set(this.viewOf(ptr, n));
     this.owners?.moved(ptr, moved);
     this.free(ptr);
