@@ -147,6 +147,22 @@ test('before small pages take the heap past its peak, the medium arena gives bac
   heap.destroy();
 });
 
+test('the idle top the medium arena gives back for small pages stays committed: a program alternating the two commits nothing again', () => {
+  const heap = fast();
+  const turn = (): void => {
+    const medium = Array.from({ length: 64 }, () => heap.malloc(1000));
+    for (const p of medium) heap.free(p);
+    for (const p of fillPages(heap, 16, 48)) heap.free(p); // past the peak: the arena's free top goes back
+  };
+  turn();
+  const first = heap.stats();
+  assert.ok(first.munmapCalls > 0, 'the arena gave its top back');
+  for (let i = 0; i < 4; i++) turn();
+  assert.is(heap.stats().mmapCalls, first.mmapCalls, 'no mmap call in later turns');
+  heap.check();
+  heap.destroy();
+});
+
 test('pages a program takes again in every phase are never given back between phases', () => {
   const heap = fast();
   for (let i = 0; i < 3; i++) for (const p of fillPages(heap, 48, 5000)) heap.free(p);

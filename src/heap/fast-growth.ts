@@ -138,11 +138,11 @@ export abstract class FastGrowth extends FastArena {
    * header and links, its first Block.MIN bytes, and before its end) not given back already, and
    * marks them in `purged`: the range stays mapped read-write and reads as zeros when next written.
    */
-  protected purge(h: number, size: number): void {
+  protected purge(h: number, size: number, least = this.purgeMin): void {
     const shift = this.pageShift;
     const first = (h + Block.MIN + this.pageBytes - 1) >>> shift;
     const end = (h + size) >>> shift;
-    if ((end - first) << shift < this.purgeMin) return;
+    if (end <= first || (end - first) << shift < least) return;
     const purged = this.purged;
     for (let p = first; p < end;) {
       if (purged[p] !== 0) {
@@ -184,18 +184,20 @@ export abstract class FastGrowth extends FastArena {
 
   /**
    * Gives back the medium arena's idle memory: its cached blocks merge into the free lists, then
-   * the whole pages inside its free blocks go back (as before growth past the peak), and its free
-   * top block beyond one growth step. Called when the small arena would take the heap past the
-   * most it has held.
+   * the whole pages inside its free blocks go back (as before growth past the peak), its free top
+   * block's included, whatever their span. Called when the small arena would take the heap past
+   * the most it has held.
    */
   protected releaseIdleArena(): void {
     if (this.top === 0 || this.purgeMin === Infinity) return;
     this.flushCaches();
     this.purgeFreeBlocks();
+    // The free top block's pages below the touched top (none past it is held) are given back but
+    // stay committed, not trimmed: a heap whose small pages and medium blocks take turns at the
+    // peak then faults them in again each turn, where after a trim the arena would also commit
+    // its top again, step by step, each turn.
     const last = this.freeBefore(this.top - Block.HEADER);
-    if (last !== 0) this.trimTop(last, this.top - Block.HEADER - last, this.growthStep());
-    // Not a trim the threshold should learn from: the arena gave its top to the small pages.
-    this.lastTrim = 0;
+    if (last !== 0 && this.touchedTop > last) this.purge(last, Math.min(this.top - Block.HEADER, this.touchedTop) - last, 0);
   }
 
   /** Gives back the top of free block `h` (the last one) beyond `keep` bytes, in whole pages. */
