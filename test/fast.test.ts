@@ -74,6 +74,69 @@ test('a request the free top would serve only by passing the peak takes a larger
   heap.destroy();
 });
 
+test('a request the free top block fits is served by it, though its class lists more blocks ahead of it than are looked at', () => {
+  for (const options of [{ preset: 'fast' as const }, { shared: true }]) {
+    const heap = new Heap(options);
+    const small = [];
+    for (let i = 0; i < 40; i++) {
+      small.push(heap.malloc(1016)); // 40 blocks of 1024 bytes, kept apart
+      heap.malloc(300);
+    }
+    heap.malloc(2520); // leaves a free top block of 1040 bytes: the class of the 1024-byte blocks
+    for (const p of small) heap.free(p); // all of them on the class's list (or cached, then merged), ahead of the top
+    const top = heap.snapshot().regions[0]!.size;
+    const p = heap.malloc(1032); // a 1040-byte block
+    heap.bytes(p, 1032).fill(1);
+    assert.is(heap.snapshot().regions[0]!.size, top, `${JSON.stringify(options)}: the arena did not grow`);
+    heap.check();
+    heap.destroy();
+  }
+});
+
+test('a block whose free merges with a free block before it and the free top past the trim threshold is not held: the top goes back', () => {
+  const heap = fast();
+  const KiB = 1024;
+  const junk = [];
+  for (let i = 0; i < 4; i++) {
+    junk.push(heap.malloc(3000));
+    heap.malloc(300, 'pin');
+  }
+  const [x, y, z] = [heap.malloc(200 * KiB), heap.malloc(200 * KiB), heap.malloc(200 * KiB)];
+  for (const p of [x!, y!, z!]) heap.bytes(p).fill(1);
+  for (const p of junk) heap.free(p); // the wide cache, full
+  heap.free(x!);
+  heap.free(y!); // listed: 400 KiB free just below z
+  heap.malloc(3000); // a slot of the wide cache free again
+  const held = heap.stats().mapped;
+  heap.free(z!); // with the block before it and the free top: past the threshold
+  assert.ok(heap.stats().mapped < held - 400 * KiB, `${heap.stats().mapped} of ${held} bytes still held`);
+  heap.check();
+  heap.destroy();
+});
+
+test('stats().peakMapped is never below stats().mapped, also when blocks are made again over pages given back', () => {
+  const heap = fast();
+  const atPeak = (what: string): void => {
+    const s = heap.stats();
+    assert.ok(s.mapped <= s.peakMapped, `${what}: mapped ${s.mapped}, peak ${s.peakMapped}`);
+  };
+  for (let turn = 0; turn < 3; turn++) {
+    const medium = Array.from({ length: 200 }, (_, i) => heap.malloc(1000 + (i % 7) * 300));
+    for (const p of medium) heap.bytes(p).fill(9);
+    atPeak(`medium blocks, turn ${turn}`);
+    for (const p of medium) heap.free(p);
+    const small = Array.from({ length: 20_000 }, (_, i) => heap.malloc(16 + (i % 15) * 16));
+    atPeak(`small blocks, turn ${turn}`);
+    for (const p of small) heap.free(p);
+    const again = Array.from({ length: 50 }, () => heap.malloc(5000));
+    for (const p of again) heap.bytes(p).fill(1);
+    atPeak(`medium blocks again, turn ${turn}`);
+    for (const p of again) heap.free(p);
+  }
+  heap.check();
+  heap.destroy();
+});
+
 test('a freed block of the arena of a MiB is kept whole for the next request of its size, unless its free would give memory back', () => {
   const heap = fast();
   const MiB = 1024 * 1024;

@@ -395,12 +395,14 @@ export abstract class FastArena extends Heap implements HeapOperations {
     const purged = this.purged;
     const shift = this.pageShift;
     const last = Math.min((to - 1) >>> shift, purged.length - 1);
+    const before = this.purgedBytes;
     for (let p = from >>> shift; p <= last; p++) {
       if (purged[p] !== 0) {
         purged[p] = 0;
         this.purgedBytes -= this.pageBytes;
       }
     }
+    if (this.purgedBytes !== before && this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
   }
 
   /** Block memory up to `end` of the arena has been handed out: it counts as held from now on. */

@@ -73,6 +73,8 @@ export abstract class FastGrowth extends FastArena {
     // A free last block already counts towards the need.
     const last = this.top > 0 ? this.freeBefore(this.top - Block.HEADER) : 0;
     const have = last === 0 ? 0 : this.top - Block.HEADER - last;
+    // It serves already (a request whose class held it too far down its list for takeOwnFit).
+    if (last !== 0 && have >= need) return last;
     const overhead = this.top === 0 ? 2 * Block.HEADER : 0;
     const least = alignPage(need - have + overhead);
     // Only growth that would take the heap past the most it has held gives free pages back: below
