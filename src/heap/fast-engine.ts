@@ -294,9 +294,10 @@ export abstract class FastEngine extends FastLarge {
   /**
    * Whether freeing block `h` of `size` bytes to the lists would trim the top: it lies at the top
    * of the blocks, or before a free block there, and the free memory at the top, merged with it
-   * and with a free block before it, would then pass the trim threshold. Such a block is not held in the wide cache: the memory goes back. (Asked
-   * only of blocks larger than TRIM_MIN, the least the threshold is: a smaller one may tip a large
-   * free top over it, and is held all the same, until the next request merges it back.)
+   * and with a free block before it, would then pass the trim threshold. Such a block is not held
+   * in the wide cache: the memory goes back. (Asked only of blocks larger than TRIM_MIN, the least
+   * the threshold is: a smaller one may tip a large free top over it, and is held all the same,
+   * until the next request merges it back.)
    */
   private wouldTrim(h: number, size: number): boolean {
     const n = h + size;
