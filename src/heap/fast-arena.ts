@@ -230,8 +230,12 @@ export abstract class FastArena extends Heap implements HeapOperations {
     mem[(h >>> 2) + Word.SIZE] = size | Flag.FREE;
     mem[(h + size) >>> 2] = size;
     this.lists.insert(h, size);
-    // The free memory at the top is this block and what is committed past the blocks.
-    if (trim && size + this.committedTop - this.top > this.trimThreshold && h + size === this.top - Block.HEADER) this.trimTop(h, size, this.growthStep());
+    if (trim && h + size === this.top - Block.HEADER && this.trimsAt(size)) this.trimTop(h, size, this.growthStep());
+  }
+
+  /** Whether a free block of `size` bytes at the top passes the trim threshold, with what is committed past the blocks. */
+  protected trimsAt(size: number): boolean {
+    return size + this.committedTop - this.top > this.trimThreshold;
   }
 
   /**

@@ -291,24 +291,6 @@ export abstract class FastEngine extends FastLarge {
     this.release(h, size, true);
   }
 
-  /**
-   * Whether freeing block `h` of `size` bytes to the lists would trim the top: it lies at the top
-   * of the blocks, or before a free block there, and the free memory at the top, merged with it
-   * and with a free block before it, would then pass the trim threshold. Such a block is not held
-   * in the wide cache: the memory goes back. (Asked only of blocks larger than TRIM_MIN, the least
-   * the threshold is: a smaller one may tip a large free top over it, and is held all the same,
-   * until the next request merges it back.)
-   */
-  private wouldTrim(h: number, size: number): boolean {
-    const n = h + size;
-    const end = this.top - Block.HEADER;
-    const after = n === end ? 0 : this.freeSizeAt(n);
-    if (n !== end && (after === 0 || n + after !== end)) return false;
-    // The free block before it merges too.
-    const before = this.freeBefore(h);
-    return (before === 0 ? 0 : h - before) + size + after + this.committedTop - this.top > this.trimThreshold;
-  }
-
   /** free() of the slot at granule `g` (from SmallPages.locate), at `ptr`. */
   private freeSmall(ptr: number, g: number): void {
     if (!this.small.isLive(g)) throw doubleFree('free', ptr);

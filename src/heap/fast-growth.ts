@@ -202,6 +202,24 @@ export abstract class FastGrowth extends FastArena {
     if (last !== 0 && this.touchedTop > last) this.purge(last, Math.min(this.top - Block.HEADER, this.touchedTop) - last, 0);
   }
 
+  /**
+   * Whether freeing block `h` of `size` bytes to the lists would trim the top: it lies at the top
+   * of the blocks, or before a free block there, and the free memory at the top, merged with it
+   * and with a free block before it, would then pass the trim threshold. Such a block is not held
+   * in the wide cache: the memory goes back. (Asked only of blocks larger than TRIM_MIN, the least
+   * the threshold is: a smaller one may tip a large free top over it, and is held all the same,
+   * until the next request merges it back.)
+   */
+  protected wouldTrim(h: number, size: number): boolean {
+    const n = h + size;
+    const end = this.top - Block.HEADER;
+    const after = n === end ? 0 : this.freeSizeAt(n);
+    if (n !== end && (after === 0 || n + after !== end)) return false;
+    // The free block before it merges too.
+    const before = this.freeBefore(h);
+    return this.trimsAt((before === 0 ? 0 : h - before) + size + after);
+  }
+
   /** Gives back the top of free block `h` (the last one) beyond `keep` bytes, in whole pages. */
   protected trimTop(h: number, size: number, keep: number): void {
     const page = getPageSize();
