@@ -1,9 +1,10 @@
 // npm run bench:shared: throughput of one heap shared by 1 and 2 worker threads, against glibc's
 // malloc/free through koffi (thread-safe, with per-thread caches of its own) in the same run.
-// Each worker allocates and frees blocks of 16 to 512 bytes at random in a window of 256 of its
-// own, once to warm up and once timed; the figure is operations per microsecond over all workers
-// (each worker times its own loop, the slowest bounds the run), the median of five runs. Then one
-// thread's 64-byte pair in the shared heap against the unshared fast preset's.
+// Each worker allocates and frees blocks at random in a window of 256 of its own, once to warm up
+// and once timed; the figure is operations per microsecond over all workers (each worker times its
+// own loop, the slowest bounds the run), the median of five runs. Two mixes: 16 to 512 bytes (half
+// of them blocks of the arena), and 16 to 256 bytes (small-object pages only). Then one thread's
+// 64-byte pair in the shared heap against the unshared fast preset's.
 
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { cpus } from 'node:os';
@@ -12,14 +13,27 @@ import { Heap, type SharedHeapHandle } from '../src/index.js';
 import { random } from '../src/debug/random.js';
 import { runtimeName } from './runtime.js';
 
-const OPS = 400_000;
+const OPS = 2_000_000;
 const WINDOW = 256;
 const RUNS = 5;
+
+/** Request sizes: from `least`, `span` sizes up. */
+interface Mix {
+  readonly name: string;
+  readonly least: number;
+  readonly span: number;
+}
+
+const MIXES: readonly Mix[] = [
+  { name: '16 to 512 bytes', least: 16, span: 497 },
+  { name: '16 to 256 bytes (small-object pages only)', least: 16, span: 241 },
+];
 
 interface Job {
   readonly allocator: 'ffi-heap' | 'glibc';
   readonly handle: SharedHeapHandle | null;
   readonly seed: number;
+  readonly mix: Mix;
 }
 
 /** One worker's share: OPS mallocs or frees; returns the milliseconds it took. */
@@ -39,18 +53,19 @@ function work(job: Job): number {
   }
   const next = random(job.seed);
   const held = new Float64Array(WINDOW);
+  const { least, span } = job.mix;
   const loop = (ops: number): void => {
     for (let i = 0; i < ops; i++) {
       const s = Math.floor(next() * WINDOW);
       if (held[s] === 0) {
-        held[s] = malloc(16 + Math.floor(next() * 497));
+        held[s] = malloc(least + Math.floor(next() * span));
       } else {
         free(held[s]!);
         held[s] = 0;
       }
     }
   };
-  loop(OPS); // warm-up: the first few hundred thousand calls run unoptimized code
+  loop(OPS); // warm-up: unoptimized code at first, and the heap's growth
   const started = performance.now();
   loop(OPS);
   const ms = performance.now() - started;
@@ -59,9 +74,10 @@ function work(job: Job): number {
   return ms;
 }
 
-function runWorkers(allocator: Job['allocator'], count: number, heap: Heap | null): Promise<number> {
+function runWorkers(allocator: Job['allocator'], count: number, heap: Heap | null, mix: Mix): Promise<number> {
   return Promise.all(Array.from({ length: count }, (_, i) => new Promise<number>((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { allocator, handle: heap?.handle() ?? null, seed: i + 1 } });
+    const job: Job = { allocator, handle: heap?.handle() ?? null, seed: i + 1, mix };
+    const worker = new Worker(new URL(import.meta.url), { workerData: job });
     worker.once('message', resolve);
     worker.once('error', reject);
   }))).then((times) => Math.max(...times));
@@ -69,6 +85,12 @@ function runWorkers(allocator: Job['allocator'], count: number, heap: Heap | nul
 
 async function main(): Promise<void> {
   console.log(`Shared heap throughput, ${runtimeName()}, ${cpus().length} cores: ${OPS.toLocaleString('en')} operations a worker, median of ${RUNS} (slowest-fastest run)`);
+  for (const mix of MIXES) await throughput(mix);
+  singleThreadPair();
+}
+
+/** The table of one mix: 1 and 2 workers, each allocator, and the 2-over-1 ratios. */
+async function throughput(mix: Mix): Promise<void> {
   const rows: string[][] = [];
   const medians: number[][] = [];
   for (const count of [1, 2]) {
@@ -78,7 +100,7 @@ async function main(): Promise<void> {
       const times: number[] = [];
       for (let r = 0; r < RUNS; r++) {
         const heap = allocator === 'ffi-heap' ? new Heap({ shared: true }) : null;
-        const ms = await runWorkers(allocator, count, heap);
+        const ms = await runWorkers(allocator, count, heap, mix);
         if (heap !== null) {
           heap.check();
           if (heap.stats().usedBlocks !== 0) throw new Error('blocks were left');
@@ -94,11 +116,11 @@ async function main(): Promise<void> {
     medians.push([rates['ffi-heap']!, rates.glibc!]);
     rows.push([`${count} worker${count > 1 ? 's' : ''}`, spreads['ffi-heap']!, spreads.glibc!, (rates['ffi-heap']! / rates.glibc!).toFixed(2)]);
   }
+  console.log(`\nBlocks of ${mix.name}:\n`);
   console.log('| workers | ffi-heap (ops/µs) | glibc via koffi (ops/µs) | ffi-heap ÷ glibc via koffi |');
   console.log('|---|---:|---:|---:|');
   for (const row of rows) console.log(`| ${row.join(' | ')} |`);
   console.log(`\n2 workers ÷ 1 worker: ffi-heap ${(medians[1]![0]! / medians[0]![0]!).toFixed(2)}, glibc via koffi ${(medians[1]![1]! / medians[0]![1]!).toFixed(2)}`);
-  singleThreadPair();
 }
 
 // One thread's 64-byte malloc+free pair, shared heap against the unshared fast preset.
@@ -136,7 +158,7 @@ function singleThreadPair(): void {
   }
   const median = (v: number[]): string => [...v].sort((x, y) => x - y)[v.length >> 1]!.toFixed(2);
   const range = (v: number[]): string => `${Math.min(...v).toFixed(2)}-${Math.max(...v).toFixed(2)}`;
-  console.log(`One thread's 64-byte pair, median of ${PAIR_ROUNDS} alternating rounds of ${PAIRS.toLocaleString('en')} (min-max): ` +
+  console.log(`\nOne thread's 64-byte pair, median of ${PAIR_ROUNDS} alternating rounds of ${PAIRS.toLocaleString('en')} (min-max): ` +
     `shared ${median(times[0])} ns (${range(times[0])}), unshared ${median(times[1])} ns (${range(times[1])}), ` +
     `ratio ${median(ratios)} (${range(ratios)})`);
   shared.destroy();

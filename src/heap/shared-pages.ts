@@ -1,8 +1,13 @@
 // The shared preset's small-object pages: one arena for every thread, each page owned by the heap
-// (the thread) that took it. It is SmallPages (./pages.ts) with its facts in the control block
-// (./shared-control.ts) instead of the heap object, so that every thread can read them:
+// (the thread) that took it. It is SmallPages (./pages.ts) with the facts other threads read in
+// the control block (./shared-control.ts) instead of the heap object:
 //
-//   marks[g], pageInfo[p]  as in SmallPages, over the whole shared arena; written by p's owner only
+//   marks[g]               as in SmallPages, over the whole shared arena; written by p's owner only
+//   classes[p]             the class whose slots page p holds (0 for none, Page.GIVEN_BACK for a page
+//                          in the supply whose memory went back), written by p's owner when it
+//                          changes; the rest of SmallPages.pageInfo (the free list's head, the slots
+//                          in use) is the owner's alone, in an array of its heap object, so that
+//                          no cache line the hot paths write is another thread's too
 //   owners[p]              the tag (slot + 1) of the heap that owns page p, 0 when no heap does
 //   remoteCounts[p]        slots of page p freed by other threads, not yet taken back by its owner
 //   remoteNext[p]          the next page on the owner's list of pages with such slots, whose head
@@ -50,7 +55,7 @@ export interface SharedPagesState {
   /** The arena's bytes (its reservation's buffer may span more than it). */
   readonly bytes: Uint8Array;
   readonly marks: Uint8Array;
-  readonly pageInfo: Int32Array;
+  readonly classes: Int32Array;
   readonly owners: Int32Array;
   readonly remoteCounts: Int32Array;
   readonly remoteNext: Int32Array;
@@ -65,6 +70,7 @@ export interface SharedPagesState {
 }
 
 export class SharedSmallPages extends SmallPages {
+  readonly classes: Int32Array;
   readonly owners: Int32Array;
   readonly remoteCounts: Int32Array;
   readonly remoteNext: Int32Array;
@@ -85,7 +91,7 @@ export class SharedSmallPages extends SmallPages {
     this.bytes = state.bytes;
     this.words = new Int32Array(state.bytes.buffer, state.bytes.byteOffset, state.bytes.byteLength >>> 2);
     this.marks = state.marks;
-    this.pageInfo = state.pageInfo;
+    this.classes = state.classes;
     this.owners = state.owners;
     this.remoteCounts = state.remoteCounts;
     this.remoteNext = state.remoteNext;
@@ -97,19 +103,16 @@ export class SharedSmallPages extends SmallPages {
     this.pool = new Int32Array(2 * POOL_KEEP + BATCH + 1);
   }
 
-  /** The page lists of this heap reach page `page`: its next and prev links are grown to hold it. */
+  /** This heap's arrays reach page `page`: its next and prev links and its pageInfo are grown to hold it. */
   private ensureLinks(page: number): void {
     if (page < this.next.length) return;
     const n = Math.min(this.arenaPages, Math.max(page + 1, 2 * this.next.length, 256));
-    const next = new Int32Array(n);
-    next.set(this.next);
-    const prev = new Int32Array(n);
-    prev.set(this.prev);
-    this.next = next;
-    this.prev = prev;
+    this.next = grownTo(this.next, n);
+    this.prev = grownTo(this.prev, n);
+    this.pageInfo = grownTo(this.pageInfo, n);
   }
 
-  /** Only the links are this heap's to grow: the page facts are the control block's. */
+  /** Only the links and pageInfo are this heap's to grow: the other page facts are the control block's. */
   protected override ensureCapacity(pages: number): void {
     if (pages > 0) this.ensureLinks(pages - 1);
   }
@@ -124,9 +127,22 @@ export class SharedSmallPages extends SmallPages {
     return n === 0 ? 0 : this.batch[0]!;
   }
 
+  /** Gives class `c` a page, as SmallPages.refill, and publishes the page's class. */
+  override refill(c: number, room: number): number {
+    const page = super.refill(c, room);
+    if (page !== 0) this.classes[page] = c;
+    return page;
+  }
+
+  /** The class of page `page`, any heap's: as its owner published it. */
+  override classOf(page: number): number {
+    return this.classes[page]! & Page.INFO_CLASS;
+  }
+
   /** A page whose slots are all free leaves its class; past twice POOL_KEEP empty pages, the oldest go back to the supply. */
   protected override toPool(page: number): void {
     super.toPool(page);
+    this.classes[page] = 0;
     if (this.pooled <= 2 * POOL_KEEP) return;
     const give = this.pooled - POOL_KEEP;
     this.supply.givePages(this.pool, give);
@@ -215,7 +231,7 @@ export class SharedSmallPages extends SmallPages {
     }
     if (used === 0) {
       this.marks.fill(Page.NOT_SLOT, g, g + Page.GRANULES);
-      this.pageInfo[p] = 0;
+      this.classes[p] = 0;
       this.owners[p] = 0;
       return false;
     }
@@ -246,7 +262,10 @@ export class SharedSmallPages extends SmallPages {
     for (let p = this.firstPage; p < this.arenaPages; p++) if (this.owners[p] !== 0) yield p;
   }
 
-  /** Slots in use in every heap's pages, and their bytes: slots freed by other threads and not yet taken back are free. */
+  /**
+   * Slots in use in every heap's pages, and their bytes, counted from their marks (a page's count
+   * of slots in use is its owner's alone): slots freed by other threads and not yet taken back are free.
+   */
   override usage(): { bytes: number; slots: number } {
     let bytes = 0;
     let slots = 0;
@@ -254,7 +273,10 @@ export class SharedSmallPages extends SmallPages {
       if (this.owners[p] === 0) continue;
       const c = this.classOf(p);
       if (c < 1 || c > Page.CLASSES) continue;
-      const n = this.usedOf(p) - this.remoteCounts[p]!;
+      const step = classSize[c]! >>> Page.GRANULE_SHIFT;
+      const g = p << Page.GRANULES_SHIFT;
+      let n = 0;
+      for (let i = 0, at = 0; i < classSlots[c]!; i++, at += step) if (this.marks[g + at] === Page.LIVE) n++;
       bytes += n * classSize[c]!;
       slots += n;
     }
@@ -306,6 +328,7 @@ export class SharedSmallPages extends SmallPages {
         continue;
       }
       if (c > Page.CLASSES) return `page ${p} holds class ${c}, which does not exist`;
+      if ((this.pageInfo[p]! & Page.INFO_CLASS) !== c) return `page ${p} holds class ${this.pageInfo[p]! & Page.INFO_CLASS}, but class ${c} is published for it`;
       const fault = this.pageFault(p, c);
       if (fault !== undefined) return fault;
       if ((this.freeOf(p) > 0) !== (onList[p] === 1)) return `page ${p} ${this.freeOf(p) > 0 ? 'has room but is not' : 'is full but is'} on its class's list`;
@@ -315,4 +338,11 @@ export class SharedSmallPages extends SmallPages {
     if (empty !== this.pooled) return `${empty} empty pages, ${this.pooled} in the pool`;
     return undefined;
   }
+}
+
+/** `a`, grown to `n` entries. */
+function grownTo(a: Int32Array, n: number): Int32Array {
+  const b = new Int32Array(n);
+  b.set(a);
+  return b;
 }

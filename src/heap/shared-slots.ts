@@ -68,7 +68,7 @@ export abstract class SharedSlots extends SharedState {
       arena: supply.arena,
       bytes: this.smallBytes,
       marks: supply.marks,
-      pageInfo: supply.pageInfo,
+      classes: supply.classes,
       owners: supply.owners,
       remoteCounts: supply.remoteCounts,
       remoteNext: new Int32Array(this.control, this.layout.nextAt, this.layout.smallPages),

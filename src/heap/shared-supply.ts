@@ -22,7 +22,7 @@ export class SmallSupply {
     private readonly floats: Float64Array,
     /** The facts of every page (see ControlLayout): each heap's pages are views of the same. */
     readonly marks: Uint8Array,
-    readonly pageInfo: Int32Array,
+    readonly classes: Int32Array,
     readonly owners: Int32Array,
     readonly remoteCounts: Int32Array,
     private readonly stack: Int32Array,
@@ -53,7 +53,7 @@ export class SmallSupply {
     while (n < want && this.ints[I.FREE_PAGES]! > 0) {
       const page = this.stack[--this.ints[I.FREE_PAGES]!]!;
       // Memory given back reads as zeros and is the kernel's to back again when written.
-      if (this.pageInfo[page] === Page.GIVEN_BACK) this.floats[F.SMALL_GIVEN_BACK]! -= Page.BYTES;
+      if (this.classes[page] === Page.GIVEN_BACK) this.floats[F.SMALL_GIVEN_BACK]! -= Page.BYTES;
       into[n++] = page;
     }
     while (n < want) {
@@ -66,7 +66,7 @@ export class SmallSupply {
     }
     for (let i = 0; i < n; i++) {
       const page = into[i]!;
-      this.pageInfo[page] = 0;
+      this.classes[page] = 0;
       Atomics.store(this.remoteCounts, page, 0);
       this.owners[page] = tag;
     }
@@ -95,7 +95,7 @@ export class SmallSupply {
     const count = this.ints[I.FREE_PAGES]!;
     const fresh = this.floats[F.SMALL_FRESH]! >>> Page.SHIFT;
     const idle = new Set<number>();
-    for (let i = 0; i < count; i++) if (this.pageInfo[this.stack[i]!] !== Page.GIVEN_BACK) idle.add(this.stack[i]!);
+    for (let i = 0; i < count; i++) if (this.classes[this.stack[i]!] !== Page.GIVEN_BACK) idle.add(this.stack[i]!);
     // Whole kernel pages: each of their pages idle, or never handed out (past `fresh`).
     const firsts = [...new Set([...idle].map((p) => p - (p % unit)))].sort((a, b) => a - b);
     const whole = firsts.filter((first) => {
@@ -111,7 +111,7 @@ export class SmallSupply {
       for (let k = i; k < j; k++) {
         for (let p = whole[k]!; p < whole[k]! + unit; p++) {
           if (!idle.has(p)) continue;
-          this.pageInfo[p] = Page.GIVEN_BACK;
+          this.classes[p] = Page.GIVEN_BACK;
           this.floats[F.SMALL_GIVEN_BACK]! += Page.BYTES;
         }
       }
@@ -124,7 +124,7 @@ export class SmallSupply {
   give(pages: Int32Array, count: number): void {
     for (let i = 0; i < count; i++) {
       const page = pages[i]!;
-      this.pageInfo[page] = 0;
+      this.classes[page] = 0;
       this.owners[page] = 0;
       this.stack[this.ints[I.FREE_PAGES]!++] = page;
     }
