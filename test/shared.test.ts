@@ -137,6 +137,48 @@ basics('small blocks freed by another thread go back to their owner\'s pages, wh
   heap.destroy();
 });
 
+basics('each thread allocates from an arena of its own; what its arena cannot hold comes from another, and realloc moves there', async () => {
+  const heap = new Heap({ shared: true });
+  const mine = heap.malloc(1000);
+  heap.bytes(mine).fill(1);
+  // 100 MiB in blocks of 1 MiB: more than a thread arena holds (32 MiB).
+  const out = await inWorker<{ theirs: number; many: number[] }>(heap.handle(), `
+    const theirs = heap.malloc(1000);
+    heap.bytes(theirs).fill(2);
+    const many = [];
+    for (let i = 0; i < 100; i++) {
+      const p = heap.malloc(1 << 20);
+      if (p === 0) return { theirs, many: [] };
+      heap.bytes(p, 1 << 20).fill(i);
+      many.push(p);
+    }
+    return { theirs, many };`);
+  assert.is(out.many.length, 100, 'the worker got all 100 blocks');
+  const regions = heap.snapshot().regions;
+  const regionOf = (p: number): number => regions.findIndex((r) => p >= r.address && p < r.address + r.size);
+  assert.ok(regionOf(mine) >= 0 && regionOf(out.theirs) >= 0, 'both blocks lie in arenas the snapshot shows');
+  assert.not.equal(regionOf(mine), regionOf(out.theirs), 'the two threads\' blocks lie in different arenas');
+  const used = new Set(out.many.map(regionOf));
+  assert.ok(used.size >= 2 && !used.has(-1), `the worker's 100 MiB lie in ${used.size} arenas`);
+  out.many.forEach((p, i) => assert.ok(heap.bytes(p, 1 << 20).every((b) => b === (i & 255)), `block ${i} kept its bytes`));
+  assert.ok(heap.bytes(out.theirs, 1000).every((b) => b === 2));
+  // This thread frees the worker's blocks, under their arenas' locks.
+  for (const p of out.many) heap.free(p);
+  heap.free(out.theirs);
+  // A block that outgrows its arena moves to another, its bytes with it.
+  const grown = heap.realloc(mine, 200 << 20);
+  const now = heap.snapshot().regions;
+  const arenaOf = (p: number): number => now.findIndex((r) => p >= r.address && p < r.address + r.size);
+  assert.ok(grown !== 0 && arenaOf(grown) >= 0 && now[arenaOf(grown)]!.address !== regions[regionOf(mine)]!.address,
+    'the block moved out of its arena');
+  assert.ok(heap.bytes(grown, 1000).every((b) => b === 1), 'with its bytes');
+  assert.throws(() => heap.free(mine), (e: Error) => e instanceof HeapError && e.code === 'ERR_DOUBLE_FREE', 'the old block was freed');
+  heap.free(grown);
+  heap.check();
+  assert.is(heap.stats().usedBlocks, 0);
+  heap.destroy();
+});
+
 basics('a worker that closes while its small blocks are in use: the blocks stay, others free them, its pages are adopted', async () => {
   const heap = new Heap({ shared: true }) as SharedHeap;
   const out = await inWorker<{ blocks: number[] }>(heap.handle(), `

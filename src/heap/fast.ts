@@ -81,7 +81,7 @@ export class FastHeap extends FastEngine {
   }
 
   /** The blocks of the heap in address order (without the sentinel). */
-  private heapBlocks(): BlockInfo[] {
+  protected heapBlocks(): BlockInfo[] {
     const blocks: BlockInfo[] = [];
     const end = this.top - Block.HEADER;
     for (let h = Block.HEADER; h < end;) {
@@ -97,7 +97,7 @@ export class FastHeap extends FastEngine {
   }
 
   /** Each committed page of the small arena as a region: its slots, or one free block for a pooled page. */
-  private smallRegions(): RegionInfo[] {
+  protected smallRegions(): RegionInfo[] {
     const small = this.small;
     const regions: RegionInfo[] = [];
     for (const page of small.pages()) {

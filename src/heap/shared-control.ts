@@ -26,40 +26,40 @@ export const MAGIC = 0x66666875;
 /** Int32 slots at the block's start. */
 export const enum I {
   MAGIC = 0,
-  /** 0 when free, else the holder's thread id, with Lock.WAITERS set when others may be waiting. */
+  /**
+   * The global lock, over the table of heaps and the supply of small-object pages (each arena of
+   * blocks has a lock of its own, in its record). 0 when free, else the holder's thread id, with
+   * Lock.WAITERS set when others may be waiting. A thread holding an arena's lock may take this
+   * one; a thread holding this one takes no arena's lock, so no two threads wait on each other.
+   */
   LOCK = 1,
   /** Releases that may have had waiters, counted: the word waiters sleep on (see acquire). */
   LOCK_WAKES = 2,
-  /** Heaps open over the arena: slots claimed and not yet closed or reclaimed. */
-  OPEN = 10,
   DESTROYED = 3,
-  FL_MAP = 4,
-  /** The heap (by number) that last let go of the lock: if it is this one, its fields are current. */
-  HOLDER = 5,
   /** The last number handed to a heap over the arena. */
   HEAPS = 6,
   /** Heaps whose threads ended without closing them, and whose slots and caches were taken back. */
   RECLAIMED = 7,
-  /** Times the arena was rebuilt after a thread died holding the lock. */
+  /** Times an arena was rebuilt after a thread died holding its lock. */
   REPAIRS = 8,
   /** Small-object pages in the shared supply (its stack: ControlLayout.stackAt), given back by heaps. */
   FREE_PAGES = 9,
+  /** Heaps open over the arena: slots claimed and not yet closed or reclaimed. */
+  OPEN = 10,
   COUNT = 16,
 }
 
 /** Float64 slots after them. */
 export const enum F {
+  /** The arenas of blocks: where the first begins, and all of their bytes. */
   ADDRESS = 0,
   SIZE = 1,
-  TOP = 2,
-  BLOCKS = 3,
-  IN_USE = 4,
+  /** The most in use and mapped that a call under a lock, or stats(), has seen. */
   PEAK_IN_USE = 5,
   PEAK_MAPPED = 6,
+  /** Kernel calls made for the reservation and the small-object arena (each arena counts its own). */
   MMAP_CALLS = 7,
   MUNMAP_CALLS = 8,
-  TRIM_THRESHOLD = 9,
-  LISTED = 10,
   /** The small-object arena: its address and size, the bytes committed from its start, and where its never-used pages begin. */
   SMALL_ADDRESS = 11,
   SMALL_SIZE = 12,
@@ -72,20 +72,69 @@ export const enum F {
   COUNT = 24,
 }
 
+/**
+ * The arenas of blocks: arena 0, the main arena, holds most of the bytes, and the rest is cut into
+ * THREAD_ARENAS equal thread arenas (see arenaSpan). Each heap has a home among the thread arenas (the one with
+ * fewest heaps at home when it attaches): its blocks come from there, under a lock that no other
+ * thread takes but to free, resize or read one of them. A request the home cannot hold goes to
+ * the main arena.
+ */
+export const THREAD_ARENAS = 8;
+export const ARENAS = THREAD_ARENAS + 1;
+/** Each arena's record: its lock and state, as Int32 (AI) and, from byte 64, Float64 (AF). */
+export const ARENA_RECORD_BYTES = 128;
+export const enum AI {
+  /** The arena's lock and the word its waiters sleep on (as I.LOCK and I.LOCK_WAKES). */
+  LOCK = 0,
+  LOCK_WAKES = 1,
+  /** The heap (by number) that last let go of the lock: if it is this one, its fields are current. */
+  HOLDER = 2,
+  FL_MAP = 3,
+  /** Heaps whose home this arena is. */
+  HOMES = 4,
+}
+export const enum AF {
+  TOP = 8,
+  BLOCKS = 9,
+  IN_USE = 10,
+  MMAP_CALLS = 11,
+  MUNMAP_CALLS = 12,
+  TRIM_THRESHOLD = 13,
+  LISTED = 14,
+}
+
+/**
+ * Where arena `k` begins among the arenas of blocks (of `size` bytes in all), and its size. The
+ * thread arenas take a quarter of the bytes of a whole reservation (32 MiB each), a sixteenth of
+ * a smaller one (the kernel refused the whole), so that the main arena keeps nearly the room for
+ * large blocks that the one arena had before there were thread arenas.
+ */
+export function arenaSpan(size: number, k: number): [offset: number, bytes: number] {
+  const unit = 64 * 1024;
+  const each = Math.floor(size / (size >= 2 ** 30 ? 4 : 16) / THREAD_ARENAS / unit) * unit;
+  const main = size - each * THREAD_ARENAS;
+  return k === 0 ? [0, main] : [main + (k - 1) * each, each];
+}
+
 /** How many heaps may be open over one arena at once (one slot each). */
 export const MAX_OPEN = 1024;
 /** Size classes of the small-block caches (block size / 16), as FastArena's cacheHeads. */
 export const CACHE_CLASSES = CACHE_MAX_BLOCK / 16 + 1;
 
-export const HEADS_AT = 4 * I.COUNT + 8 * F.COUNT;
-export const SL_MAPS_AT = HEADS_AT + 4 * FL_COUNT * SL_COUNT;
+export const ARENAS_AT = 4 * I.COUNT + 8 * F.COUNT;
+/** Each arena's free-list heads (u32) and second-level bitmaps (i32), each on cache lines of its own. */
+export const HEADS_BYTES = align64(4 * FL_COUNT * SL_COUNT);
+export const SL_MAPS_BYTES = align64(4 * FL_COUNT);
+export const HEADS_AT = ARENAS_AT + ARENA_RECORD_BYTES * ARENAS;
+export const SL_MAPS_AT = HEADS_AT + HEADS_BYTES * ARENAS;
 /**
  * Per slot, one 64-byte record (so that two threads' counters never share a cache line): as
  * Float64 at record index 0 the bytes its caches hold, 1 its thread's start time, 2 the block a
- * call in progress is handing out (its header's offset; see SharedHeap.repair); as Int32 at 6 the
- * blocks its caches hold, at 7 its thread's id (0 when the slot is free, -1 while it is reclaimed).
+ * call in progress is handing out (its header's offset; see SharedHeap.repair); as Int32 at 5 that
+ * block's arena, at 6 the blocks its caches hold, at 7 its thread's id (0 when the slot is free, -1
+ * while it is reclaimed), at 8 the head of its list of pages with remote frees, at 9 its home arena.
  */
-export const SLOTS_AT = align64(SL_MAPS_AT + 4 * FL_COUNT);
+export const SLOTS_AT = SL_MAPS_AT + SL_MAPS_BYTES * ARENAS;
 export const enum Slot {
   BYTES = 64,
   FLOATS = 8,
@@ -93,10 +142,14 @@ export const enum Slot {
   F_CACHED_BYTES = 0,
   F_START = 1,
   F_PENDING = 2,
+  /** The arena of the block at F_PENDING. */
+  I_PENDING_ARENA = 5,
   I_CACHED_BLOCKS = 6,
   I_THREAD = 7,
   /** The first of the pages (of this slot's heap) where other threads freed slots; see shared-pages.ts. */
   I_REMOTE_PAGES = 8,
+  /** The slot's home arena, whose blocks its caches hold. */
+  I_HOME = 9,
 }
 /** A slot's thread id while its heap is closed but still owns pages with slots in use: the next reclaim adopts them. */
 export const SLOT_ORPHAN = -2;

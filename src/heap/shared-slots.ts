@@ -1,10 +1,11 @@
 // The shared preset's table of heaps (./shared-control.ts has its layout): each heap over the arena
-// holds a slot, which names its thread and holds its small-block caches, and tags the small-object
-// pages it owns (./shared-pages.ts). When a heap's thread ends without close(), or is terminated,
-// the next thread to look (attach, stats, check, trim, growth, a lock taken over) reclaims it: its
-// pending block and cached blocks go back to the free lists, and its pages, with those of heaps
-// closed while their slots were in use, are adopted by the looking heap. A slot is then free again,
-// so any number of threads may attach over the heap's life, MAX_OPEN at once.
+// holds a slot, which names its thread, its home arena and its small-block caches (of blocks of
+// that arena), and tags the small-object pages it owns (./shared-pages.ts). The table and the
+// supply of pages are under the global lock. When a heap's thread ends without close(), or is
+// terminated, the next thread to look (attach, stats, check, trim, threads()) reclaims it: its
+// pending block and cached blocks go back to their arenas' free lists, and its pages, with those of
+// heaps closed while their slots were in use, are adopted by the looking heap. A slot is then free
+// again, so any number of threads may attach over the heap's life, MAX_OPEN at once.
 
 import { Flag, Word } from '../layout/fast.js';
 import { FREED_BYTE } from './fast-arena.js';
@@ -14,7 +15,7 @@ import type { SharedHeapHandle, SharedThreadStats } from './types.js';
 import { SharedSmallPages, type PageSupply } from './shared-pages.js';
 import { SharedState } from './shared-state.js';
 import {
-  CACHE_CLASSES, CACHE_COUNTS_AT, CACHE_HEADS_AT, CACHE_STRIDE, F, I, MAX_OPEN, SLOT_ORPHAN, Slot, threadGone,
+  AI, CACHE_CLASSES, CACHE_COUNTS_AT, CACHE_HEADS_AT, CACHE_STRIDE, F, I, MAX_OPEN, SLOT_ORPHAN, Slot, THREAD_ARENAS, threadGone,
 } from './shared-control.js';
 
 /** How often attach and growth look for ended threads' heaps, at most. */
@@ -38,26 +39,30 @@ export abstract class SharedSlots extends SharedState {
 
   constructor(options: ResolvedOptions, handle?: SharedHeapHandle) {
     super(options, handle);
-    // The slot: taken under the lock, after the heaps of threads that have ended are reclaimed.
+    // The slot: taken under the global lock, after the heaps of threads that have ended are reclaimed.
     this.slot = -1;
-    this.enter();
+    if (this.ints[I.DESTROYED] !== 0) throw destroyedError();
+    this.reclaimSometimes();
+    this.lockGlobal();
     try {
       if (this.ints[I.DESTROYED] !== 0) throw destroyedError();
-      this.reclaimSometimes();
       let slot = this.claimSlot(this.thread?.start ?? 0);
       if (slot < 0) {
+        this.unlockGlobal();
         this.reclaimDeadSlots();
+        this.lockGlobal();
         slot = this.claimSlot(this.thread?.start ?? 0);
       }
       if (slot < 0) throw new Error(`Heap.attach: ${MAX_OPEN} heaps are open over this shared heap in threads still running; close some first`);
       this.slot = slot;
       this.usePages();
-      this.provenTop = this.top;
     } finally {
-      this.leave();
+      this.unlockGlobal();
     }
-    this.cacheHeads = new Uint32Array(this.control, CACHE_HEADS_AT + CACHE_STRIDE * this.slot, CACHE_CLASSES);
-    this.cacheCounts = new Int32Array(this.control, CACHE_COUNTS_AT + CACHE_STRIDE * this.slot, CACHE_CLASSES);
+    this.homeCacheHeads = new Uint32Array(this.control, CACHE_HEADS_AT + CACHE_STRIDE * this.slot, CACHE_CLASSES);
+    this.homeCacheCounts = new Int32Array(this.control, CACHE_COUNTS_AT + CACHE_STRIDE * this.slot, CACHE_CLASSES);
+    this.home = this.slotInts[this.slot * Slot.INTS + Slot.I_HOME]!;
+    this.bind(this.home);
   }
 
   /** This heap's small-object pages, once it has a slot; they adopt the pages its slot's last heap left. Under the lock. */
@@ -101,33 +106,35 @@ export abstract class SharedSlots extends SharedState {
     this.supply.give(empty, n);
   }
 
-  /** Pages for this heap's small-object pages, from the supply: under the lock. */
+  /** Pages for this heap's small-object pages, from the supply: under the global lock. */
   protected takePages(into: Int32Array, want: number): number {
-    this.enter();
+    this.lockGlobal();
     try {
       const n = this.supply.take(into, want, this.tag, this.limit - this.committed());
-      this.mmapCalls += this.supply.commits;
+      this.floats[F.MMAP_CALLS]! += this.supply.commits;
       this.supply.commits = 0;
-      if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
+      const mapped = this.mapped();
+      if (mapped > this.floats[F.PEAK_MAPPED]!) this.floats[F.PEAK_MAPPED] = mapped;
       return n;
     } finally {
-      this.leave();
+      this.unlockGlobal();
     }
   }
 
-  /** Empty pages of this heap's back to the supply: under the lock. */
+  /** Empty pages of this heap's back to the supply: under the global lock. */
   protected givePages(pages: Int32Array, count: number): void {
-    this.enter();
+    this.lockGlobal();
     try {
       this.supply.give(pages, count);
     } finally {
-      this.leave();
+      this.unlockGlobal();
     }
   }
 
   /**
-   * A free slot for this heap, its caches empty; else the slot of a closed heap whose pages are
-   * still in use, which this heap then adopts (usePages); -1 when none is. Under the lock.
+   * A free slot for this heap, its caches empty, and its home: the thread arena fewest heaps call
+   * home; else the slot of a closed heap whose pages are still in use, which this heap then adopts
+   * (usePages); -1 when none is. Under the global lock.
    */
   protected claimSlot(start: number): number {
     const ints = this.slotInts;
@@ -141,6 +148,10 @@ export abstract class SharedSlots extends SharedState {
         this.slotInts[s * Slot.INTS + Slot.I_CACHED_BLOCKS] = 0;
         this.slotFloats[s * Slot.FLOATS + Slot.F_CACHED_BYTES] = 0;
         Atomics.store(this.slotInts, s * Slot.INTS + Slot.I_REMOTE_PAGES, 0);
+        let home = 1;
+        for (let k = 2; k <= THREAD_ARENAS; k++) if (this.arenas[k]!.ints[AI.HOMES]! < this.arenas[home]!.ints[AI.HOMES]!) home = k;
+        Atomics.add(this.arenas[home]!.ints, AI.HOMES, 1);
+        this.slotInts[s * Slot.INTS + Slot.I_HOME] = home;
         new Uint32Array(this.control, CACHE_HEADS_AT + CACHE_STRIDE * s, CACHE_CLASSES).fill(0);
         new Int32Array(this.control, CACHE_COUNTS_AT + CACHE_STRIDE * s, CACHE_CLASSES).fill(0);
         this.ints[I.OPEN]!++;
@@ -152,8 +163,7 @@ export abstract class SharedSlots extends SharedState {
 
   /**
    * reclaimDeadSlots, unless some heap did it in the last RECLAIM_PERIOD_MS: each look asks /proc
-   * about every open heap's thread, under the lock. For attach and growth; stats, checks, trims and
-   * a lock taken over always look.
+   * about every open heap's thread. For attach; stats, checks, trims and threads() always look.
    */
   protected reclaimSometimes(): void {
     const last = this.floats[F.LAST_RECLAIM]!;
@@ -162,38 +172,48 @@ export abstract class SharedSlots extends SharedState {
   }
 
   /**
-   * Takes back the slots of heaps whose threads have ended without closing them: their cached
-   * blocks go back to the free lists (unless `flush` is false: the arena is destroyed), and their
-   * pages, with those of closed heaps, are adopted by this heap (once it has pages of its own).
-   * Their slots are then free for new heaps. Under the lock. Returns how many threads it found gone.
+   * Takes back the slots of heaps whose threads have ended without closing them: their pending and
+   * cached blocks go back to their arenas' free lists (unless `flush` is false: the heap is
+   * destroyed), each under its arena's lock; then, under the global lock, their pages, with those
+   * of closed heaps, are adopted by this heap (once it has pages of its own), and their slots are
+   * free for new heaps. Called holding no lock. Returns how many threads it found gone.
    */
   protected override reclaimDeadSlots(flush = true): number {
     this.floats[F.LAST_RECLAIM] = Date.now();
     const ints = this.slotInts;
-    let reclaimed = 0;
+    const gone: number[] = [];
     for (let s = 0; s < MAX_OPEN; s++) {
       const at = s * Slot.INTS + Slot.I_THREAD;
       const thread = ints[at]!;
       if (thread <= 0 || s === this.slot || !threadGone(thread, this.slotFloats[s * Slot.FLOATS + Slot.F_START]!)) continue;
+      // One reclaimer wins the slot; it stays -1 (no one's) until its blocks are back.
       if (Atomics.compareExchange(ints, at, thread, -1) !== thread) continue;
       if (flush) {
         this.reclaimPending(s);
         this.reclaimCaches(s);
       }
-      this.slotFloats[s * Slot.FLOATS + Slot.F_START] = 0;
-      Atomics.store(ints, at, SLOT_ORPHAN);
-      this.ints[I.OPEN]!--;
-      this.ints[I.RECLAIMED]!++;
-      reclaimed++;
+      gone.push(s);
     }
-    if (this.tag === 0 || !flush) return reclaimed;
-    for (let s = 0; s < MAX_OPEN; s++) {
-      const at = s * Slot.INTS + Slot.I_THREAD;
-      if (ints[at] !== SLOT_ORPHAN || Atomics.compareExchange(ints, at, SLOT_ORPHAN, -1) !== SLOT_ORPHAN) continue;
-      this.adoptPagesOf(s + 1);
-      Atomics.store(ints, at, 0);
+    this.lockGlobal();
+    try {
+      for (const s of gone) {
+        this.slotFloats[s * Slot.FLOATS + Slot.F_START] = 0;
+        Atomics.sub(this.arenas[this.slotInts[s * Slot.INTS + Slot.I_HOME]!]!.ints, AI.HOMES, 1);
+        Atomics.store(ints, s * Slot.INTS + Slot.I_THREAD, SLOT_ORPHAN);
+        this.ints[I.OPEN]!--;
+        this.ints[I.RECLAIMED]!++;
+      }
+      if (this.tag === 0 || !flush) return gone.length;
+      for (let s = 0; s < MAX_OPEN; s++) {
+        const at = s * Slot.INTS + Slot.I_THREAD;
+        if (ints[at] !== SLOT_ORPHAN || Atomics.compareExchange(ints, at, SLOT_ORPHAN, -1) !== SLOT_ORPHAN) continue;
+        this.adoptPagesOf(s + 1);
+        Atomics.store(ints, at, 0);
+      }
+    } finally {
+      this.unlockGlobal();
     }
-    return reclaimed;
+    return gone.length;
   }
 
   /**
@@ -203,20 +223,37 @@ export abstract class SharedSlots extends SharedState {
    */
   protected reclaimPending(s: number): void {
     const h = this.slotFloats[s * Slot.FLOATS + Slot.F_PENDING]!;
+    const arena = this.slotInts[s * Slot.INTS + Slot.I_PENDING_ARENA]!;
     this.slotFloats[s * Slot.FLOATS + Slot.F_PENDING] = 0;
-    if (h === 0 || !this.isStart(h)) return;
-    const word = this.mem[(h >>> 2) + Word.SIZE]!;
-    if ((word & Flag.MASK) !== 0 || !this.sizeAgrees(h, word)) return;
-    this.inUse -= word;
-    this.release(h, word, false);
+    if (h === 0 || !(arena >= 0 && arena < this.arenas.length)) return;
+    this.enter(arena);
+    try {
+      if (!this.isStart(h)) return;
+      const word = this.mem[(h >>> 2) + Word.SIZE]!;
+      if ((word & Flag.MASK) !== 0 || !this.sizeAgrees(h, word)) return;
+      this.inUse -= word;
+      this.release(h, word, false);
+    } finally {
+      this.leave();
+    }
   }
 
   /**
-   * The cached blocks of slot `s`, whose thread has ended, go back to the free lists. Its thread
-   * may have died inside a cache's push or pop: a list is followed only while each block proves to
-   * be a cached block of its size at a recorded start, and a block it does not reach stays lost.
+   * The cached blocks of slot `s`, whose thread has ended, go back to its home arena's free lists.
+   * Its thread may have died inside a cache's push or pop: a list is followed only while each block
+   * proves to be a cached block of its size at a recorded start, and a block it does not reach
+   * stays lost.
    */
   protected reclaimCaches(s: number): void {
+    this.enter(this.slotInts[s * Slot.INTS + Slot.I_HOME]!);
+    try {
+      this.releaseCachesOf(s);
+    } finally {
+      this.leave();
+    }
+  }
+
+  private releaseCachesOf(s: number): void {
     const heads = new Uint32Array(this.control, CACHE_HEADS_AT + CACHE_STRIDE * s, CACHE_CLASSES);
     const counts = new Int32Array(this.control, CACHE_COUNTS_AT + CACHE_STRIDE * s, CACHE_CLASSES);
     const mem = this.mem;
@@ -242,10 +279,11 @@ export abstract class SharedSlots extends SharedState {
 
   /**
    * The heap is closed, and its slot free again; or, when it still owns pages with slots in use
-   * (`orphan`), left for the next reclaim to adopt them. Under the lock.
+   * (`orphan`), left for the next reclaim to adopt them. Under the global lock.
    */
   protected leaveSlot(orphan: boolean): void {
     this.closed = true;
+    Atomics.sub(this.arenas[this.home]!.ints, AI.HOMES, 1);
     this.slotInts[this.slot * Slot.INTS + Slot.I_CACHED_BLOCKS] = 0;
     this.slotFloats[this.slot * Slot.FLOATS + Slot.F_CACHED_BYTES] = 0;
     this.slotFloats[this.slot * Slot.FLOATS + Slot.F_START] = 0;
@@ -271,12 +309,8 @@ export abstract class SharedSlots extends SharedState {
    * reclaimed first.
    */
   threads(): SharedThreadStats {
-    this.enter();
-    try {
-      this.reclaimDeadSlots();
-      return { open: this.ints[I.OPEN]!, reclaimed: this.ints[I.RECLAIMED]!, repairs: this.ints[I.REPAIRS]! };
-    } finally {
-      this.leave();
-    }
+    this.assertLive();
+    this.reclaimDeadSlots();
+    return { open: this.ints[I.OPEN]!, reclaimed: this.ints[I.RECLAIMED]!, repairs: this.ints[I.REPAIRS]! };
   }
 }

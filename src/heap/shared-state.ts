@@ -1,13 +1,16 @@
 // The shared preset's state (./shared.ts has the calls): the control block, a SharedArrayBuffer
-// that the handle carries (its layout is ./shared-control.ts); one reservation, split into the arena
-// of blocks and the arena of small-object pages (./shared-supply.ts), each thread seeing it through
-// one view of its own; and the lock around what the fast preset does under it.
+// that the handle carries (its layout is ./shared-control.ts); one reservation, split into the
+// arenas of blocks and the arena of small-object pages (./shared-supply.ts), each thread seeing it
+// through one view of its own; and the locks around what the fast preset does in an arena.
 //
-// Holding the lock, a thread loads the fast preset's counters from the control block into its own
-// fields (only if another heap held the lock since) and stores them back before it lets go. The
-// lock names its holder's thread; a waiter takes it over from a thread that died holding it
-// (acquire), and then repairs what that thread may have left half done: the arena is rebuilt from
-// its blocks (FastHeap.rebuildArena), and the heaps of ended threads are reclaimed (./shared-slots.ts).
+// The blocks' part of the reservation is cut into arenas (arenaSpan): the main arena and the
+// thread arenas, each with a lock, free lists, counters and start bitmap of its own in the control
+// block. A heap's fields are those of one arena at a time (bind): holding an arena's lock, a thread
+// loads that arena's counters into them (only if another heap held that lock since), runs the fast
+// preset's own code over it, and stores them back before it lets go; between calls the fields
+// show its home arena, whose blocks its lock-free caches hold. The lock names its holder's thread;
+// a waiter takes it over from a thread that died holding it (acquire), and then rebuilds that
+// arena from its blocks (FastHeap.rebuildArena). A thread holds one arena's lock at a time.
 
 import { HeapError, destroyedError } from './errors.js';
 import { FastHeap } from './fast.js';
@@ -22,15 +25,35 @@ import {
 import { currentThread, type ThreadIdentity } from '../os/threads.js';
 import { SmallSupply } from './shared-supply.js';
 import {
-  ControlLayout, F, HEADS_AT, I, MAGIC, MAX_OPEN, SLOTS_AT, SL_MAPS_AT, SMALL_ARENA_BYTES, Slot, acquire, release, threadId,
+  AF, AI, ARENAS, ARENAS_AT, ARENA_RECORD_BYTES, ControlLayout, F, HEADS_AT, HEADS_BYTES, I, MAGIC, MAX_OPEN, SLOTS_AT, SL_MAPS_AT,
+  SL_MAPS_BYTES, SMALL_ARENA_BYTES, Slot, CACHE_CLASSES, acquire, arenaSpan, release, threadId,
 } from './shared-control.js';
 
-const ARENA_BYTES = 2 ** 30;
+/** The reservation: 256 MiB of small-object pages, a main arena of 768 MiB, and thread arenas of 32 MiB (see arenaSpan). */
+const ARENA_BYTES = 1.25 * 2 ** 30;
 const ARENA_MIN_BYTES = 16 * 1024 * 1024;
 
 /** The small-object arena's share of a reservation of `total` bytes: a quarter, at most SMALL_ARENA_BYTES. */
 function smallArenaBytes(total: number): number {
   return Math.min(SMALL_ARENA_BYTES, total / 4);
+}
+
+/** One arena of blocks, as this thread sees it: its memory, its part of the control block. */
+interface ArenaView {
+  readonly reservation: Reservation;
+  readonly mem: Uint32Array;
+  readonly bytes: Uint8Array;
+  readonly starts: Int32Array;
+  readonly heads: Uint32Array;
+  readonly slMaps: Int32Array;
+  /** The arena's record (AI as Int32, AF as Float64). */
+  readonly ints: Int32Array;
+  readonly floats: Float64Array;
+  /** Bytes from the arena's start this thread has seen read-write (see enter). */
+  provenTop: number;
+  /** The arena's top when this thread last let go of its lock, and how far its blocks had reached (FastArena.touchedTop). */
+  seenTop: number;
+  touchedTop: number;
 }
 
 export abstract class SharedState extends FastHeap {
@@ -51,8 +74,26 @@ export abstract class SharedState extends FastHeap {
   /** The slots' records (see Slot in ./shared-control.ts), as Int32 and as Float64. */
   protected readonly slotInts: Int32Array;
   protected readonly slotFloats: Float64Array;
-  /** Bytes from the arena's start this thread has seen read-write (see enter). */
-  protected provenTop = 0;
+  /** The arenas of blocks (the reservation less the small-object arena), and each arena as this thread sees it. */
+  protected readonly blocks: Reservation;
+  protected readonly arenas: ArenaView[];
+  /** The arena whose views and fields this heap's fields are (bind); its home arena (a thread arena, once it has a slot). */
+  protected bound = 0;
+  protected home = 0;
+  /** The arena whose counters the fields hold, as stored when this heap last let go of its lock (-1: none). */
+  private loaded = -1;
+  /** The home arena's caches (in the slot's record), or none: the fields show them only while the home is bound. */
+  protected homeCacheHeads: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+  protected homeCacheCounts: Int32Array<ArrayBufferLike> = new Int32Array(0);
+  /** The caches the fields show away from home: always empty. */
+  private readonly noCacheHeads = new Uint32Array(CACHE_CLASSES);
+  private readonly noCacheCounts = new Int32Array(CACHE_CLASSES);
+  /** Holds of the global lock in progress on this thread. */
+  private globalDepth = 0;
+  /** While set, running out of memory in an arena returns 0 whatever the options say: another arena is tried next. */
+  protected trying = false;
+  /** Every byte of the reservation, from the first arena's start (the arenas of blocks, then the small-object arena). */
+  protected readonly wholeBytes: Uint8Array;
   /** The small-object arena's bytes, in the view over both arenas. */
   protected readonly smallBytes: Uint8Array;
   /** Where the control block's parts lie. */
@@ -68,31 +109,33 @@ export abstract class SharedState extends FastHeap {
     const me = currentThread();
     this.thread = me;
     if (handle === undefined) {
-      // One reservation, as before there were small-object pages: its last quarter (at most
-      // SMALL_ARENA_BYTES) holds them, the rest the blocks.
-      const whole = reserveAddressSpace(ARENA_BYTES, ARENA_MIN_BYTES);
+      // One reservation: its last quarter (at most SMALL_ARENA_BYTES) holds the small-object
+      // pages, the rest the arenas of blocks. When the kernel refuses the whole, halves of 512 MiB
+      // down: the halves of 1.25 GiB (640, 320 MiB) leave a process under a tight `ulimit -v` too
+      // little room for V8's own heap.
+      const whole = reserveAddressSpace(ARENA_BYTES, ARENA_BYTES) ?? reserveAddressSpace(2 ** 29, ARENA_MIN_BYTES);
       if (whole === null) throw new Error('a shared heap needs 16 MiB of address space at least, and the kernel refused it');
-      const [arena, smallArena] = splitReservation(whole, whole.size - smallArenaBytes(whole.size));
-      this.layout = new ControlLayout(arena.size, smallArena.size);
+      const [blocks, smallArena] = splitReservation(whole, whole.size - smallArenaBytes(whole.size));
+      this.layout = new ControlLayout(blocks.size, smallArena.size);
       try {
         this.control = new SharedArrayBuffer(this.layout.bytes);
       } catch (e) {
-        releaseReservation(arena);
+        releaseReservation(blocks);
         releaseReservation(smallArena);
         throw new Error(`a shared heap's control block (${this.layout.bytes} bytes) could not be allocated: ${(e as Error).message}`);
       }
       this.ints = new Int32Array(this.control, 0, I.COUNT);
       this.floats = new Float64Array(this.control, 4 * I.COUNT, F.COUNT);
-      this.floats[F.ADDRESS] = arena.address;
-      this.floats[F.SIZE] = arena.size;
-      this.floats[F.TRIM_THRESHOLD] = this.trimThreshold;
+      this.floats[F.ADDRESS] = blocks.address;
+      this.floats[F.SIZE] = blocks.size;
       this.floats[F.MMAP_CALLS] = 2;
       this.floats[F.SMALL_ADDRESS] = smallArena.address;
       this.floats[F.SMALL_SIZE] = smallArena.size;
       this.floats[F.SMALL_TOP] = this.floats[F.SMALL_FRESH] = SmallSupply.start();
+      for (let k = 0; k < ARENAS; k++) new Float64Array(this.control, ARENAS_AT + k * ARENA_RECORD_BYTES, 16)[AF.TRIM_THRESHOLD] = this.trimThreshold;
       this.id = this.ints[I.HEAPS] = 1;
       Atomics.store(this.ints, I.MAGIC, MAGIC);
-      this.useArena(arena);
+      this.blocks = blocks;
       this.supply = this.makeSupply(smallArena);
     } else {
       this.control = handle.control;
@@ -100,11 +143,14 @@ export abstract class SharedState extends FastHeap {
       this.floats = new Float64Array(this.control, 4 * I.COUNT, F.COUNT);
       this.id = Atomics.add(this.ints, I.HEAPS, 1) + 1;
       this.layout = provenLayout(this.floats, this.control.byteLength);
-      const [arena, smallArena] = splitReservation(provenArenas(this.ints, this.floats), this.floats[F.SIZE]!);
-      this.useArena(arena);
+      const [blocks, smallArena] = splitReservation(provenArenas(this.ints, this.floats, this.control), this.floats[F.SIZE]!);
+      this.blocks = blocks;
       this.supply = this.makeSupply(smallArena);
     }
-    this.smallBytes = new Uint8Array(this.reservation!.buffer, this.supply.arena.address - this.base, this.supply.arena.size);
+    this.arenas = [];
+    for (let k = 0; k < ARENAS; k++) this.arenas.push(this.arenaView(k));
+    this.wholeBytes = new Uint8Array(this.blocks.buffer, 0, this.blocks.size + this.supply.arena.size);
+    this.smallBytes = this.wholeBytes.subarray(this.blocks.size);
     this.pageOwners = this.supply.owners;
     this.threadId = threadId(me?.tid, this.id);
     this.slotInts = new Int32Array(this.control, SLOTS_AT, Slot.INTS * MAX_OPEN);
@@ -112,20 +158,61 @@ export abstract class SharedState extends FastHeap {
     this.cacheDepth = 0;
     // Pages given back are marked in one thread's state only: the arena's free blocks keep theirs.
     this.purgeMin = Infinity;
-    // Requests the arena cannot hold go to mallocLarge, which says out of memory.
-    this.largeThreshold = this.reservation!.size;
-    this.lists.heads = new Uint32Array(this.control, HEADS_AT, FL_COUNT * SL_COUNT);
-    this.lists.slMaps = new Int32Array(this.control, SL_MAPS_AT, FL_COUNT);
-    this.starts = new Int32Array(this.control, this.layout.startsAt);
-    this.lists.starts = this.starts;
+    this.bind(0);
   }
 
-  protected useArena(arena: Reservation): void {
-    this.reservation = arena;
-    this.base = arena.address;
-    this.mem = new Uint32Array(arena.buffer);
-    this.bytesView = new Uint8Array(arena.buffer);
-    this.lists.mem = this.mem;
+  /** Arena `k` as this thread sees it: views of its memory and of its part of the control block. */
+  private arenaView(k: number): ArenaView {
+    const [offset, size] = arenaSpan(this.blocks.size, k);
+    const c = this.control;
+    const buffer = this.blocks.buffer;
+    return {
+      reservation: { address: this.blocks.address + offset, size, buffer, mapped: true },
+      mem: new Uint32Array(buffer, offset, size >>> 2),
+      bytes: new Uint8Array(buffer, offset, size),
+      starts: new Int32Array(c, this.layout.startsAt + offset / 128, size / 512),
+      heads: new Uint32Array(c, HEADS_AT + k * HEADS_BYTES, FL_COUNT * SL_COUNT),
+      slMaps: new Int32Array(c, SL_MAPS_AT + k * SL_MAPS_BYTES, FL_COUNT),
+      ints: new Int32Array(c, ARENAS_AT + k * ARENA_RECORD_BYTES, ARENA_RECORD_BYTES >>> 2),
+      floats: new Float64Array(c, ARENAS_AT + k * ARENA_RECORD_BYTES, ARENA_RECORD_BYTES >>> 3),
+      provenTop: 0,
+      seenTop: 0,
+      touchedTop: 0,
+    };
+  }
+
+  /**
+   * Points this heap's fields at arena `k`: its memory, lists and start bitmap, and (at home) this
+   * heap's caches; its counters are loaded by enter. Requests the arena cannot hold go to
+   * mallocLarge, which says out of memory (then another arena is tried).
+   */
+  protected bind(k: number): void {
+    const view = this.arenas[k]!;
+    this.bound = k;
+    this.reservation = view.reservation;
+    this.base = view.reservation.address;
+    this.mem = view.mem;
+    this.bytesView = view.bytes;
+    this.starts = view.starts;
+    this.lists.mem = view.mem;
+    this.lists.starts = view.starts;
+    this.lists.heads = view.heads;
+    this.lists.slMaps = view.slMaps;
+    this.largeThreshold = view.reservation.size;
+    this.top = this.committedTop = view.seenTop;
+    this.touchedTop = view.touchedTop;
+    this.lastSpan = 0;
+    const home = k === this.home && this.slot >= 0;
+    this.cacheHeads = home ? this.homeCacheHeads : this.noCacheHeads;
+    this.cacheCounts = home ? this.homeCacheCounts : this.noCacheCounts;
+  }
+
+  /** The arena that address `ptr` falls in, or -1. */
+  protected arenaOf(ptr: number): number {
+    const d = ptr - this.blocks.address;
+    if (!(d >= 0 && d < this.blocks.size)) return -1;
+    const [main, each] = arenaSpan(this.blocks.size, 1);
+    return d < main ? 0 : 1 + Math.floor((d - main) / each);
   }
 
   protected makeSupply(smallArena: Reservation): SmallSupply {
@@ -151,66 +238,76 @@ export abstract class SharedState extends FastHeap {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // The lock, and the fast preset's fields loaded from and stored to the control block under it.
+  // The arenas' locks, and the fast preset's fields loaded from and stored to the control block under them.
 
-  /** Takes the lock (once per thread, however deep the calls) and loads the shared state. */
-  protected enter(): void {
+  /**
+   * Takes arena `k`'s lock (once per thread, however deep the calls: a call inside another stays
+   * in the outer call's arena) and loads its state into the fields.
+   */
+  protected enter(k: number = this.home): void {
     if (this.depth++ > 0) return;
     if (this.closed) {
       this.depth = 0;
       throw destroyedError();
     }
-    const tookOver = acquire(this.ints, I.LOCK, this.threadId);
+    const view = this.arenas[k]!;
+    const tookOver = acquire(view.ints, AI.LOCK, this.threadId);
     if (this.ints[I.DESTROYED] !== 0) {
       this.depth = 0;
-      release(this.ints, I.LOCK);
+      release(view.ints, AI.LOCK);
       throw destroyedError();
     }
+    if (this.bound !== k) this.bind(k);
     if (tookOver) {
       this.repair();
       return;
     }
     // The fields still hold what this heap stored when it last let go, unless another took the lock since.
-    if (this.ints[I.HOLDER] === this.id) return;
-    const top = this.floats[F.TOP]!;
+    if (this.loaded === k && view.ints[AI.HOLDER] === this.id) return;
+    const top = view.floats[AF.TOP]!;
     // The arena's range was proved on attach; a top past it, or past what is committed, would lead
     // reads out of it. What lies below `provenTop` was found read-write already; growth is
     // geometric, so the look at the kernel's mappings is rare.
-    if (!validTop(top, this.reservation!.size) || (top > this.provenTop && !isReadWrite(this.base + this.provenTop, top - this.provenTop))) {
+    if (!validTop(top, view.reservation.size) ||
+        (top > view.provenTop && !isReadWrite(this.base + view.provenTop, top - view.provenTop))) {
       this.depth = 0;
-      release(this.ints, I.LOCK);
+      release(view.ints, AI.LOCK);
+      this.bind(this.home);
       throw new HeapError('ERR_HEAP_CORRUPTED', `heap corrupted: the control block's top (${top}) is not inside the arena's committed memory`);
     }
-    this.provenTop = top;
+    view.provenTop = top;
     this.load(top);
   }
 
-  /** The fast preset's fields, from the control block, with the arena's top at `top`. */
+  /** The fast preset's fields, from the control block's record of the bound arena, with its top at `top`. */
   protected load(top: number): void {
-    const f = this.floats;
+    const view = this.arenas[this.bound]!;
+    const f = view.floats;
     this.top = top;
     this.committedTop = top;
     this.lists.limit = top;
-    this.lists.flMap = this.ints[I.FL_MAP]!;
-    this.lists.count = f[F.LISTED]!;
-    this.blockCount = f[F.BLOCKS]!;
-    this.inUse = f[F.IN_USE]!;
-    this.peakInUse = f[F.PEAK_IN_USE]!;
-    this.peakMapped = f[F.PEAK_MAPPED]!;
-    this.mmapCalls = f[F.MMAP_CALLS]!;
-    this.munmapCalls = f[F.MUNMAP_CALLS]!;
-    this.trimThreshold = f[F.TRIM_THRESHOLD]!;
+    this.lists.flMap = view.ints[AI.FL_MAP]!;
+    this.lists.count = f[AF.LISTED]!;
+    this.blockCount = f[AF.BLOCKS]!;
+    this.inUse = f[AF.IN_USE]!;
+    this.mmapCalls = f[AF.MMAP_CALLS]!;
+    this.munmapCalls = f[AF.MUNMAP_CALLS]!;
+    this.trimThreshold = f[AF.TRIM_THRESHOLD]!;
+    this.peakInUse = this.floats[F.PEAK_IN_USE]!;
+    this.peakMapped = this.floats[F.PEAK_MAPPED]!;
+    this.loaded = this.bound;
   }
 
   /**
-   * After taking the lock over from a thread that died holding it: the arena is rebuilt from its
-   * blocks (FastHeap.rebuildArena), and the heaps of ended threads are reclaimed. The dead thread
-   * may have been growing or trimming the arena, so the top is taken as what the control block
-   * says, lowered to the memory that is read-write.
+   * After taking the bound arena's lock over from a thread that died holding it: the arena is
+   * rebuilt from its blocks (FastHeap.rebuildArena). The dead thread may have been growing or
+   * trimming it, so the top is taken as what the control block says, lowered to the memory that is
+   * read-write. (The heaps of ended threads are reclaimed by the next call that looks for them.)
    */
   protected repair(): void {
-    let top = this.floats[F.TOP]!;
-    if (!validTop(top, this.reservation!.size)) top = 0;
+    const view = this.arenas[this.bound]!;
+    let top = view.floats[AF.TOP]!;
+    if (!validTop(top, view.reservation.size)) top = 0;
     const page = getPageSize();
     if (top > 0 && !isReadWrite(this.base, top)) {
       // Committed memory runs from the arena's start: the longest read-write run, by halving.
@@ -225,33 +322,63 @@ export abstract class SharedState extends FastHeap {
       // Too little for a block and the sentinel: no arena.
       if (top < 2 * Block.HEADER + Block.MIN) top = 0;
     }
-    this.provenTop = top;
+    view.provenTop = top;
     this.load(top);
     const held = this.rebuildArena();
-    // Cached blocks count as in use in the shared count (see the accounting note above).
+    // Cached blocks count as in use in the shared count (see the accounting note in ./shared.ts).
     this.inUse = held;
-    if (held > this.peakInUse) this.peakInUse = held;
-    this.ints[I.REPAIRS]!++;
-    this.reclaimDeadSlots();
+    Atomics.add(this.ints, I.REPAIRS, 1);
   }
 
-  /** Stores the shared state and lets go of the lock, when the outermost call ends. */
+  /** Stores the bound arena's state and lets go of its lock, when the outermost call ends; the fields show the home arena again. */
   protected leave(): void {
     if (--this.depth > 0) return;
-    const f = this.floats;
-    f[F.TOP] = this.top;
-    this.ints[I.FL_MAP] = this.lists.flMap;
-    f[F.LISTED] = this.lists.count;
-    f[F.BLOCKS] = this.blockCount;
-    f[F.IN_USE] = this.inUse;
-    f[F.PEAK_IN_USE] = this.peakInUse;
-    f[F.PEAK_MAPPED] = this.peakMapped;
-    f[F.MMAP_CALLS] = this.mmapCalls;
-    f[F.MUNMAP_CALLS] = this.munmapCalls;
-    f[F.TRIM_THRESHOLD] = this.trimThreshold;
-    this.ints[I.HOLDER] = this.id;
+    const view = this.arenas[this.bound]!;
+    const f = view.floats;
+    f[AF.TOP] = this.top;
+    view.ints[AI.FL_MAP] = this.lists.flMap;
+    f[AF.LISTED] = this.lists.count;
+    f[AF.BLOCKS] = this.blockCount;
+    f[AF.IN_USE] = this.inUse;
+    f[AF.MMAP_CALLS] = this.mmapCalls;
+    f[AF.MUNMAP_CALLS] = this.munmapCalls;
+    f[AF.TRIM_THRESHOLD] = this.trimThreshold;
+    view.seenTop = this.top;
+    view.touchedTop = this.touchedTop;
+    view.ints[AI.HOLDER] = this.id;
+    this.notePeaks();
     if (this.slot >= 0) this.slotFloats[this.slot * Slot.FLOATS + Slot.F_PENDING] = 0;
-    release(this.ints, I.LOCK);
+    release(view.ints, AI.LOCK);
+    if (this.bound !== this.home) this.bind(this.home);
+  }
+
+  /**
+   * Raises the peaks in the control block to what the arenas' records now say (blocks in every
+   * thread's caches count as in use there) and the bytes mapped. Under an arena's lock; the
+   * records of the others may be a call behind.
+   */
+  protected notePeaks(): void {
+    let inUse = 0;
+    let mapped = this.supply.held();
+    for (let k = 0; k < ARENAS; k++) {
+      const f = this.arenas[k]!.floats;
+      inUse += f[AF.IN_USE]!;
+      mapped += f[AF.TOP]!;
+    }
+    if (inUse > this.floats[F.PEAK_IN_USE]!) this.floats[F.PEAK_IN_USE] = inUse;
+    if (mapped > this.floats[F.PEAK_MAPPED]!) this.floats[F.PEAK_MAPPED] = mapped;
+  }
+
+  /**
+   * Takes the global lock (the table of heaps, the supply of pages), once per thread however deep
+   * the calls. An arena's lock may be held meanwhile; none is taken under it.
+   */
+  protected lockGlobal(): void {
+    if (this.globalDepth++ === 0) acquire(this.ints, I.LOCK, this.threadId);
+  }
+
+  protected unlockGlobal(): void {
+    if (--this.globalDepth === 0) release(this.ints, I.LOCK);
   }
 }
 
@@ -260,19 +387,23 @@ function validTop(top: number, arenaSize: number): boolean {
 }
 
 /**
- * The arenas a control block describes, once proved: one range, the arena's and then the
- * small-object arena's (their sizes proved with the layout), mapped in this process, with tops
+ * The arenas a control block describes, once proved: one range, the arenas of blocks and then the
+ * small-object arena (their sizes proved with the layout), mapped in this process, with tops
  * inside them, under a heap still open. The control block is JavaScript memory, out of native
  * code's reach, but a handle can come from anywhere. (That the arenas are read-write up to their
  * tops is proved under the lock, by enter.)
  */
-function provenArenas(ints: Int32Array, floats: Float64Array): Reservation {
+function provenArenas(ints: Int32Array, floats: Float64Array, control: SharedArrayBuffer): Reservation {
   const address = floats[F.ADDRESS]!;
   const size = floats[F.SIZE]!;
   const small = floats[F.SMALL_SIZE]!;
   const smallTop = floats[F.SMALL_TOP]!;
   const fresh = floats[F.SMALL_FRESH]!;
-  if (!validTop(floats[F.TOP]!, size) || floats[F.SMALL_ADDRESS] !== address + size || !validTop(smallTop, small) ||
+  let tops = true;
+  for (let k = 0; k < ARENAS; k++) {
+    tops &&= validTop(new Float64Array(control, ARENAS_AT + k * ARENA_RECORD_BYTES, ARENA_RECORD_BYTES >>> 3)[AF.TOP]!, arenaSpan(size, k)[1]);
+  }
+  if (!tops || floats[F.SMALL_ADDRESS] !== address + size || !validTop(smallTop, small) ||
       !(fresh >= SmallSupply.start() && fresh <= smallTop && fresh % Page.BYTES === 0) || ints[I.OPEN]! < 1 ||
       !isMapped(address, size + small)) {
     throw new TypeError('Heap.attach: the handle\'s control block does not describe a live shared heap (its arenas or tops are damaged)');

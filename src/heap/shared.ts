@@ -1,7 +1,7 @@
 // The shared preset: one heap used by many worker threads. `new Heap({ shared: true })` makes it,
 // `heap.handle()` gives a structured-cloneable handle to post to a worker, and
 // `Heap.attach(handle)` there makes a heap over the same memory. This file holds its calls; its
-// state and lock are ./shared-state.ts, its table of heaps and their threads ./shared-slots.ts.
+// state, arenas and locks are ./shared-state.ts, its table of heaps and their threads ./shared-slots.ts.
 //
 // Native addresses are valid in every thread of the process, so one heap's blocks are every
 // thread's: any thread may use, free or reallocate any block. Three paths:
@@ -9,24 +9,29 @@
 //   (./shared-pages.ts): malloc and free of its own slots run the fast preset's page paths with
 //   plain reads and writes, no lock and no atomic operation. A slot of another heap's page is freed
 //   with a compare-and-swap of its mark and handed back to its owner through a list of the page.
-// - Each heap has caches of freed blocks of the arena of up to 2 KiB (8 blocks a size), in its
-//   slot of the control block. A free that fits one claims the block with a compare-and-swap on its
-//   header (used -> cached), so two threads freeing one block cannot both succeed; a malloc of a
-//   size whose cache holds a block takes it back. Neither takes the lock: a cached block belongs to
-//   its heap alone, and the words these paths write are ones no other thread writes while the block
-//   is used or cached. Any thread may cache any block of the arena: it has no owner.
-// - Everything else takes the lock and runs the fast preset's own code over the arena.
+// - Larger blocks come from the heap's home arena, a thread arena no other heap calls home while
+//   there are no more heaps than thread arenas (else the fewest share one), or from the main arena
+//   when the home has no room. Each heap has caches of freed blocks of its home of up to 2 KiB (8
+//   blocks a size), in its slot of the control block. A free that fits one claims the block with a
+//   compare-and-swap on its header (used -> cached), so two threads freeing one block cannot both
+//   succeed; a malloc of a size whose cache holds a block takes it back. Neither takes a lock: a
+//   cached block belongs to its heap alone, and the words these paths write are ones no other
+//   thread writes while the block is used or cached.
+// - Everything else takes the lock of the block's arena (a malloc, its home's) and runs the fast
+//   preset's own code over that arena: uncontended, but for another thread's free, realloc or
+//   read of one of its blocks.
 //
-// Accounting: the shared `inUse` counts cached blocks as in use (the lock-free paths do not touch
+// Accounting: an arena's `inUse` counts cached blocks as in use (the lock-free paths do not touch
 // it); each heap publishes how many blocks and bytes its caches hold in its slot, and stats()
 // subtracts them, and counts the slots in use from every heap's pages. There are no large blocks
-// in mappings of their own (a mapping made by one thread would be unknown to the others).
+// in mappings of their own (see the README: a view another thread made over one could not be
+// detached when it is unmapped).
 //
 // Memory is never unmapped, nor made read-only, while a heap over it is open in any thread: free
-// pages at the top are given back as read-only zero pages only from the free lists (no thread's
-// cache holds them), pages of the small-object arena only from the supply (no heap owns them),
-// destroy() marks the heap dead for every thread, and both arenas are released when the last heap
-// over them is closed (or reclaimed).
+// pages at an arena's top are given back as read-only zero pages only from the free lists (no
+// thread's cache holds them), pages of the small-object arena only from the supply (no heap owns
+// them), destroy() marks the heap dead for every thread, and the reservation is released when the
+// last heap over it is closed (or reclaimed).
 
 import { HeapError, destroyedError } from './errors.js';
 import { FREED_BYTE, doubleFree } from './fast-arena.js';
@@ -34,11 +39,11 @@ import { checkRealloc, toAddress } from './arguments.js';
 import { CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, FastHeap, SCRIBBLE_BYTE, TRIM_MIN } from './fast.js';
 import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
 import { resolveOptions } from './options.js';
-import type { Address, HeapStats, SharedHeapHandle } from './types.js';
+import type { Address, HeapSnapshot, HeapStats, RegionInfo, SharedHeapHandle } from './types.js';
 import { releaseReservation } from '../os/memory.js';
 import { Page, slotKeeps } from '../layout/pages.js';
 import { SharedSlots } from './shared-slots.js';
-import { CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot, acquire, release } from './shared-control.js';
+import { AF, CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot } from './shared-control.js';
 
 /** Blocks a size's cache holds in each thread: few, since a thread's cache is lost to the others. */
 const CACHE_DEPTH = 8;
@@ -47,12 +52,12 @@ const blockSize = fastBlockSize;
 
 /**
  * The shared preset, made by `new Heap({ shared: true })` or `Heap.attach(handle)`: a fast heap
- * whose every call but the cached ones takes one lock, so that worker threads can share it.
+ * that worker threads share, each allocating from small-object pages and an arena of its own.
  */
 export class SharedHeap extends SharedSlots {
   // ---------------------------------------------------------------------------------------------
-  // Every call, under the lock. Written out one by one rather than through a helper taking a
-  // closure: a closure made per call would be garbage on the hot path.
+  // Every call, under an arena's lock but the lock-free paths. Written out one by one rather than
+  // through a helper taking a closure: a closure made per call would be garbage on the hot path.
 
   override malloc(size: number, name?: string): number {
     // The fast path, small enough for V8 to inline into the caller (with free's): a slot of one of
@@ -85,17 +90,17 @@ export class SharedHeap extends SharedSlots {
     this.pages.bytes.fill(SCRIBBLE_BYTE, o, o + (c << 4));
   }
 
-  /** malloc past the fast path: a slot after the slow path of the pages, a cached block, or the arena under the lock. */
+  /** malloc past the fast path: a slot after the slow path of the pages, a cached block, or an arena under its lock. */
   private mallocShared(size: number, name: string | undefined): number {
     if (typeof size === 'number' && (size >>> 0) === size && size <= Page.SMALL_MAX && name === undefined) {
       const ptr = this.mallocSmallSlow(size === 0 ? 1 : (size + 15) >>> 4);
       if (ptr !== 0) return ptr;
       // No page to be had: a block of the arena.
     }
-    // Without the lock: a block of this size from this thread's cache. Its header is ours alone
+    // Without a lock: a block of this size from this thread's cache. Its header is ours alone
     // while it is cached, so plain reads and writes do.
     if (typeof size === 'number' && size <= CACHE_MAX_REQUEST && (size >>> 0) === size && name === undefined &&
-        this.ints[I.DESTROYED] === 0) {
+        this.ints[I.DESTROYED] === 0 && this.bound === this.home) {
       const need = blockSize(size);
       const c = need >>> 4;
       const h = this.cacheHeads[c]!;
@@ -114,21 +119,46 @@ export class SharedHeap extends SharedSlots {
           this.slotFloats[this.slot * Slot.FLOATS + Slot.F_CACHED_BYTES] = this.cachedBytesHere -= need;
           if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER, h + need);
           // Inside a call of this heap's (realloc, calloc): the block it hands out, until it returns.
-          if (this.depth !== 0) this.slotFloats[this.slot * Slot.FLOATS + Slot.F_PENDING] = h;
+          if (this.depth !== 0) this.pending(h);
           return this.base + h + Block.HEADER;
         }
       }
     }
     if (name !== undefined) noNames('malloc');
-    this.enter();
-    try {
-      // Not super.malloc, whose own cache path would count the block as the unshared preset does.
+    if (this.depth > 0) {
+      // Inside a call under an arena's lock (calloc, realloc): a block of that arena.
       const ptr = +this.mallocSlow(size, undefined);
-      if (this.depth > 1 && ptr !== 0) this.slotFloats[this.slot * Slot.FLOATS + Slot.F_PENDING] = ptr - this.base - Block.HEADER;
+      if (ptr !== 0) this.pending(ptr - this.base - Block.HEADER);
       return ptr;
-    } finally {
-      this.leave();
     }
+    // The home arena, unless the request would take a good part of it; then, or when it has no
+    // room, the main arena, then any other. (Not super.malloc, whose own cache path would count
+    // the block as the unshared preset does.)
+    const home = this.home;
+    const homeFirst = typeof size === 'number' && size < this.arenas[home]!.reservation.size / 4;
+    this.trying = true;
+    try {
+      for (let i = homeFirst ? -1 : 0; i < this.arenas.length; i++) {
+        const k = i < 0 ? home : i;
+        if (i === home && homeFirst) continue;
+        this.enter(k);
+        try {
+          const ptr = +this.mallocSlow(size, undefined);
+          if (ptr !== 0) return ptr;
+        } finally {
+          this.leave();
+        }
+      }
+    } finally {
+      this.trying = false;
+    }
+    return this.outOfMemory('malloc', size);
+  }
+
+  /** Inside a call of this heap's (realloc, calloc): block `h` of the bound arena is the one it hands out, until it returns. */
+  private pending(h: number): void {
+    this.slotFloats[this.slot * Slot.FLOATS + Slot.F_PENDING] = h;
+    this.slotInts[this.slot * Slot.INTS + Slot.I_PENDING_ARENA] = this.bound;
   }
 
   /**
@@ -139,20 +169,35 @@ export class SharedHeap extends SharedSlots {
     if (this.closed || this.ints[I.DESTROYED] !== 0) throw destroyedError();
     const pages = this.pages;
     if (Atomics.load(this.slotInts, this.slot * Slot.INTS + Slot.I_REMOTE_PAGES) !== 0) pages.collectRemote();
+    // About to take pages from the supply: the pages and caches of ended threads may serve (no
+    // lock is held at depth 0).
+    if (pages.avail[c] === 0 && pages.pooledPages === 0 && this.depth === 0) this.reclaimSometimes();
     if (pages.avail[c] === 0 && pages.refill(c, Infinity) === 0) return 0;
     const ptr = pages.takeSlot(c);
     if (this.scribble === true) this.scribbleSlot(ptr, c);
     return ptr;
   }
 
+  /** calloc in the home arena, or when it has no room the main arena, then any other. */
   override calloc(count: number, size: number, name?: string): number {
     if (name !== undefined) noNames('calloc');
-    this.enter();
+    this.trying = true;
     try {
-      return super.calloc(count, size);
+      for (let i = -1; i < this.arenas.length; i++) {
+        const k = i < 0 ? this.home : i;
+        if (i === this.home) continue;
+        this.enter(k);
+        try {
+          const ptr = super.calloc(count, size);
+          if (ptr !== 0) return ptr;
+        } finally {
+          this.leave();
+        }
+      }
     } finally {
-      this.leave();
+      this.trying = false;
     }
+    return this.outOfMemory('calloc', `${count} × ${size}`);
   }
 
   override realloc(ptr: Address, size: number, name?: string): number {
@@ -162,13 +207,26 @@ export class SharedHeap extends SharedSlots {
       const o = ptr - this.pages.base;
       const g = (o >>> 0) === o && o < this.pages.top ? this.pages.locate(o) : -1;
       if (g >= 0) return this.reallocSlot(ptr, o, g, size);
+      if (ptr === 0) return this.malloc(size);
     }
-    this.enter();
+    // In the block's arena: in place, or moved within it; when it has no room, moved to another.
+    const k = typeof ptr === 'number' ? this.arenaOf(ptr) : -1;
+    let usable = 0;
+    this.trying = k >= 0;
+    this.enter(k >= 0 ? k : this.home);
     try {
-      return super.realloc(ptr, size);
+      const moved = super.realloc(ptr, size);
+      if (moved !== 0 || size === 0 || k < 0) return moved;
+      usable = super.usableSize(ptr);
     } finally {
+      this.trying = false;
       this.leave();
     }
+    const moved = this.malloc(size);
+    if (moved === 0) return this.outOfMemory('realloc', size);
+    this.wholeBytes.copyWithin(moved - this.blocks.address, (ptr as number) - this.blocks.address, (ptr as number) - this.blocks.address + Math.min(usable, size));
+    this.free(ptr);
+    return moved;
   }
 
   /**
@@ -226,17 +284,17 @@ export class SharedHeap extends SharedSlots {
     this.freeShared(ptr);
   }
 
-  /** free() past the fast path: a slot of another heap's, a block into this thread's cache, or the arena under the lock. */
+  /** free() past the fast path: a slot of another heap's, a block into this thread's cache, or the block's arena under its lock. */
   private freeShared(ptr: Address): void {
     if (typeof ptr !== 'number') return this.free(toAddress('free', ptr));
     const o = ptr - this.pages.base;
     if ((o >>> 0) === o && o < this.pages.top) return this.freeSmallElsewhere(ptr, o);
-    // Without the lock: an unnamed block of up to 2 KiB, at a recorded block start, whose size the
-    // next header confirms, into this thread's cache if it has room. The compare-and-swap on its
+    // Without a lock: an unnamed block of the home arena of up to 2 KiB, at a recorded block start,
+    // whose size the next header confirms, into this thread's cache if it has room. The compare-and-swap on its
     // size word (used -> cached) claims it: of two threads freeing one block, one wins and the
     // other takes the locked path, which reports the double free. The checks are FastHeap.free's,
     // written out again because there they stay inline in the unshared hot path.
-    if (this.ints[I.DESTROYED] === 0) {
+    if (this.ints[I.DESTROYED] === 0 && this.bound === this.home) {
       const h = ptr - this.base - Block.HEADER;
       // `top` may be stale here: a block past it takes the locked path, which loads it afresh.
       if ((h >>> 0) === h && h >= Block.HEADER && h < this.top && (h & Flag.MASK) === Block.HEADER &&
@@ -258,12 +316,18 @@ export class SharedHeap extends SharedSlots {
         }
       }
     }
-    this.enter();
+    this.enter(this.arenaFor(ptr));
     try {
       this.freeSlow(ptr); // with caching off (cacheDepth 0): merged into the free lists
     } finally {
       this.leave();
     }
+  }
+
+  /** The arena whose lock a call on `ptr` takes: the one it lies in, else (to name the error) home. */
+  private arenaFor(ptr: number): number {
+    const k = this.arenaOf(ptr);
+    return k >= 0 ? k : this.home;
   }
 
   /**
@@ -297,8 +361,9 @@ export class SharedHeap extends SharedSlots {
     return Atomics.compareExchange(this.mem, w + Word.SIZE, sizeWord, sizeWord | Flag.FREE) === sizeWord;
   }
 
-  /** The caches go back to the free lists (when the heap would grow, on trim, on close). */
+  /** The caches go back to the free lists (when the heap would grow, on trim, on close): this heap's, of its home arena. */
   protected override flushCaches(): void {
+    if (this.bound !== this.home) return super.flushCaches(); // none shown: nothing to move
     // Cached blocks count as in use in the shared counter; on the lists they are free.
     this.inUse -= this.cachedBytesHere;
     super.flushCaches();
@@ -310,7 +375,7 @@ export class SharedHeap extends SharedSlots {
 
 
   override usableSize(ptr: Address): number {
-    this.enter();
+    this.enter(typeof ptr === 'number' ? this.arenaFor(ptr) : this.home);
     try {
       return super.usableSize(ptr);
     } finally {
@@ -320,7 +385,7 @@ export class SharedHeap extends SharedSlots {
 
   /** @internal See HeapOperations. */
   override span(op: string, ptr: Address, length?: number): Uint8Array {
-    this.enter();
+    this.enter(typeof ptr === 'number' ? this.arenaFor(ptr) : this.home);
     try {
       return super.span(op, ptr, length);
     } finally {
@@ -329,99 +394,142 @@ export class SharedHeap extends SharedSlots {
   }
 
   /**
-   * The arena's every committed byte (which of them another thread has touched is not tracked
-   * across threads), and the small-object pages ever handed out but those given back.
+   * Every arena's committed bytes (which of them another thread has touched is not tracked across
+   * threads), and the small-object pages ever handed out but those given back. The bound arena's
+   * from the fields, the others' from their records (a call behind, at most).
    */
   protected override mapped(): number {
-    return this.top + this.supply.held();
+    return this.arenaTops() + this.supply.held();
   }
 
-  /** The arena's top and the small-object arena's committed pages (every heap's). */
+  /** The arenas' tops and the small-object arena's committed pages (every heap's). */
   protected override committed(): number {
-    return this.top + this.supply.committed();
+    return this.arenaTops() + this.supply.committed();
+  }
+
+  private arenaTops(): number {
+    let tops = 0;
+    for (let k = 0; k < this.arenas.length; k++) tops += k === this.bound && this.depth > 0 ? this.top : this.arenas[k]!.floats[AF.TOP]!;
+    return tops;
   }
 
   /**
-   * The same in every thread: the arena's blocks (blocks in threads' caches count as free), and
+   * The same in every thread: every arena's blocks (blocks in threads' caches count as free), and
    * every heap's small-object pages as the fast preset counts its own (a slot another thread freed
-   * is free at once; an empty page is one free block). `peakInUse` is the most seen by a call that
-   * took the lock: slots come and go in each thread's pages without it.
+   * is free at once; an empty page is one free block). Each arena's counters are read under its
+   * lock, one arena after another. `peakInUse` is the most a call under an arena's lock saw of the
+   * arenas' blocks, or stats() of everything.
    */
   override stats(): HeapStats {
-    this.enter();
-    try {
-      this.reclaimDeadSlots();
-      const cached = this.cachedEverywhere();
-      const small = this.pages.usage();
-      const pages = this.pages.census();
-      const inUse = this.inUse - cached.bytes + small.bytes;
-      const mapped = this.mapped();
-      if (inUse > this.peakInUse) this.peakInUse = inUse;
-      if (mapped > this.peakMapped) this.peakMapped = mapped;
-      return {
-        mapped,
-        peakMapped: this.peakMapped,
-        inUse,
-        peakInUse: this.peakInUse,
-        freeBytes: mapped - inUse,
-        blocks: this.blockCount + pages.slots + pages.emptyPages,
-        usedBlocks: this.blockCount - this.lists.count - cached.blocks + small.slots,
-        freeBlocks: this.lists.count + cached.blocks + pages.slots - small.slots + pages.emptyPages,
-        regions: (this.top > 0 ? 1 : 0) + pages.classPages + pages.emptyPages,
-        mmapCalls: this.mmapCalls,
-        munmapCalls: this.munmapCalls,
-      };
-    } finally {
-      this.leave();
+    this.assertLive();
+    this.reclaimDeadSlots();
+    let blocks = 0;
+    let listed = 0;
+    let arenaInUse = 0;
+    let regions = 0;
+    let mmapCalls = this.floats[F.MMAP_CALLS]!;
+    let munmapCalls = this.floats[F.MUNMAP_CALLS]!;
+    for (let k = 0; k < this.arenas.length; k++) {
+      this.enter(k);
+      try {
+        blocks += this.blockCount;
+        listed += this.lists.count;
+        arenaInUse += this.inUse;
+        if (this.top > 0) regions++;
+        mmapCalls += this.mmapCalls;
+        munmapCalls += this.munmapCalls;
+      } finally {
+        this.leave();
+      }
     }
+    const cached = this.cachedEverywhere();
+    const small = this.pages.usage();
+    const pages = this.pages.census();
+    const inUse = arenaInUse - cached.bytes + small.bytes;
+    const mapped = this.mapped();
+    if (inUse > this.floats[F.PEAK_IN_USE]!) this.floats[F.PEAK_IN_USE] = inUse;
+    if (mapped > this.floats[F.PEAK_MAPPED]!) this.floats[F.PEAK_MAPPED] = mapped;
+    return {
+      mapped,
+      peakMapped: this.floats[F.PEAK_MAPPED]!,
+      inUse,
+      peakInUse: this.floats[F.PEAK_IN_USE]!,
+      freeBytes: mapped - inUse,
+      blocks: blocks + pages.slots + pages.emptyPages,
+      usedBlocks: blocks - listed - cached.blocks + small.slots,
+      freeBlocks: listed + cached.blocks + pages.slots - small.slots + pages.emptyPages,
+      regions: regions + pages.classPages + pages.emptyPages,
+      mmapCalls,
+      munmapCalls,
+    };
   }
 
-  /** check() compares the walk with the counters only while no other heap is open over the arena. */
+  /** check() compares an arena's walk with its counters only while no other heap is open over it. */
   protected override countedInUse(): number | undefined {
-    return this.ints[I.OPEN] === 1 ? this.inUse - this.cachedBytesHere + this.pages.usage().bytes : undefined;
+    const cached = this.bound === this.home ? this.cachedBytesHere : 0;
+    return this.ints[I.OPEN] === 1 ? this.inUse - cached + this.pages.usage().bytes : undefined;
   }
 
-  /** This thread's caches are walked; all cached blocks are accounted for when it is alone. */
+  /** This thread's caches are walked in its home arena; all cached blocks are accounted for when it is alone. */
   protected override checkCaches(cachedBlocks: number): void {
-    super.checkCaches(this.ints[I.OPEN] === 1 ? cachedBlocks : this.cachedHere);
+    const here = this.bound === this.home ? this.cachedHere : 0;
+    super.checkCaches(this.ints[I.OPEN] === 1 ? cachedBlocks : here);
   }
 
-  override snapshot(): ReturnType<FastHeap['snapshot']> {
-    this.enter();
-    try {
-      return super.snapshot();
-    } finally {
-      this.leave();
+  /** Every arena's blocks and free lists (this thread's caches with its home's), under each arena's lock in turn; then the pages. */
+  override snapshot(): HeapSnapshot {
+    this.assertLive();
+    const regions: RegionInfo[] = [];
+    const freeList: number[] = [];
+    for (let k = 0; k < this.arenas.length; k++) {
+      this.enter(k);
+      try {
+        if (this.top > 0) regions.push({ address: this.base, size: this.top, blocks: this.heapBlocks() });
+        this.viewFreeList(freeList);
+      } finally {
+        this.leave();
+      }
     }
+    regions.push(...this.smallRegions());
+    return { regions, freeList };
   }
 
+  /** Every arena, under its lock in turn, and this heap's pages (reclaiming the heaps of ended threads first). */
   override check(): void {
-    this.enter();
-    try {
-      this.reclaimDeadSlots();
-      super.check();
-    } finally {
-      this.leave();
+    this.assertLive();
+    this.reclaimDeadSlots();
+    for (let k = 0; k < this.arenas.length; k++) {
+      this.enter(k);
+      try {
+        super.check();
+      } finally {
+        this.leave();
+      }
     }
   }
 
+  /**
+   * Every arena's free top given back, and the supply's idle pages; slots other threads freed in
+   * this heap's pages come back first, so that their pages may go.
+   */
   override trim(): void {
-    this.enter();
-    try {
-      this.reclaimDeadSlots();
-      // Slots other threads freed in this heap's pages come back first, so that their pages may go.
-      this.pages.collectRemote();
-      super.trim();
-      this.munmapCalls += this.supply.giveBackIdle();
-    } finally {
-      this.leave();
+    this.assertLive();
+    this.reclaimDeadSlots();
+    this.pages.collectRemote();
+    for (let k = 0; k < this.arenas.length; k++) {
+      this.enter(k);
+      try {
+        super.trim();
+      } finally {
+        this.leave();
+      }
     }
-  }
-
-  /** Before the arena grows, the caches of ended threads go back to the lists (the memory may serve). */
-  protected override growTop(need: number): number {
-    this.reclaimSometimes();
-    return super.growTop(need);
+    this.lockGlobal();
+    try {
+      this.floats[F.MUNMAP_CALLS]! += this.supply.giveBackIdle();
+    } finally {
+      this.unlockGlobal();
+    }
   }
 
   /**
@@ -437,9 +545,14 @@ export class SharedHeap extends SharedSlots {
     this.trimThreshold = Math.max(TRIM_MIN, 2 * this.growthStep());
   }
 
-  /** No mappings of its own: a request the arena cannot hold is out of memory. */
+  /** No mappings of its own: a request the arena cannot hold is out of memory (in this arena: see `trying`). */
   protected override mallocLarge(size: number): number {
     return this.outOfMemory('malloc', size);
+  }
+
+  /** Out of memory in one arena while another is still to be tried is 0, whatever the options say. */
+  protected override outOfMemory(op: string, bytes: number | string): number {
+    return this.trying ? 0 : super.outOfMemory(op, bytes);
   }
 
   /** Every call after close() here, or destroy() in any thread, throws ERR_HEAP_DESTROYED. */
@@ -459,46 +572,55 @@ export class SharedHeap extends SharedSlots {
    */
   override close(): void {
     if (this.closed) return;
-    let destroyed = false;
-    try {
-      this.enter();
-    } catch (e) {
-      if (!(e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED')) throw e;
-      destroyed = true;
-    }
-    if (!destroyed) {
+    if (this.ints[I.DESTROYED] === 0) {
+      let destroyed = false;
       try {
-        if (this.cachedBlocks() > 0) this.flushCaches();
-        // Pages with slots in use stay tagged with this slot until another heap adopts them.
-        this.leaveSlot(this.pages.release());
-      } finally {
-        this.leave();
+        this.enter(this.home);
+      } catch (e) {
+        if (!(e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED')) throw e;
+        destroyed = true;
       }
-    } else {
+      if (!destroyed) {
+        try {
+          if (this.cachedBlocks() > 0) this.flushCaches();
+        } finally {
+          this.leave();
+        }
+        // Pages with slots in use stay tagged with this slot until another heap adopts them.
+        const orphan = this.pages.release();
+        this.lockGlobal();
+        try {
+          this.leaveSlot(orphan);
+        } finally {
+          this.unlockGlobal();
+        }
+      }
+    }
+    if (!this.closed) {
       // The arena is dead: nothing in it to repair or give back, only the slot table to update.
-      acquire(this.ints, I.LOCK, this.threadId);
+      this.lockGlobal();
       try {
         this.leaveSlot(false);
         this.reclaimDeadSlots(false);
         if (this.ints[I.OPEN] === 0) {
-          releaseReservation(this.reservation!);
+          releaseReservation(this.blocks);
           releaseReservation(this.supply.arena);
           this.floats[F.MUNMAP_CALLS]! += 2;
         }
       } finally {
-        release(this.ints, I.LOCK);
+        this.unlockGlobal();
       }
     }
     this.pages.avail.fill(0);
     this.tag = -1;
     // The lock-free paths see an empty cache and an empty heap from now on, and take the locked
     // paths, which refuse a closed heap. (The slot's own arrays may be another heap's already.)
-    this.cacheHeads = new Uint32Array(CACHE_CLASSES);
-    this.cacheCounts = new Int32Array(CACHE_CLASSES);
+    this.homeCacheHeads = this.cacheHeads = new Uint32Array(CACHE_CLASSES);
+    this.homeCacheCounts = this.cacheCounts = new Int32Array(CACHE_CLASSES);
+    for (const view of this.arenas) view.seenTop = 0;
     this.top = 0;
     this.committedTop = 0;
   }
-
 
   /**
    * Ends the heap for every thread: every later call on any heap over the arena throws
@@ -508,9 +630,9 @@ export class SharedHeap extends SharedSlots {
    */
   override destroy(): void {
     if (this.closed) return;
-    this.enter();
+    this.lockGlobal();
     this.ints[I.DESTROYED] = 1; // enter() and the lock-free paths check it first
-    this.leave();
+    this.unlockGlobal();
     this.close();
   }
 }
