@@ -88,6 +88,8 @@ export abstract class SharedState extends FastHeap {
   /** The caches the fields show away from home: always empty. */
   private readonly noCacheHeads = new Uint32Array(CACHE_CLASSES);
   private readonly noCacheCounts = new Int32Array(CACHE_CLASSES);
+  /** While set, an arena is not grown (SharedHeap.allocate's first tries). */
+  protected noGrowth = false;
   /** Holds of the global lock in progress on this thread. */
   private globalDepth = 0;
   /** While set, running out of memory in an arena returns 0 whatever the options say: another arena is tried next. */

@@ -35,7 +35,7 @@
 
 import { HeapError, destroyedError } from './errors.js';
 import { FREED_BYTE, doubleFree } from './fast-arena.js';
-import { checkRealloc, toAddress } from './arguments.js';
+import { callocBytes, checkRealloc, toAddress } from './arguments.js';
 import { CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, FastHeap, SCRIBBLE_BYTE, TRIM_MIN } from './fast.js';
 import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
 import { resolveOptions } from './options.js';
@@ -43,7 +43,7 @@ import type { Address, HeapSnapshot, HeapStats, RegionInfo, SharedHeapHandle } f
 import { releaseReservation } from '../os/memory.js';
 import { Page, slotKeeps } from '../layout/pages.js';
 import { SharedSlots } from './shared-slots.js';
-import { AF, CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot } from './shared-control.js';
+import { AF, AI, CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot } from './shared-control.js';
 
 /** Blocks a size's cache holds in each thread: few, since a thread's cache is lost to the others. */
 const CACHE_DEPTH = 8;
@@ -131,28 +131,46 @@ export class SharedHeap extends SharedSlots {
       if (ptr !== 0) this.pending(ptr - this.base - Block.HEADER);
       return ptr;
     }
-    // The home arena, unless the request would take a good part of it; then, or when it has no
-    // room, the main arena, then any other. (Not super.malloc, whose own cache path would count
-    // the block as the unshared preset does.)
+    return this.allocate(-1, size, size);
+  }
+
+  /**
+   * A block for a malloc of `size` bytes (`count` < 0) or a calloc of `count` × `size`, from the
+   * first arena that has room, in this order: the home arena without growing it (unless the
+   * request would take more than a quarter of it); the main arena and the thread arenas no heap
+   * calls home, without growing them (what threads that ended left there serves before more is
+   * committed); the home arena, or the main arena, grown; any arena grown. Out of memory after all.
+   */
+  private allocate(count: number, size: number, bytes: number): number {
     const home = this.home;
-    const homeFirst = typeof size === 'number' && size < this.arenas[home]!.reservation.size / 4;
+    const first = bytes < this.arenas[home]!.reservation.size / 4 ? home : 0;
     this.trying = true;
     try {
-      for (let i = homeFirst ? -1 : 0; i < this.arenas.length; i++) {
-        const k = i < 0 ? home : i;
-        if (i === home && homeFirst) continue;
-        this.enter(k);
-        try {
-          const ptr = +this.mallocSlow(size, undefined);
-          if (ptr !== 0) return ptr;
-        } finally {
-          this.leave();
-        }
+      let ptr = first === home ? this.attempt(home, false, count, size) : 0;
+      for (let k = 0; k < this.arenas.length && ptr === 0; k++) {
+        const arena = this.arenas[k]!;
+        if (k === home || (k !== 0 && arena.ints[AI.HOMES] !== 0) || arena.floats[AF.TOP] === 0) continue;
+        ptr = this.attempt(k, false, count, size);
       }
+      if (ptr === 0) ptr = this.attempt(first, true, count, size);
+      for (let k = 0; k < this.arenas.length && ptr === 0; k++) if (k !== first) ptr = this.attempt(k, true, count, size);
+      if (ptr !== 0) return ptr;
     } finally {
       this.trying = false;
     }
-    return this.outOfMemory('malloc', size);
+    return count < 0 ? this.outOfMemory('malloc', size) : this.outOfMemory('calloc', `${count} × ${size}`);
+  }
+
+  /** allocate's try of arena `k`, growing it only when `grow`: the block, or 0. */
+  private attempt(k: number, grow: boolean, count: number, size: number): number {
+    this.noGrowth = !grow;
+    this.enter(k);
+    try {
+      return count < 0 ? +this.mallocSlow(size, undefined) : super.calloc(count, size);
+    } finally {
+      this.noGrowth = false;
+      this.leave();
+    }
   }
 
   /** Inside a call of this heap's (realloc, calloc): block `h` of the bound arena is the one it hands out, until it returns. */
@@ -178,26 +196,12 @@ export class SharedHeap extends SharedSlots {
     return ptr;
   }
 
-  /** calloc in the home arena, or when it has no room the main arena, then any other. */
+  /** calloc in the first arena that has room, in allocate's order. */
   override calloc(count: number, size: number, name?: string): number {
     if (name !== undefined) noNames('calloc');
-    this.trying = true;
-    try {
-      for (let i = -1; i < this.arenas.length; i++) {
-        const k = i < 0 ? this.home : i;
-        if (i === this.home) continue;
-        this.enter(k);
-        try {
-          const ptr = super.calloc(count, size);
-          if (ptr !== 0) return ptr;
-        } finally {
-          this.leave();
-        }
-      }
-    } finally {
-      this.trying = false;
-    }
-    return this.outOfMemory('calloc', `${count} × ${size}`);
+    // Checked here: a count below 0 is how allocate tells a malloc.
+    const total = callocBytes(count, size);
+    return this.allocate(count, size, total < 0 ? Infinity : total);
   }
 
   override realloc(ptr: Address, size: number, name?: string): number {
@@ -251,9 +255,9 @@ export class SharedHeap extends SharedSlots {
     const moved = this.malloc(size);
     if (moved === 0) return 0;
     const n = Math.min(slotSize, size);
-    const to = moved - pages.base;
-    if (to >= 0 && to < pages.top) pages.bytes.copyWithin(to, o, o + n);
-    else this.bytesView.set(pages.bytes.subarray(o, o + n), moved - this.base);
+    // Both in the one reservation: the small-object arena follows the arenas of blocks.
+    const from = this.blocks.size + o;
+    this.wholeBytes.copyWithin(moved - this.blocks.address, from, from + n);
     this.free(ptr);
     return moved;
   }
@@ -375,7 +379,8 @@ export class SharedHeap extends SharedSlots {
 
 
   override usableSize(ptr: Address): number {
-    this.enter(typeof ptr === 'number' ? this.arenaFor(ptr) : this.home);
+    if (typeof ptr !== 'number') ptr = toAddress('usableSize', ptr);
+    this.enter(this.arenaFor(ptr));
     try {
       return super.usableSize(ptr);
     } finally {
@@ -385,7 +390,8 @@ export class SharedHeap extends SharedSlots {
 
   /** @internal See HeapOperations. */
   override span(op: string, ptr: Address, length?: number): Uint8Array {
-    this.enter(typeof ptr === 'number' ? this.arenaFor(ptr) : this.home);
+    if (typeof ptr !== 'number') ptr = toAddress(op, ptr);
+    this.enter(this.arenaFor(ptr));
     try {
       return super.span(op, ptr, length);
     } finally {
@@ -548,6 +554,13 @@ export class SharedHeap extends SharedSlots {
   /** No mappings of its own: a request the arena cannot hold is out of memory (in this arena: see `trying`). */
   protected override mallocLarge(size: number): number {
     return this.outOfMemory('malloc', size);
+  }
+
+  /** In allocate's first tries, an arena is not grown: only a free block at its top that serves already is taken. */
+  protected override growTop(need: number): number {
+    if (!this.noGrowth) return super.growTop(need);
+    const last = this.top > 0 ? this.freeBefore(this.top - Block.HEADER) : 0;
+    return last !== 0 && this.top - Block.HEADER - last >= need ? last : 0;
   }
 
   /** Out of memory in one arena while another is still to be tried is 0, whatever the options say. */
