@@ -74,9 +74,14 @@ function work(job: Job): number {
   return ms;
 }
 
-function runWorkers(allocator: Job['allocator'], count: number, heap: Heap | null, mix: Mix): Promise<number> {
-  return Promise.all(Array.from({ length: count }, (_, i) => new Promise<number>((resolve, reject) => {
-    const job: Job = { allocator, handle: heap?.handle() ?? null, seed: i + 1, mix };
+/**
+ * `count` workers, each making the calls of seed `seed`: the same work for each, so that the
+ * slowest worker bounds the run for the work and not for its luck (one sequence of this mix takes
+ * half as long again as another in the same heap).
+ */
+function runWorkers(allocator: Job['allocator'], count: number, heap: Heap | null, mix: Mix, seed: number): Promise<number> {
+  return Promise.all(Array.from({ length: count }, () => new Promise<number>((resolve, reject) => {
+    const job: Job = { allocator, handle: heap?.handle() ?? null, seed, mix };
     const worker = new Worker(new URL(import.meta.url), { workerData: job });
     worker.once('message', resolve);
     worker.once('error', reject);
@@ -100,7 +105,7 @@ async function throughput(mix: Mix): Promise<void> {
       const times: number[] = [];
       for (let r = 0; r < RUNS; r++) {
         const heap = allocator === 'ffi-heap' ? new Heap({ shared: true }) : null;
-        const ms = await runWorkers(allocator, count, heap, mix);
+        const ms = await runWorkers(allocator, count, heap, mix, r + 1);
         if (heap !== null) {
           heap.check();
           if (heap.stats().usedBlocks !== 0) throw new Error('blocks were left');
