@@ -355,20 +355,14 @@ export abstract class SharedState extends FastHeap {
   }
 
   /**
-   * Raises the peaks in the control block to what the arenas' records now say (blocks in every
-   * thread's caches count as in use there) and the bytes mapped. Under an arena's lock; the
-   * records of the others may be a call behind.
+   * Raises the peaks in the control block to what this call saw: the bytes mapped when the arena
+   * grew (every arena's top), and this arena's bytes in use (stats() raises it to every arena's
+   * and every page's). Nothing of another arena's record is read: each is written at every leave
+   * by its own thread, and a read of it here would move its cache line between cores at every call.
    */
-  protected notePeaks(): void {
-    let inUse = 0;
-    let mapped = this.supply.held();
-    for (let k = 0; k < ARENAS; k++) {
-      const f = this.arenas[k]!.floats;
-      inUse += f[AF.IN_USE]!;
-      mapped += f[AF.TOP]!;
-    }
-    if (inUse > this.floats[F.PEAK_IN_USE]!) this.floats[F.PEAK_IN_USE] = inUse;
-    if (mapped > this.floats[F.PEAK_MAPPED]!) this.floats[F.PEAK_MAPPED] = mapped;
+  private notePeaks(): void {
+    if (this.peakInUse > this.floats[F.PEAK_IN_USE]!) this.floats[F.PEAK_IN_USE] = this.peakInUse;
+    if (this.peakMapped > this.floats[F.PEAK_MAPPED]!) this.floats[F.PEAK_MAPPED] = this.peakMapped;
   }
 
   /**
