@@ -182,18 +182,33 @@ export abstract class SharedSlots extends SharedState {
     this.floats[F.LAST_RECLAIM] = Date.now();
     const ints = this.slotInts;
     const gone: number[] = [];
+    // A damaged arena stops one slot's blocks from coming back, not the others', nor the slot's return.
+    let failed: unknown = undefined;
     for (let s = 0; s < MAX_OPEN; s++) {
       const at = s * Slot.INTS + Slot.I_THREAD;
       const thread = ints[at]!;
       if (thread <= 0 || s === this.slot || !threadGone(thread, this.slotFloats[s * Slot.FLOATS + Slot.F_START]!)) continue;
       // One reclaimer wins the slot; it stays -1 (no one's) until its blocks are back.
       if (Atomics.compareExchange(ints, at, thread, -1) !== thread) continue;
-      if (flush) {
+      gone.push(s);
+      if (!flush) continue;
+      try {
         this.reclaimPending(s);
         this.reclaimCaches(s);
+      } catch (e) {
+        failed ??= e;
       }
-      gone.push(s);
     }
+    if (failed !== undefined) {
+      this.finishReclaim(gone, false);
+      throw failed;
+    }
+    return this.finishReclaim(gone, flush);
+  }
+
+  /** The slots in `gone`, their blocks back, are free for new heaps; with `adopt`, this heap adopts the pages of every closed or ended heap. */
+  private finishReclaim(gone: number[], adopt: boolean): number {
+    const ints = this.slotInts;
     this.lockGlobal();
     try {
       for (const s of gone) {
@@ -203,7 +218,7 @@ export abstract class SharedSlots extends SharedState {
         this.ints[I.OPEN]!--;
         this.ints[I.RECLAIMED]!++;
       }
-      if (this.tag === 0 || !flush) return gone.length;
+      if (this.tag === 0 || !adopt) return gone.length;
       for (let s = 0; s < MAX_OPEN; s++) {
         const at = s * Slot.INTS + Slot.I_THREAD;
         if (ints[at] !== SLOT_ORPHAN || Atomics.compareExchange(ints, at, SLOT_ORPHAN, -1) !== SLOT_ORPHAN) continue;
