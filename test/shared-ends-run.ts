@@ -9,7 +9,7 @@
 //   holder-ends   workers that end holding blocks, which the main thread then frees
 
 import { Worker } from 'node:worker_threads';
-import { Heap, HeapError, type SharedHeap } from '../src/index.js';
+import { Heap, HeapError, type SharedHeap, type SharedThreadStats } from '../src/index.js';
 import { random } from '../src/debug/random.js';
 import { BUSY, EMPTY, slots, tag } from './shared-worker.js';
 
@@ -165,11 +165,77 @@ async function holderEnds(): Promise<object> {
   return { wrong, refused, inUseHeld, inUse: stats.inUse, usedBlocks: stats.usedBlocks, threads: heap.threads() };
 }
 
+/**
+ * Workers terminated while they move a block out of their arena (realloc outside any lock): each
+ * round, the main thread frees the block the worker was holding, and says whether that free was
+ * accepted (the worker still held it) and what is in use after the heap reclaimed the worker.
+ */
+async function moveEnds(rounds: number): Promise<object> {
+  const out: { held: boolean; inUse: number; open: number }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    // A heap a round: what a worker may lose (a block it had not recorded yet) stays in its round.
+    const heap = new Heap({ shared: true }) as unknown as SharedHeap;
+    const current = new Float64Array(new SharedArrayBuffer(8));
+    const w = start({ role: 'move', handle: heap.handle(), current: current.buffer });
+    await w.ready;
+    await sleep(20 + 7 * round);
+    await w.worker.terminate();
+    let held = false;
+    if (current[0] !== 0) {
+      try {
+        heap.free(current[0]!);
+        held = true;
+      } catch (e) {
+        if (!(e instanceof HeapError)) throw e;
+      }
+    }
+    const { open } = heap.threads(); // reclaims the worker
+    heap.check();
+    out.push({ held, inUse: heap.stats().inUse, open });
+    heap.destroy();
+  }
+  return { rounds: out };
+}
+
+/**
+ * Rounds of forty workers that end without close(), holding blocks and with blocks in their
+ * caches; then a worker let go to attach (which reclaims them) and terminated `delays[round]` ms
+ * later, likely in the middle of that. The main thread then reclaims what is left, and frees what
+ * the workers held.
+ */
+async function reclaimerEnds(delays: number[]): Promise<object> {
+  const heap = new Heap({ shared: true }) as unknown as SharedHeap;
+  const out: { threads: SharedThreadStats; inUse: number; usedBlocks: number }[] = [];
+  for (const delay of delays) {
+    // All at once, so that they end together and none reclaims another.
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) =>
+      start({ role: 'short', handle: heap.handle(), blocks: 60, seed: i, keep: true, freeHalf: true }).result));
+    await sleep(150); // past the period in which attach does not look for ended threads again
+    const go = new Int32Array(new SharedArrayBuffer(8));
+    const reclaimer = start({ role: 'reclaim', handle: heap.handle(), go: go.buffer });
+    await reclaimer.ready;
+    Atomics.store(go, 0, 1);
+    Atomics.notify(go, 0);
+    while (Atomics.load(go, 1) === 0);
+    const t = performance.now();
+    while (performance.now() - t < delay);
+    await reclaimer.worker.terminate();
+    const threads = heap.threads();
+    heap.check();
+    for (const result of results) freeAll(heap, (result as { held: number[] }).held);
+    const stats = heap.stats();
+    out.push({ threads, inUse: stats.inUse, usedBlocks: stats.usedBlocks });
+  }
+  return { rounds: out };
+}
+
 const [scenario, a, b] = process.argv.slice(2);
 const run = scenario === 'terminate' ? terminate(Number(a ?? 6), Number(b ?? 3))
   : scenario === 'long-call' ? longCall()
     : scenario === 'short-lived' ? shortLived(Number(a ?? 2000), Number(b ?? 4))
       : scenario === 'holder-ends' ? holderEnds()
+        : scenario === 'move-ends' ? moveEnds(Number(a ?? 8))
+          : scenario === 'reclaimer-ends' ? reclaimerEnds([0.5, 2, 8, 25])
         : Promise.reject(new Error(`unknown scenario ${scenario}`));
 run.then((result) => {
   process.stdout.write(`${JSON.stringify(result)}\n`);

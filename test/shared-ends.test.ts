@@ -82,4 +82,26 @@ ends('workers that end holding blocks: the blocks stay intact, and the main thre
   assert.is(r.threads.reclaimed, 4);
 });
 
+ends('a worker terminated while it moves a block out of its arena: the block it was moving to is freed by the reclaim', () => {
+  const r = scenario<{ rounds: { held: boolean; inUse: number; open: number }[] }>(120_000, 'move-ends', '10');
+  assert.is(r.rounds.length, 10);
+  for (const [i, round] of r.rounds.entries()) {
+    assert.is(round.open, 1, `round ${i}: the worker's heap was reclaimed`);
+    // The worker's block, freed here, was the only one it held: the 40 MiB it was moving into went back too.
+    if (round.held) assert.is(round.inUse, 0, `round ${i}: nothing in use once the worker's block is freed`);
+  }
+  assert.ok(r.rounds.some((round) => round.held), 'in some round the worker died holding its block');
+});
+
+ends('a worker terminated while it reclaims ended threads\' heaps: the next reclaim finishes its work', () => {
+  const r = scenario<{ rounds: { threads: SharedThreadStats; inUse: number; usedBlocks: number }[] }>(180_000, 'reclaimer-ends');
+  assert.is(r.rounds.length, 4);
+  for (const [i, round] of r.rounds.entries()) {
+    assert.is(round.threads.open, 1, `round ${i}: only the main thread's heap is open`);
+    // And the reclaimer, when it was terminated after it took a slot.
+    assert.ok(round.threads.reclaimed >= 40 * (i + 1), `round ${i}: ${round.threads.reclaimed} reclaimed: the forty workers of every round so far`);
+    assert.equal([round.inUse, round.usedBlocks], [0, 0], `round ${i}: every block went back, cached or held`);
+  }
+});
+
 ends.run();

@@ -2,7 +2,7 @@
 // from its handle and runs one of the roles below, posting what it saw.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { Heap, type SharedHeapHandle } from '../src/index.js';
+import { Heap, type SharedHeap, type SharedHeapHandle } from '../src/index.js';
 import { random } from '../src/debug/random.js';
 
 /** The byte every block is filled with: from its address and size, so a mix-up shows. */
@@ -234,6 +234,8 @@ interface ShortJob {
   seed: number;
   /** Post the blocks' addresses and end without freeing them, instead of freeing them. */
   keep: boolean;
+  /** With keep: free every other block first (into the caches), and post the rest. */
+  freeHalf?: boolean;
 }
 
 /** Attaches, allocates, frees (or keeps and posts), and ends without close(). */
@@ -248,6 +250,10 @@ function short(job: ShortJob): object {
     heap.bytes(p, size).fill(tag(p, size));
     held.push(p);
     sizes.push(size);
+  }
+  if (job.keep && job.freeHalf === true) {
+    for (let i = 0; i < held.length; i += 2) heap.free(held[i]!);
+    return { held: held.filter((_, i) => i % 2 === 1), sizes: sizes.filter((_, i) => i % 2 === 1) };
   }
   if (job.keep) return { held, sizes };
   for (const p of held) heap.free(p);
@@ -268,9 +274,57 @@ function longCall(job: LongCallJob): object {
   return { done: p };
 }
 
+interface MoveJob {
+  role: 'move';
+  handle: SharedHeapHandle;
+  /** One Float64: the block this worker holds now (0 for none), written as soon as it has it. */
+  current: SharedArrayBuffer;
+}
+
+/**
+ * Says it is ready, then, until it is terminated: a 7 MiB block of its home arena, reallocated to
+ * 40 MiB (more than a thread arena holds, so it moves to the main arena outside any lock), freed.
+ */
+function move(job: MoveJob): void {
+  const heap = Heap.attach(job.handle);
+  const current = new Float64Array(job.current);
+  parentPort!.postMessage({ ready: true });
+  for (;;) {
+    const p = heap.malloc(7 << 20);
+    current[0] = p;
+    const q = heap.realloc(p, 40 << 20);
+    current[0] = q;
+    heap.free(q);
+    current[0] = 0;
+  }
+}
+
+interface ReclaimJob {
+  role: 'reclaim';
+  handle: SharedHeapHandle;
+  /** Int32 0: set by the main thread to let it attach; Int32 1: set here just before attaching. */
+  go: SharedArrayBuffer;
+}
+
+/**
+ * Loads the heap's code, says it is ready, waits for the word to go, then attaches (which reclaims
+ * the heaps of ended threads) and asks again, until it is terminated.
+ */
+function reclaim(job: ReclaimJob): void {
+  new Heap().destroy();
+  const go = new Int32Array(job.go);
+  parentPort!.postMessage({ ready: true });
+  Atomics.wait(go, 0, 0);
+  Atomics.store(go, 1, 1);
+  const heap = Heap.attach(job.handle) as SharedHeap;
+  for (;;) heap.threads();
+}
+
 if (parentPort !== null) {
-  const job = workerData as StressJob | RoundsJob | LoopJob | ShortJob | LongCallJob;
-  if (job.role === 'loop') loop(job);
+  const job = workerData as StressJob | RoundsJob | LoopJob | ShortJob | LongCallJob | MoveJob | ReclaimJob;
+  if (job.role === 'move') move(job);
+  else if (job.role === 'reclaim') reclaim(job);
+  else if (job.role === 'loop') loop(job);
   else if (job.role === 'short') parentPort.postMessage(short(job));
   else if (job.role === 'long-call') parentPort.postMessage(longCall(job));
   else parentPort.postMessage(job.role === 'stress' ? stress(job) : rounds(job));

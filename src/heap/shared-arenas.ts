@@ -44,7 +44,10 @@ export abstract class SharedArenas extends SharedSlots {
     this.noGrowth = !grow;
     this.enter(k);
     try {
-      return count < 0 ? +this.mallocSlow(size, undefined) : super.calloc(count, size);
+      const ptr = count < 0 ? +this.mallocSlow(size, undefined) : super.calloc(count, size);
+      // A block a move out of another arena will copy into: pending until the move is done.
+      if (ptr !== 0 && this.keepPending) this.pending(ptr - this.base - Block.HEADER);
+      return ptr;
     } finally {
       this.noGrowth = false;
       this.leave();

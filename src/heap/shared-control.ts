@@ -130,9 +130,10 @@ export const SL_MAPS_AT = HEADS_AT + HEADS_BYTES * ARENAS;
 /**
  * Per slot, one 64-byte record (so that two threads' counters never share a cache line): as
  * Float64 at record index 0 the bytes its caches hold, 1 its thread's start time, 2 the block a
- * call in progress is handing out (its header's offset; see SharedHeap.repair); as Int32 at 5 that
- * block's arena, at 6 the blocks its caches hold, at 7 its thread's id (0 when the slot is free, -1
- * while it is reclaimed), at 8 the head of its list of pages with remote frees, at 9 its home arena.
+ * call in progress is handing out (its header's offset; see SharedHeap.repair); as Int32 at 6 the
+ * blocks its caches hold, at 7 its thread's id (0 when the slot is free, SLOT_ORPHAN, or a
+ * reclaimer's mark while it is reclaimed), at 8 the head of its list of pages with remote frees,
+ * at 9 its home arena, at 10 the arena of the block at 2.
  */
 export const SLOTS_AT = SL_MAPS_AT + SL_MAPS_BYTES * ARENAS;
 export const enum Slot {
@@ -142,17 +143,34 @@ export const enum Slot {
   F_CACHED_BYTES = 0,
   F_START = 1,
   F_PENDING = 2,
-  /** The arena of the block at F_PENDING. */
-  I_PENDING_ARENA = 5,
   I_CACHED_BLOCKS = 6,
   I_THREAD = 7,
   /** The first of the pages (of this slot's heap) where other threads freed slots; see shared-pages.ts. */
   I_REMOTE_PAGES = 8,
   /** The slot's home arena, whose blocks its caches hold. */
   I_HOME = 9,
+  /** The arena of the block at F_PENDING (Int32 indexes below 6 lie under the Float64 ones). */
+  I_PENDING_ARENA = 10,
 }
 /** A slot's thread id while its heap is closed but still owns pages with slots in use: the next reclaim adopts them. */
 export const SLOT_ORPHAN = -2;
+/**
+ * A slot's thread word while a heap reclaims it: the reclaiming thread's id, and whether it is
+ * adopting a closed heap's pages or taking back an ended thread's blocks, so that a reclaimer
+ * terminated in the middle leaves the slot to the next (reclaimerOf).
+ */
+export function reclaimMark(id: number, adopting: boolean): number {
+  return -(RECLAIM_MARK + (id < UNNAMED ? id : UNNAMED) + (adopting ? ADOPTING : 0));
+}
+/** The reclaimer's id in a slot's thread word (-1 when the word is no reclaimer's mark), and whether it was adopting. */
+export function reclaimerOf(word: number): [id: number, adopting: boolean] {
+  if (word > -RECLAIM_MARK) return [-1, false];
+  const x = -word - RECLAIM_MARK;
+  return x >= ADOPTING ? [x - ADOPTING, true] : [x, false];
+}
+const RECLAIM_MARK = 8;
+/** Past every id a mark holds (ids from UNNAMED, 1 << 22, up count as UNNAMED). */
+const ADOPTING = 1 << 23;
 /**
  * Per slot, its caches: per class, the first block (u32) and how many it holds (i32), each array
  * padded to whole cache lines.

@@ -15,7 +15,8 @@ import type { SharedHeapHandle, SharedThreadStats } from './types.js';
 import { SharedSmallPages, type PageSupply } from './shared-pages.js';
 import { SharedState } from './shared-state.js';
 import {
-  AI, CACHE_CLASSES, CACHE_COUNTS_AT, CACHE_HEADS_AT, CACHE_STRIDE, F, I, MAX_OPEN, SLOT_ORPHAN, Slot, THREAD_ARENAS, threadGone,
+  AI, CACHE_CLASSES, CACHE_COUNTS_AT, CACHE_HEADS_AT, CACHE_STRIDE, F, I, MAX_OPEN, SLOT_ORPHAN, Slot, THREAD_ARENAS, reclaimMark,
+  reclaimerOf, threadGone,
 } from './shared-control.js';
 
 /** How often attach and growth look for ended threads' heaps, at most. */
@@ -150,11 +151,10 @@ export abstract class SharedSlots extends SharedState {
         Atomics.store(this.slotInts, s * Slot.INTS + Slot.I_REMOTE_PAGES, 0);
         let home = 1;
         for (let k = 2; k <= THREAD_ARENAS; k++) if (this.arenas[k]!.ints[AI.HOMES]! < this.arenas[home]!.ints[AI.HOMES]!) home = k;
-        Atomics.add(this.arenas[home]!.ints, AI.HOMES, 1);
         this.slotInts[s * Slot.INTS + Slot.I_HOME] = home;
         new Uint32Array(this.control, CACHE_HEADS_AT + CACHE_STRIDE * s, CACHE_CLASSES).fill(0);
         new Int32Array(this.control, CACHE_COUNTS_AT + CACHE_STRIDE * s, CACHE_CLASSES).fill(0);
-        this.ints[I.OPEN]!++;
+        this.recount();
         return s;
       }
     }
@@ -187,9 +187,21 @@ export abstract class SharedSlots extends SharedState {
     for (let s = 0; s < MAX_OPEN; s++) {
       const at = s * Slot.INTS + Slot.I_THREAD;
       const thread = ints[at]!;
-      if (thread <= 0 || s === this.slot || !threadGone(thread, this.slotFloats[s * Slot.FLOATS + Slot.F_START]!)) continue;
-      // One reclaimer wins the slot; it stays -1 (no one's) until its blocks are back.
-      if (Atomics.compareExchange(ints, at, thread, -1) !== thread) continue;
+      if (s === this.slot) continue;
+      // A slot another reclaimer marked, and that reclaimer's thread has ended since: taken over
+      // (an adoption it left goes back to the orphans, for the pass below).
+      const [reclaimer, adopting] = reclaimerOf(thread);
+      if (reclaimer >= 0) {
+        if (!threadGone(reclaimer, 0)) continue;
+        if (adopting) {
+          Atomics.compareExchange(ints, at, thread, SLOT_ORPHAN);
+          continue;
+        }
+      } else if (thread <= 0 || !threadGone(thread, this.slotFloats[s * Slot.FLOATS + Slot.F_START]!)) {
+        continue;
+      }
+      // One reclaimer wins the slot; it bears that reclaimer's mark until its blocks are back.
+      if (Atomics.compareExchange(ints, at, thread, reclaimMark(this.threadId, false)) !== thread) continue;
       gone.push(s);
       if (!flush) continue;
       try {
@@ -213,15 +225,15 @@ export abstract class SharedSlots extends SharedState {
     try {
       for (const s of gone) {
         this.slotFloats[s * Slot.FLOATS + Slot.F_START] = 0;
-        Atomics.sub(this.arenas[this.slotInts[s * Slot.INTS + Slot.I_HOME]!]!.ints, AI.HOMES, 1);
-        Atomics.store(ints, s * Slot.INTS + Slot.I_THREAD, SLOT_ORPHAN);
-        this.ints[I.OPEN]!--;
         this.ints[I.RECLAIMED]!++;
+        // The slot's word last: a reclaimer terminated before it leaves its mark, for the next.
+        Atomics.store(ints, s * Slot.INTS + Slot.I_THREAD, SLOT_ORPHAN);
       }
+      this.recount();
       if (this.tag === 0 || !adopt) return gone.length;
       for (let s = 0; s < MAX_OPEN; s++) {
         const at = s * Slot.INTS + Slot.I_THREAD;
-        if (ints[at] !== SLOT_ORPHAN || Atomics.compareExchange(ints, at, SLOT_ORPHAN, -1) !== SLOT_ORPHAN) continue;
+        if (ints[at] !== SLOT_ORPHAN || Atomics.compareExchange(ints, at, SLOT_ORPHAN, reclaimMark(this.threadId, true)) !== SLOT_ORPHAN) continue;
         this.adoptPagesOf(s + 1);
         Atomics.store(ints, at, 0);
       }
@@ -298,12 +310,29 @@ export abstract class SharedSlots extends SharedState {
    */
   protected leaveSlot(orphan: boolean): void {
     this.closed = true;
-    Atomics.sub(this.arenas[this.home]!.ints, AI.HOMES, 1);
     this.slotInts[this.slot * Slot.INTS + Slot.I_CACHED_BLOCKS] = 0;
     this.slotFloats[this.slot * Slot.FLOATS + Slot.F_CACHED_BYTES] = 0;
     this.slotFloats[this.slot * Slot.FLOATS + Slot.F_START] = 0;
     Atomics.store(this.slotInts, this.slot * Slot.INTS + Slot.I_THREAD, orphan ? SLOT_ORPHAN : 0);
-    this.ints[I.OPEN]!--;
+    this.recount();
+  }
+
+  /**
+   * The heaps open (I.OPEN) and each arena's homes (AI.HOMES), counted afresh from the slots whose
+   * word names a thread: kept as counts, a thread terminated between a slot's change and the
+   * count's would leave them wrong for good. Under the global lock.
+   */
+  private recount(): void {
+    const homes = new Int32Array(this.arenas.length);
+    let open = 0;
+    for (let s = 0; s < MAX_OPEN; s++) {
+      if (this.slotInts[s * Slot.INTS + Slot.I_THREAD]! <= 0) continue;
+      open++;
+      const home = this.slotInts[s * Slot.INTS + Slot.I_HOME]!;
+      if (home > 0 && home < homes.length) homes[home]!++;
+    }
+    this.ints[I.OPEN] = open;
+    for (let k = 0; k < homes.length; k++) this.arenas[k]!.ints[AI.HOMES] = homes[k]!;
   }
 
   /** Blocks and bytes every thread's caches hold, as published in the slots. */

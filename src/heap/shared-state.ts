@@ -88,6 +88,8 @@ export abstract class SharedState extends FastHeap {
   /** The caches the fields show away from home: always empty. */
   private readonly noCacheHeads = new Uint32Array(CACHE_CLASSES);
   private readonly noCacheCounts = new Int32Array(CACHE_CLASSES);
+  /** While set, leave() keeps the slot's pending block: a move outside any lock records it (SharedHeap.moveOut). */
+  protected keepPending = false;
   /** While set, an arena is not grown (SharedHeap.allocate's first tries). */
   protected noGrowth = false;
   /** Holds of the global lock in progress on this thread. */
@@ -332,6 +334,16 @@ export abstract class SharedState extends FastHeap {
     Atomics.add(this.ints, I.REPAIRS, 1);
   }
 
+  /**
+   * Block `h` of the bound arena is the one a call of this heap's hands out (inside a calloc or
+   * realloc, or a move out of its arena: keepPending), until it returns: a reclaim frees it if the
+   * thread ends before then.
+   */
+  protected pending(h: number): void {
+    this.slotFloats[this.slot * Slot.FLOATS + Slot.F_PENDING] = h;
+    this.slotInts[this.slot * Slot.INTS + Slot.I_PENDING_ARENA] = this.bound;
+  }
+
   /** Stores the bound arena's state and lets go of its lock, when the outermost call ends; the fields show the home arena again. */
   protected leave(): void {
     if (--this.depth > 0) return;
@@ -349,7 +361,7 @@ export abstract class SharedState extends FastHeap {
     view.touchedTop = this.touchedTop;
     view.ints[AI.HOLDER] = this.id;
     this.notePeaks();
-    if (this.slot >= 0) this.slotFloats[this.slot * Slot.FLOATS + Slot.F_PENDING] = 0;
+    if (this.slot >= 0 && !this.keepPending) this.slotFloats[this.slot * Slot.FLOATS + Slot.F_PENDING] = 0;
     release(view.ints, AI.LOCK);
     if (this.bound !== this.home) this.bind(this.home);
   }

@@ -120,7 +120,7 @@ export class SharedHeap extends SharedArenas {
           this.slotFloats[this.slot * Slot.FLOATS + Slot.F_CACHED_BYTES] = this.cachedBytesHere -= need;
           if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER, h + need);
           // Inside a call of this heap's (realloc, calloc): the block it hands out, until it returns.
-          if (this.depth !== 0) this.pending(h);
+          if (this.depth !== 0 || this.keepPending) this.pending(h);
           return this.base + h + Block.HEADER;
         }
       }
@@ -133,12 +133,6 @@ export class SharedHeap extends SharedArenas {
       return ptr;
     }
     return this.allocate(-1, size, size);
-  }
-
-  /** Inside a call of this heap's (realloc, calloc): block `h` of the bound arena is the one it hands out, until it returns. */
-  private pending(h: number): void {
-    this.slotFloats[this.slot * Slot.FLOATS + Slot.F_PENDING] = h;
-    this.slotInts[this.slot * Slot.INTS + Slot.I_PENDING_ARENA] = this.bound;
   }
 
   /**
@@ -188,11 +182,32 @@ export class SharedHeap extends SharedArenas {
       this.trying = false;
       this.leave();
     }
-    const moved = this.malloc(size);
-    if (moved === 0) return this.outOfMemory('realloc', size);
-    this.wholeBytes.copyWithin(moved - this.blocks.address, (ptr as number) - this.blocks.address, (ptr as number) - this.blocks.address + Math.min(usable, size));
-    this.free(ptr);
-    return moved;
+    return this.moveOut(ptr as number, size, Math.min(usable, size), true);
+  }
+
+  /**
+   * The end of a realloc that moves a block outside any lock (to another arena, or out of the
+   * pages): a block of `size` bytes, the first `n` bytes of `ptr` copied to it, then `ptr` freed;
+   * or, when none can be had, out of memory (`report`) or 0. From inside its malloc's call under
+   * the arena's lock until the free returns, the new block, when it is one of an arena, is recorded
+   * as the one this call hands out (Slot F_PENDING): a thread terminated in between (a terminate
+   * asked for during a long copy or commit lands at the next call's first instruction) loses it to
+   * the next reclaim rather than for good. (A slot of the pages is not recorded: a move to one can
+   * lose at most 256 bytes.)
+   */
+  private moveOut(ptr: number, size: number, n: number, report: boolean): number {
+    this.keepPending = true;
+    try {
+      const moved = this.malloc(size);
+      if (moved === 0) return report ? this.outOfMemory('realloc', size) : 0;
+      const at = this.blocks.address;
+      this.wholeBytes.copyWithin(moved - at, ptr - at, ptr - at + n);
+      this.free(ptr);
+      return moved;
+    } finally {
+      this.keepPending = false;
+      this.slotFloats[this.slot * Slot.FLOATS + Slot.F_PENDING] = 0;
+    }
   }
 
   /**
@@ -214,14 +229,7 @@ export class SharedHeap extends SharedArenas {
       if (this.scribble === true) pages.bytes.fill(SCRIBBLE_BYTE, o + size, o + slotSize);
       return ptr;
     }
-    const moved = this.malloc(size);
-    if (moved === 0) return 0;
-    const n = Math.min(slotSize, size);
-    // Both in the one reservation: the small-object arena follows the arenas of blocks.
-    const from = this.blocks.size + o;
-    this.wholeBytes.copyWithin(moved - this.blocks.address, from, from + n);
-    this.free(ptr);
-    return moved;
+    return this.moveOut(ptr, size, Math.min(slotSize, size), false);
   }
 
   override free(ptr: Address): void {
