@@ -256,10 +256,14 @@ export abstract class SharedSlots extends SharedState {
     this.enter(arena);
     try {
       if (!this.isStart(h)) return;
+      // In use, or (the block a reclaimer of this slot's caches had taken off them when it was
+      // terminated) cached.
       const word = this.mem[(h >>> 2) + Word.SIZE]!;
-      if ((word & Flag.MASK) !== 0 || !this.sizeAgrees(h, word)) return;
-      this.inUse -= word;
-      this.release(h, word, false);
+      const size = word & Flag.SIZE_MASK;
+      if (((word & Flag.MASK) !== 0 && (word & Flag.MASK) !== Flag.CACHED) || !this.sizeAgrees(h, size)) return;
+      this.mem[(h >>> 2) + Word.SIZE] = size;
+      this.inUse -= size;
+      this.release(h, size, false);
     } finally {
       this.leave();
     }
@@ -284,21 +288,27 @@ export abstract class SharedSlots extends SharedState {
     const heads = new Uint32Array(this.control, CACHE_HEADS_AT + CACHE_STRIDE * s, CACHE_CLASSES);
     const counts = new Int32Array(this.control, CACHE_COUNTS_AT + CACHE_STRIDE * s, CACHE_CLASSES);
     const mem = this.mem;
+    const pendingAt = s * Slot.FLOATS + Slot.F_PENDING;
+    this.slotInts[s * Slot.INTS + Slot.I_PENDING_ARENA] = this.bound;
     for (let c = 1; c < CACHE_CLASSES; c++) {
       const size = c << 4;
-      let h = heads[c]!;
-      let left = counts[c]!;
-      heads[c] = 0;
-      counts[c] = 0;
-      for (; h !== 0 && left > 0; left--) {
+      // One block at a time: off the cache, recorded as the slot's pending block, then released.
+      // A reclaimer terminated anywhere in between leaves the rest of the cache, and the block in
+      // hand, to the next (reclaimPending frees it first).
+      while (heads[c] !== 0 && counts[c]! > 0) {
+        const h = heads[c]!;
         const w = h >>> 2;
         if (!this.isStart(h) || mem[w + Word.SIZE] !== (size | Flag.CACHED) || !this.sizeAgrees(h, size)) break;
-        const next = mem[w + Word.NEXT_FREE]!;
+        this.slotFloats[pendingAt] = h;
+        heads[c] = mem[w + Word.NEXT_FREE]!;
+        counts[c]!--;
         mem[w + Word.SIZE] = size;
         this.inUse -= size;
         this.release(h, size, false);
-        h = next;
+        this.slotFloats[pendingAt] = 0;
       }
+      heads[c] = 0;
+      counts[c] = 0;
     }
     this.slotInts[s * Slot.INTS + Slot.I_CACHED_BLOCKS] = 0;
     this.slotFloats[s * Slot.FLOATS + Slot.F_CACHED_BYTES] = 0;
