@@ -215,8 +215,9 @@ export abstract class SharedState extends FastHeap {
   protected arenaOf(ptr: number): number {
     const d = ptr - this.blocks.address;
     if (!(d >= 0 && d < this.blocks.size)) return -1;
-    const [main, each] = arenaSpan(this.blocks.size, 1);
-    return d < main ? 0 : 1 + Math.floor((d - main) / each);
+    // The split arenaSpan made: the main arena first, then thread arenas all of one size.
+    const main = this.arenas[0]!.reservation.size;
+    return d < main ? 0 : 1 + Math.floor((d - main) / this.arenas[1]!.reservation.size);
   }
 
   protected makeSupply(smallArena: Reservation): SmallSupply {
