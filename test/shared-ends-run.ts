@@ -37,6 +37,20 @@ function start(data: object): { worker: Worker; ready: Promise<void>; result: Pr
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/**
+ * heap.threads() once no more than `open` heaps are open, or after 5 s. A heap counts its thread
+ * as ended once the kernel has reaped it, and Bun's worker.terminate() resolves a few milliseconds
+ * before that: a look just after it may still find the thread, and the next look takes it back.
+ */
+async function threadsOnceEnded(heap: SharedHeap, open: number): Promise<SharedThreadStats> {
+  const deadline = performance.now() + 5000;
+  for (;;) {
+    const threads = heap.threads();
+    if (threads.open <= open || performance.now() > deadline) return threads;
+    await sleep(10);
+  }
+}
+
 /** Frees every address once; counts those the heap refused as already free or not a block. */
 function freeAll(heap: SharedHeap, addresses: Iterable<number>): number {
   let refused = 0;
@@ -88,8 +102,8 @@ async function terminate(rounds: number, workers: number): Promise<object> {
     heap.free(p);
     mapped.push(heap.stats().mapped);
   }
+  const threads = await threadsOnceEnded(heap, 1);
   const stats = heap.stats();
-  const threads = heap.threads();
   // What the dead workers held serves new requests: three workers' worth of blocks, one at a time.
   const before = heap.stats().mapped;
   for (let i = 0; i < 3; i++) {
@@ -116,7 +130,7 @@ async function longCall(): Promise<object> {
   const inUse = heap.stats().inUse;
   heap.free(p);
   heap.free(own);
-  return { waited, alone, inUse, threads: heap.threads(), after: heap.stats().inUse };
+  return { waited, alone, inUse, threads: await threadsOnceEnded(heap, 1), after: heap.stats().inUse };
 }
 
 async function shortLived(count: number, atOnce: number): Promise<object> {
@@ -189,7 +203,7 @@ async function moveEnds(rounds: number): Promise<object> {
         if (!(e instanceof HeapError)) throw e;
       }
     }
-    const { open } = heap.threads(); // reclaims the worker
+    const { open } = await threadsOnceEnded(heap, 1); // reclaims the worker
     heap.check();
     out.push({ held, inUse: heap.stats().inUse, open });
     heap.destroy();
@@ -220,7 +234,7 @@ async function reclaimerEnds(delays: number[]): Promise<object> {
     const t = performance.now();
     while (performance.now() - t < delay);
     await reclaimer.worker.terminate();
-    const threads = heap.threads();
+    const threads = await threadsOnceEnded(heap, 1);
     heap.check();
     for (const result of results) freeAll(heap, (result as { held: number[] }).held);
     const stats = heap.stats();
