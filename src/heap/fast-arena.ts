@@ -110,6 +110,8 @@ export abstract class FastArena extends Heap implements HeapOperations {
   /** Per size class (block size / 16): the first cached block, and how many are cached. */
   protected cacheHeads: Uint32Array<ArrayBufferLike> = new Uint32Array(CACHE_MAX_BLOCK / 16 + 1);
   protected cacheCounts: Int32Array<ArrayBufferLike> = new Int32Array(CACHE_MAX_BLOCK / 16 + 1);
+  /** flushCaches' list of the sizes whose caches hold blocks. */
+  protected readonly cachesInUse = new Int32Array(CACHE_MAX_BLOCK / 16 + 1);
   /** The wide cache's blocks (header offsets) and how many it holds. */
   protected readonly wide = new Int32Array(CACHE_WIDE_SLOTS);
   protected wideCount = 0;

@@ -261,19 +261,29 @@ export abstract class FastGrowth extends FastArena {
     return n;
   }
 
-  /** Moves every cached block to the free lists, merging it with its free neighbours. */
+  /**
+   * Moves every cached block to the free lists, merging it with its free neighbours. The counts
+   * are read once, and only the caches that hold blocks are walked: at the peak a program may
+   * flush every few dozen calls, with a few of the 129 sizes cached.
+   */
   protected flushCaches(): void {
+    const counts = this.cacheCounts;
+    const used = this.cachesInUse;
+    let n = 0;
+    for (let c = 0; c < counts.length; c++) if (counts[c] !== 0) used[n++] = c;
     // Every cache is proved whole first, so a damaged one is reported before any block moves.
-    for (let c = 0; c < this.cacheHeads.length; c++) {
-      for (let h = this.cacheHeads[c]!, left = this.cacheCounts[c]! - 1; h !== 0; left--) h = this.cacheLink(h, c, left);
+    for (let i = 0; i < n; i++) {
+      const c = used[i]!;
+      for (let h = this.cacheHeads[c]!, left = counts[c]! - 1; h !== 0; left--) h = this.cacheLink(h, c, left);
     }
     this.flushWide();
-    for (let c = 0; c < this.cacheHeads.length; c++) {
+    for (let i = 0; i < n; i++) {
+      const c = used[i]!;
       let h = this.cacheHeads[c]!;
       while (h !== 0) {
         const next = this.mem[(h >>> 2) + Word.NEXT_FREE]!;
         this.cacheHeads[c] = next;
-        this.cacheCounts[c]!--;
+        counts[c]!--;
         this.mem[(h >>> 2) + Word.SIZE] = c << 4;
         this.release(h, c << 4, false);
         h = next;
@@ -303,7 +313,7 @@ export abstract class FastGrowth extends FastArena {
   protected belowPeak(h: number, need: number): number {
     const size = this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK;
     this.lists.insert(h, size);
-    if (this.cachedBlocks() > 0) this.flushCaches();
+    this.flushCaches();
     let other = this.lists.takeFit(need);
     if (other <= 0) return other;
     if (other + need > this.touchedTop) {
