@@ -164,7 +164,7 @@ export abstract class FastEngine extends FastLarge {
       this.flushWide();
     }
     let h = this.lists.takeFit(need);
-    if (h > 0 && h + need > this.touchedTop && this.mapped() + (h + need - this.touchedTop) > this.peakMapped) h = this.belowPeak(h, need);
+    if (h > 0 && h + need > this.touchedTop && this.passesPeak(h + need)) h = this.belowPeak(h, need);
     if (h <= 0) {
       h = h === 0 ? this.growFor(need) : this.corruptedList();
       // The arena is full (or could not be reserved): a mapping of its own is still worth a try.

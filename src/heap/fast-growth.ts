@@ -305,6 +305,16 @@ export abstract class FastGrowth extends FastArena {
   }
 
   /**
+   * Whether handing out the arena up to `end`, past the touched top, counts against a footprint at
+   * its peak: every byte past the touched top is counted (not only whole pages), so that at the
+   * peak the caches merge and a block below serves instead (belowPeak), which keeps cached
+   * blocks from pinning holes (see docs/design.md).
+   */
+  protected passesPeak(end: number): boolean {
+    return this.mapped() + (end - this.touchedTop) > this.peakMapped;
+  }
+
+  /**
    * Free block `h`, off its list, would serve `need` bytes by reaching past the touched top and
    * the peak (it is the free block at the top: every other lies below the touched top). Another
    * is taken if one can serve: after the caches merge, the best fit again, else a block of a
