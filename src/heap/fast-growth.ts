@@ -268,21 +268,24 @@ export abstract class FastGrowth extends FastArena {
    */
   protected flushCaches(): void {
     const counts = this.cacheCounts;
+    const heads = this.cacheHeads;
     const used = this.cachesInUse;
     let n = 0;
+    // The counts are state native code cannot reach, and match the caches (check() proves it): a
+    // cache counted empty has no head to follow.
     for (let c = 0; c < counts.length; c++) if (counts[c] !== 0) used[n++] = c;
     // Every cache is proved whole first, so a damaged one is reported before any block moves.
     for (let i = 0; i < n; i++) {
       const c = used[i]!;
-      for (let h = this.cacheHeads[c]!, left = counts[c]! - 1; h !== 0; left--) h = this.cacheLink(h, c, left);
+      for (let h = heads[c]!, left = counts[c]! - 1; h !== 0; left--) h = this.cacheLink(h, c, left);
     }
     this.flushWide();
     for (let i = 0; i < n; i++) {
       const c = used[i]!;
-      let h = this.cacheHeads[c]!;
+      let h = heads[c]!;
       while (h !== 0) {
         const next = this.mem[(h >>> 2) + Word.NEXT_FREE]!;
-        this.cacheHeads[c] = next;
+        heads[c] = next;
         counts[c]!--;
         this.mem[(h >>> 2) + Word.SIZE] = c << 4;
         this.release(h, c << 4, false);
