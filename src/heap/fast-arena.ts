@@ -59,6 +59,8 @@ export const PURGE_MIN = 64 * 1024;
 export const CACHE_MAX_BLOCK = 2048;
 export const CACHE_MAX_REQUEST = CACHE_MAX_BLOCK - Block.HEADER;
 export const CACHE_DEPTH = 32;
+/** Size classes of the caches: block size / 16, up to CACHE_MAX_BLOCK. */
+export const CACHE_CLASSES = CACHE_MAX_BLOCK / 16 + 1;
 /**
  * The wide cache: up to CACHE_WIDE_SLOTS freed blocks above CACHE_MAX_BLOCK and up to
  * CACHE_WIDE_MAX bytes (the most the large-block threshold rises to: any block of the arena a
@@ -108,10 +110,10 @@ export abstract class FastArena extends Heap implements HeapOperations {
   protected starts: Int32Array<ArrayBufferLike> = new Int32Array(0);
   protected readonly lists = new SegregatedLists(EMPTY_WORDS);
   /** Per size class (block size / 16): the first cached block, and how many are cached. */
-  protected cacheHeads: Uint32Array<ArrayBufferLike> = new Uint32Array(CACHE_MAX_BLOCK / 16 + 1);
-  protected cacheCounts: Int32Array<ArrayBufferLike> = new Int32Array(CACHE_MAX_BLOCK / 16 + 1);
+  protected cacheHeads: Uint32Array<ArrayBufferLike> = new Uint32Array(CACHE_CLASSES);
+  protected cacheCounts: Int32Array<ArrayBufferLike> = new Int32Array(CACHE_CLASSES);
   /** flushCaches' list of the sizes whose caches hold blocks. */
-  protected readonly cachesInUse = new Int32Array(CACHE_MAX_BLOCK / 16 + 1);
+  protected readonly cachesInUse = new Int32Array(CACHE_CLASSES);
   /** The wide cache's blocks (header offsets) and how many it holds. */
   protected readonly wide = new Int32Array(CACHE_WIDE_SLOTS);
   protected wideCount = 0;

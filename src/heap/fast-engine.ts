@@ -26,7 +26,7 @@ import {
 import { FastLarge } from './fast-large.js';
 import { NATIVE_COPY_MIN, copyMemory, releaseReservation, unmapMemory } from '../os/memory.js';
 
-export { CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, SCRIBBLE_BYTE, TRIM_MIN, type LargeBlock } from './fast-arena.js';
+export { CACHE_CLASSES, CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, SCRIBBLE_BYTE, TRIM_MIN, type LargeBlock } from './fast-arena.js';
 
 /** The largest request a block of the arena may grow to in place. */
 const MAX_ARENA_REQUEST = ARENA_BYTES / 4;

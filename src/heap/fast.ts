@@ -16,7 +16,7 @@ import { CACHE_DEPTH, FastEngine } from './fast-engine.js';
 import { VIEW_CACHED, VIEW_FREE, VIEW_USED } from './heap.js';
 import type { BlockInfo, HeapSnapshot, HeapStats, RegionInfo } from './types.js';
 
-export { CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, SCRIBBLE_BYTE, TRIM_MIN } from './fast-engine.js';
+export { CACHE_CLASSES, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, SCRIBBLE_BYTE, TRIM_MIN } from './fast-engine.js';
 
 const classSize = CLASS_SIZE;
 const classSlots = CLASS_SLOTS;

@@ -18,7 +18,7 @@
 // arena's start bitmap.
 
 import { FL_COUNT, SL_COUNT } from '../strategies/tlsf.js';
-import { CACHE_MAX_BLOCK } from './fast.js';
+import { CACHE_CLASSES } from './fast.js';
 import { threadAlive } from '../os/threads.js';
 
 export const MAGIC = 0x66666875;
@@ -119,7 +119,7 @@ export function arenaSpan(size: number, k: number): [offset: number, bytes: numb
 /** How many heaps may be open over one arena at once (one slot each). */
 export const MAX_OPEN = 1024;
 /** Size classes of the small-block caches (block size / 16), as FastArena's cacheHeads. */
-export const CACHE_CLASSES = CACHE_MAX_BLOCK / 16 + 1;
+export { CACHE_CLASSES };
 
 export const ARENAS_AT = 4 * I.COUNT + 8 * F.COUNT;
 /** Each arena's free-list heads (u32) and second-level bitmaps (i32), each on cache lines of its own. */
@@ -162,11 +162,15 @@ export const SLOT_ORPHAN = -2;
 export function reclaimMark(id: number, adopting: boolean): number {
   return -(RECLAIM_MARK + (id < UNNAMED ? id : UNNAMED) + (adopting ? ADOPTING : 0));
 }
-/** The reclaimer's id in a slot's thread word (-1 when the word is no reclaimer's mark), and whether it was adopting. */
-export function reclaimerOf(word: number): [id: number, adopting: boolean] {
-  if (word > -RECLAIM_MARK) return [-1, false];
+/** The reclaimer's id in a slot's thread word, or -1 when the word is no reclaimer's mark. */
+export function reclaimerOf(word: number): number {
+  if (word > -RECLAIM_MARK) return -1;
   const x = -word - RECLAIM_MARK;
-  return x >= ADOPTING ? [x - ADOPTING, true] : [x, false];
+  return x >= ADOPTING ? x - ADOPTING : x;
+}
+/** Whether a reclaimer's mark (reclaimerOf(word) >= 0) says it was adopting a closed heap's pages. */
+export function markAdopting(word: number): boolean {
+  return -word - RECLAIM_MARK >= ADOPTING;
 }
 const RECLAIM_MARK = 8;
 /** Past every id a mark holds (ids from UNNAMED, 1 << 22, up count as UNNAMED). */

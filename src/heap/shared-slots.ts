@@ -16,7 +16,7 @@ import { SharedSmallPages, type PageSupply } from './shared-pages.js';
 import { SharedState } from './shared-state.js';
 import {
   AI, CACHE_CLASSES, CACHE_COUNTS_AT, CACHE_HEADS_AT, CACHE_STRIDE, F, I, MAX_OPEN, SLOT_ORPHAN, Slot, THREAD_ARENAS, reclaimMark,
-  reclaimerOf, threadGone,
+  markAdopting, reclaimerOf, threadGone,
 } from './shared-control.js';
 
 /** How often attach and growth look for ended threads' heaps, at most. */
@@ -190,10 +190,10 @@ export abstract class SharedSlots extends SharedState {
       if (s === this.slot) continue;
       // A slot another reclaimer marked, and that reclaimer's thread has ended since: taken over
       // (an adoption it left goes back to the orphans, for the pass below).
-      const [reclaimer, adopting] = reclaimerOf(thread);
+      const reclaimer = reclaimerOf(thread);
       if (reclaimer >= 0) {
         if (!threadGone(reclaimer, 0)) continue;
-        if (adopting) {
+        if (markAdopting(thread)) {
           Atomics.compareExchange(ints, at, thread, SLOT_ORPHAN);
           continue;
         }
