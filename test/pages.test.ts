@@ -24,17 +24,27 @@ function code(fn: () => unknown): string {
   return 'no error';
 }
 
-test('the class tables: every request up to 256 bytes gets the smallest class that holds it, and every slot starts on a granule', () => {
-  for (let n = 0; n <= Page.SMALL_MAX; n++) {
+test('the class tables: every request up to 512 bytes gets the smallest class that holds it, a class is its slots\' granules, and a slot starts on one', () => {
+  const classes: number[] = [];
+  for (let c = 1; c <= Page.CLASSES; c++) if (CLASS_SLOTS[c] !== 0) classes.push(c);
+  assert.equal(classes.map((c) => CLASS_SIZE[c]), [16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 336, 512]);
+  for (let n = 0; n <= Page.SHARED_SMALL_MAX; n++) {
     const c = CLASS_OF[(n + 15) >>> 4]!;
     assert.ok(CLASS_SIZE[c]! >= Math.max(n, 1), `class of ${n}`);
-    assert.ok(c === 1 || CLASS_SIZE[c - 1]! < n, `${n} is in the smallest class that holds it`);
+    const smaller = classes[classes.indexOf(c) - 1];
+    assert.ok(smaller === undefined || CLASS_SIZE[smaller]! < n, `${n} is in the smallest class that holds it`);
+    if (n <= Page.SMALL_MAX) assert.is(c, n === 0 ? 1 : (n + 15) >>> 4, 'up to 256 bytes, the hot paths\' arithmetic');
   }
-  for (let c = 1; c <= Page.CLASSES; c++) {
+  for (let c = 0; c < 256; c++) {
     const size = CLASS_SIZE[c]!;
+    if (!classes.includes(c)) {
+      assert.is(CLASS_SLOTS[c], 0, `${c} is no class`);
+      continue;
+    }
+    assert.is(size, c << Page.GRANULE_SHIFT, `class ${c} holds slots of ${c} granules`);
     assert.is(CLASS_SLOTS[c], Math.floor(PAGE / size));
-    assert.is(size % (1 << Page.GRANULE_SHIFT), 0, `class ${size} is whole granules`);
-    assert.ok(CLASS_SLOTS[c]! <= Page.END, 'a page-relative granule fits below END');
+    assert.ok(CLASS_SLOTS[c]! >= 2, 'a page that was full has a slot in use after one free');
+    assert.ok((CLASS_SLOTS[c]! - 1) * (size >>> Page.GRANULE_SHIFT) < Page.END, 'a page-relative granule fits below END');
   }
 });
 

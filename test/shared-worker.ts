@@ -68,7 +68,7 @@ function stress(job: StressJob): object {
   const fail = (what: string): void => {
     if (errors++ === 0) firstError = what;
   };
-  const sizeOf = (): number => (next() < 0.02 ? 4096 + Math.floor(next() * 60_000) : 1 + Math.floor(next() * 512));
+  const sizeOf = (): number => (next() < 0.02 ? 4096 + Math.floor(next() * 60_000) : 1 + Math.floor(next() * 1024));
   for (let op = 0; op < job.ops; op++) {
     const r = next();
     if (r < 0.45) {

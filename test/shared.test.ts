@@ -105,7 +105,7 @@ basics('destroy in one thread: every thread\'s next call throws; the memory stay
 
 basics('small blocks freed by another thread go back to their owner\'s pages, which serve its next mallocs', async () => {
   const heap = new Heap({ shared: true }) as SharedHeap;
-  const sizes = Array.from({ length: 3000 }, (_, i) => 1 + (i * 37) % 256);
+  const sizes = Array.from({ length: 3000 }, (_, i) => 1 + (i * 37) % 512);
   const blocks = sizes.map((size) => heap.malloc(size));
   blocks.forEach((p, i) => heap.bytes(p, sizes[i]).fill(tag(p, sizes[i]!)));
   const before = heap.stats();
@@ -132,6 +132,35 @@ basics('small blocks freed by another thread go back to their owner\'s pages, wh
   assert.is(after.inUse, before.inUse);
   assert.is(new Set(again).size, again.length);
   again.forEach((p) => heap.free(p));
+  heap.check();
+  assert.is(heap.stats().usedBlocks, 0);
+  heap.destroy();
+});
+
+basics('requests of 257 to 512 bytes are slots of 336 or 512 bytes, three or two to a page; realloc keeps or moves them', () => {
+  const heap = new Heap({ shared: true }) as SharedHeap;
+  const three = [300, 257, 336].map((n) => heap.malloc(n));
+  const two = [400, 512].map((n) => heap.malloc(n));
+  for (const p of three) assert.is(heap.usableSize(p), 336);
+  for (const p of two) assert.is(heap.usableSize(p), 512);
+  // A fresh page of each class, filled from its first byte: the slots lie side by side in 1 KiB.
+  assert.is(three[0]! % 1024, 0);
+  assert.equal(three.map((p) => p - three[0]!), [0, 336, 672]);
+  assert.is(two[0]! % 1024, 0);
+  assert.is(two[1]! - two[0]!, 512);
+  assert.is(heap.stats().inUse, 3 * 336 + 2 * 512);
+  heap.bytes(three[0]!, 300).fill(0x5a);
+  // Grown past its class: a 512-byte slot, the bytes with it; shrunk to 300, it stays.
+  const grown = heap.realloc(three[0]!, 500);
+  assert.is(heap.usableSize(grown), 512);
+  assert.ok(heap.bytes(grown, 300).every((b) => b === 0x5a), 'realloc copied the bytes');
+  assert.throws(() => heap.free(three[0]!), (e: Error) => e instanceof HeapError && e.code === 'ERR_DOUBLE_FREE', 'the old slot was freed');
+  assert.is(heap.realloc(grown, 300), grown, 'a 512-byte slot keeps 300 bytes');
+  // Inside a slot, or past the last slot of a page (1008 to 1023 in a page of 336-byte slots): no block.
+  assert.throws(() => heap.free(three[1]! + 16), (e: Error) => e instanceof HeapError && e.code === 'ERR_INVALID_POINTER');
+  assert.throws(() => heap.free(three[0]! + 1008), (e: Error) => e instanceof HeapError && e.code === 'ERR_INVALID_POINTER');
+  heap.check();
+  for (const p of [grown, three[1]!, three[2]!, ...two]) heap.free(p);
   heap.check();
   assert.is(heap.stats().usedBlocks, 0);
   heap.destroy();

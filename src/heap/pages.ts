@@ -32,7 +32,7 @@
 // becomes empty or stops being full) is here.
 
 import { alignPage, commit, discard, getPageSize, releaseReservation, reserveAddressSpace, type Reservation } from '../os/memory.js';
-import { CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
+import { CLASS_SIZE, CLASS_SLOTS, Page, isClass } from '../layout/pages.js';
 
 // The tables through module-level consts: V8 folds these, where each use of an imported binding
 // reads a module cell and checks it for the temporal dead zone.
@@ -170,7 +170,7 @@ export class SmallPages {
     if ((o >>> 0) !== o || o >= this.top) return -1;
     const page = o >>> Page.SHIFT;
     const c = this.classOf(page);
-    if (c === 0 || c > Page.CLASSES) return -1;
+    if (!isClass(c)) return -1;
     const size = classSize[c]!;
     const first = page << Page.SHIFT;
     const start = first + Math.floor((o - first) / size) * size;
@@ -199,7 +199,7 @@ export class SmallPages {
 
   /**
    * Page `page` was full and has just gained a free slot (`used` slots are in use), or has every
-   * slot free (used = 0) and does not head its class's list. (Every class has at least four slots
+   * slot free (used = 0) and does not head its class's list. (Every class has at least two slots
    * a page, so a page that was full has some in use still.) A page whose slots are all free leaves
    * its class for the pool, except the head of the class's list, which the class's next malloc
    * takes from (so a malloc/free pair moves no page); it leaves when another page takes its place.
@@ -223,7 +223,7 @@ export class SmallPages {
     for (let p = this.firstPage; p < this.fresh >>> Page.SHIFT; p++) {
       const c = this.classOf(p);
       const n = this.usedOf(p);
-      if (c === 0 || c > Page.CLASSES || n === 0) continue;
+      if (!isClass(c) || n === 0) continue;
       bytes += n * classSize[c]!;
       slots += n;
     }
@@ -473,7 +473,7 @@ export class SmallPages {
         if (onList[p] !== 0) return `page ${p} belongs to no class but is on a list`;
         continue;
       }
-      if (c > Page.CLASSES) return `page ${p} holds class ${c}, which does not exist`;
+      if (!isClass(c)) return `page ${p} holds class ${c}, which does not exist`;
       const fault = this.pageFault(p, c);
       if (fault !== undefined) return fault;
       const free = this.freeOf(p);

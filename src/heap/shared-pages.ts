@@ -29,7 +29,7 @@
 // thread was doing when it stopped.
 
 import { SmallPages } from './pages.js';
-import { CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
+import { CLASS_SIZE, CLASS_SLOTS, Page, isClass } from '../layout/pages.js';
 import type { Reservation } from '../os/memory.js';
 
 const classSize = CLASS_SIZE;
@@ -193,7 +193,7 @@ export class SharedSmallPages extends SmallPages {
   private collectPage(p: number): void {
     Atomics.exchange(this.remoteCounts, p, 0);
     const c = this.classOf(p);
-    if (c < 1 || c > Page.CLASSES) return;
+    if (!isClass(c)) return;
     const step = classSize[c]! >>> Page.GRANULE_SHIFT;
     const g = p << Page.GRANULES_SHIFT;
     for (let i = 0, at = 0; i < classSlots[c]!; i++, at += step) {
@@ -217,7 +217,7 @@ export class SharedSmallPages extends SmallPages {
     const g = p << Page.GRANULES_SHIFT;
     let head: number = Page.END;
     let used = 0;
-    if (c >= 1 && c <= Page.CLASSES) {
+    if (isClass(c)) {
       const step = classSize[c]! >>> Page.GRANULE_SHIFT;
       for (let i = classSlots[c]! - 1; i >= 0; i--) {
         const at = i * step;
@@ -272,7 +272,7 @@ export class SharedSmallPages extends SmallPages {
     for (let p = this.firstPage; p < this.arenaPages; p++) {
       if (this.owners[p] === 0) continue;
       const c = this.classOf(p);
-      if (c < 1 || c > Page.CLASSES) continue;
+      if (!isClass(c)) continue;
       const step = classSize[c]! >>> Page.GRANULE_SHIFT;
       const g = p << Page.GRANULES_SHIFT;
       let n = 0;
@@ -291,7 +291,7 @@ export class SharedSmallPages extends SmallPages {
     for (let p = this.firstPage; p < this.arenaPages; p++) {
       if (this.owners[p] === 0) continue;
       const c = this.classOf(p);
-      if (c >= 1 && c <= Page.CLASSES) {
+      if (isClass(c)) {
         classPages++;
         slots += classSlots[c]!;
       } else {
@@ -327,7 +327,7 @@ export class SharedSmallPages extends SmallPages {
         empty++;
         continue;
       }
-      if (c > Page.CLASSES) return `page ${p} holds class ${c}, which does not exist`;
+      if (!isClass(c)) return `page ${p} holds class ${c}, which does not exist`;
       if ((this.pageInfo[p]! & Page.INFO_CLASS) !== c) return `page ${p} holds class ${this.pageInfo[p]! & Page.INFO_CLASS}, but class ${c} is published for it`;
       const fault = this.pageFault(p, c);
       if (fault !== undefined) return fault;

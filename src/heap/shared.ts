@@ -6,7 +6,7 @@
 //
 // Native addresses are valid in every thread of the process, so one heap's blocks are every
 // thread's: any thread may use, free or reallocate any block. Three paths:
-// - Small requests (up to 256 bytes) come from pages of a small-object arena that each heap owns
+// - Small requests (up to 512 bytes) come from pages of a small-object arena that each heap owns
 //   (./shared-pages.ts): malloc and free of its own slots run the fast preset's page paths with
 //   plain reads and writes, no lock and no atomic operation. A slot of another heap's page is freed
 //   with a compare-and-swap of its mark and handed back to its owner through a list of the page.
@@ -42,7 +42,7 @@ import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
 import { resolveOptions } from './options.js';
 import type { Address, SharedHeapHandle } from './types.js';
 import { releaseReservation } from '../os/memory.js';
-import { Page, slotKeeps } from '../layout/pages.js';
+import { CLASS_OF, Page, slotKeeps } from '../layout/pages.js';
 import { SharedArenas } from './shared-arenas.js';
 import { CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot } from './shared-control.js';
 
@@ -50,6 +50,7 @@ import { CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot } from './shared-control.
 const CACHE_DEPTH = 8;
 // A module-level const, so that V8 folds it (an imported binding is read through a cell per use).
 const blockSize = fastBlockSize;
+const classOfRequest = CLASS_OF;
 
 /**
  * The shared preset, made by `new Heap({ shared: true })` or `Heap.attach(handle)`: a fast heap
@@ -64,8 +65,8 @@ export class SharedHeap extends SharedArenas {
     // The fast path, small enough for V8 to inline into the caller (with free's): a slot of one of
     // this heap's pages, as in the fast preset's malloc, with plain reads and writes (the page is
     // this heap's alone). Anything else takes mallocShared.
-    if (typeof size === 'number' && (size >>> 0) === size && size <= Page.SMALL_MAX && name === undefined) {
-      const c = size === 0 ? 1 : (size + 15) >>> 4;
+    if (typeof size === 'number' && (size >>> 0) === size && size <= Page.SHARED_SMALL_MAX && name === undefined) {
+      const c = classOfRequest[(size + 15) >>> 4]!;
       const pages = this.pages;
       const page = pages.avail[c]!;
       if (page !== 0 && this.ints[I.DESTROYED] === 0) {
@@ -93,8 +94,8 @@ export class SharedHeap extends SharedArenas {
 
   /** malloc past the fast path: a slot after the slow path of the pages, a cached block, or an arena under its lock. */
   private mallocShared(size: number, name: string | undefined): number {
-    if (typeof size === 'number' && (size >>> 0) === size && size <= Page.SMALL_MAX && name === undefined) {
-      const ptr = this.mallocSmallSlow(size === 0 ? 1 : (size + 15) >>> 4);
+    if (typeof size === 'number' && (size >>> 0) === size && size <= Page.SHARED_SMALL_MAX && name === undefined) {
+      const ptr = this.mallocSmallSlow(classOfRequest[(size + 15) >>> 4]!);
       if (ptr !== 0) return ptr;
       // No page to be had: a block of the arena.
     }
@@ -193,7 +194,7 @@ export class SharedHeap extends SharedArenas {
    * as the one this call hands out (Slot F_PENDING): a thread terminated in between (a terminate
    * asked for during a long copy or commit lands at the next call's first instruction) loses it to
    * the next reclaim rather than for good. (A slot of the pages is not recorded: a move to one can
-   * lose at most 256 bytes.)
+   * lose at most 512 bytes.)
    */
   private moveOut(ptr: number, size: number, n: number, report: boolean): number {
     this.keepPending = true;

@@ -16,10 +16,14 @@
 //   after free or an overflow between slots can change no metadata of the heap.
 // - The arena's first unit is never committed, so page number 0 means "none" and offset 0 is never
 //   an address.
-// - Sixteen classes, from 16 to 256 bytes in steps of 16: class c holds slots of c * 16 bytes, so
-//   the hot paths compute a class and its size with no table. A request wastes at most 15 bytes,
-//   and a page at most 1024 mod its slot size (192 bytes at worst, for 208). A page of 1 KiB keeps
-//   what a class touched once small: a heap of many sizes and few blocks pays at most 16 KiB.
+// - Classes are numbered by their slots' granules: class c holds slots of c * 16 bytes, so the hot
+//   paths compute a slot's size from its class with no table. Sixteen classes, 1 to 16, step by
+//   16 bytes up to 256 (SMALL_MAX): a request wastes at most 15 bytes, and a page at most 1024 mod
+//   its slot size (192 bytes at worst, for 208). The shared preset has two more, 21 (336 bytes,
+//   three a page) and 32 (512 bytes, two), for requests of up to SHARED_SMALL_MAX: sizes that cut
+//   a page with little left over, since a page holds only a few of them. Numbers between belong
+//   to no class (CLASS_SLOTS 0). A page of 1 KiB keeps what a class touched once small: a heap of
+//   many sizes and few blocks pays at most 16 KiB (18 in the shared preset).
 
 /** Sizes and shifts of the small-object layout. */
 export const enum Page {
@@ -33,10 +37,15 @@ export const enum Page {
   GRANULES = 64,
   /** log2(GRANULES). */
   GRANULES_SHIFT = 6,
-  /** The largest request served from pages. */
+  /** The largest request the fast preset serves from pages. */
   SMALL_MAX = 256,
-  /** Size classes, numbered from 1 (0 marks a page no class owns). */
-  CLASSES = 16,
+  /** The largest request the shared preset serves from pages. */
+  SHARED_SMALL_MAX = 512,
+  /**
+   * The highest class number (classes are numbered from 1, 0 marks a page no class owns); a number
+   * up to it that no class has (17 to 20, 22 to 31) has CLASS_SLOTS 0.
+   */
+  CLASSES = 32,
   /** The class byte of a spare page: its memory was given back to the kernel (it is mapped still). */
   GIVEN_BACK = 255,
   /**
@@ -70,20 +79,30 @@ export const enum Page {
 export const CLASS_SIZE: Uint16Array = new Uint16Array(256);
 /** Slots in a page of each class (0 for none). */
 export const CLASS_SLOTS: Uint16Array = new Uint16Array(256);
-/** The class of a request of n bytes (n <= SMALL_MAX), indexed by (n + 15) >>> 4. */
-export const CLASS_OF: Uint8Array = new Uint8Array((Page.SMALL_MAX >>> 4) + 1);
+/** The class of a request of n bytes (n <= SHARED_SMALL_MAX), indexed by (n + 15) >>> 4. */
+export const CLASS_OF: Uint8Array = new Uint8Array((Page.SHARED_SMALL_MAX >>> 4) + 1);
+
+/** The slot sizes of the classes, smallest first. */
+const SIZES = [16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256, 336, 512];
 
 {
-  let c = 1;
-  for (let size = 16; size <= 256; size += 16) CLASS_SIZE[c++] = size;
-  if (c !== Page.CLASSES + 1) throw new Error(`the small-object layout has ${c - 1} classes, expected ${Page.CLASSES}`);
-  for (let k = 1; k <= Page.CLASSES; k++) {
-    CLASS_SLOTS[k] = Math.floor(Page.BYTES / CLASS_SIZE[k]!);
+  for (const size of SIZES) {
+    const c = size >>> 4;
+    CLASS_SIZE[c] = size;
+    CLASS_SLOTS[c] = Math.floor(Page.BYTES / size);
   }
-  for (let i = 0, k = 1; i < CLASS_OF.length; i++) {
-    while (CLASS_SIZE[k]! < Math.max(16, i * 16)) k++;
-    CLASS_OF[i] = k;
+  if (SIZES[SIZES.length - 1] !== Page.SHARED_SMALL_MAX || Page.CLASSES !== Page.SHARED_SMALL_MAX >>> 4 || CLASS_SIZE[Page.SMALL_MAX >>> 4] !== Page.SMALL_MAX) {
+    throw new Error('the small-object layout disagrees with its limits');
   }
+  for (let i = 0, k = 0; i < CLASS_OF.length; i++) {
+    while (SIZES[k]! < Math.max(16, i * 16)) k++;
+    CLASS_OF[i] = SIZES[k]! >>> 4;
+  }
+}
+
+/** Whether `c` (any byte) is a class: a number a page's class byte may hold. */
+export function isClass(c: number): boolean {
+  return CLASS_SLOTS[c & 0xff]! !== 0;
 }
 
 /**
