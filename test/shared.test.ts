@@ -166,6 +166,34 @@ basics('requests of 257 to 512 bytes are slots of 336 or 512 bytes, three or two
   heap.destroy();
 });
 
+basics('blocks in a thread\'s caches count as free in every thread\'s stats, and serve its next mallocs', async () => {
+  const heap = new Heap({ shared: true }) as SharedHeap;
+  const empty = heap.stats();
+  const sizes = [1000, 1000, 600, 2000];
+  const blocks = sizes.map((n) => heap.malloc(n));
+  const held = heap.stats();
+  assert.is(held.usedBlocks - empty.usedBlocks, 4);
+  for (const p of blocks) heap.free(p); // into this thread's caches, with no lock
+  const after = heap.stats();
+  assert.is(after.inUse, empty.inUse, 'cached blocks are not in use');
+  assert.is(after.usedBlocks, empty.usedBlocks);
+  assert.is(after.freeBlocks - held.freeBlocks, 4, 'each cached block counts as a free block');
+  const seen = await inWorker<{ inUse: number; usedBlocks: number; freeBlocks: number }>(heap.handle(), `
+    const { inUse, usedBlocks, freeBlocks } = heap.stats();
+    heap.close();
+    return { inUse, usedBlocks, freeBlocks };`);
+  assert.equal(seen, { inUse: after.inUse, usedBlocks: after.usedBlocks, freeBlocks: after.freeBlocks }, 'another thread counts them the same');
+  heap.check();
+  const again = sizes.map((n) => heap.malloc(n));
+  assert.equal([...again].sort(), [...blocks].sort(), 'the caches hand the same blocks back');
+  assert.is(heap.stats().inUse, held.inUse);
+  for (const p of again) heap.free(p);
+  heap.trim(); // the caches go back to the lists
+  heap.check();
+  assert.equal([heap.stats().inUse, heap.stats().usedBlocks], [empty.inUse, empty.usedBlocks]);
+  heap.destroy();
+});
+
 basics('each thread allocates from an arena of its own; what its arena cannot hold comes from another, and realloc moves there', async () => {
   const heap = new Heap({ shared: true });
   const mine = heap.malloc(1000);

@@ -145,13 +145,13 @@ export abstract class SharedArenas extends SharedSlots {
 
   /** check() compares an arena's walk with its counters only while no other heap is open over it. */
   protected override countedInUse(): number | undefined {
-    const cached = this.bound === this.home ? this.cachedBytesHere : 0;
+    const cached = this.bound === this.home ? this.cachedIn(this.slot, true) : 0;
     return this.ints[I.OPEN] === 1 ? this.inUse - cached + this.pages.usage().bytes : undefined;
   }
 
   /** This thread's caches are walked in its home arena; all cached blocks are accounted for when it is alone. */
   protected override checkCaches(cachedBlocks: number): void {
-    const here = this.bound === this.home ? this.cachedHere : 0;
+    const here = this.bound === this.home ? this.cachedIn(this.slot, false) : 0;
     super.checkCaches(this.ints[I.OPEN] === 1 ? cachedBlocks : here);
   }
 

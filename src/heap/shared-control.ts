@@ -129,9 +129,8 @@ export const HEADS_AT = ARENAS_AT + ARENA_RECORD_BYTES * ARENAS;
 export const SL_MAPS_AT = HEADS_AT + HEADS_BYTES * ARENAS;
 /**
  * Per slot, one 64-byte record (so that two threads' counters never share a cache line): as
- * Float64 at record index 0 the bytes its caches hold, 1 its thread's start time, 2 the block a
- * call in progress is handing out (its header's offset; see SharedHeap.repair); as Int32 at 6 the
- * blocks its caches hold, at 7 its thread's id (0 when the slot is free, SLOT_ORPHAN, or a
+ * Float64 at record index 1 its thread's start time, 2 the block a call in progress is handing out
+ * (its header's offset; see SharedHeap.repair); as Int32 at 7 its thread's id (0 when the slot is free, SLOT_ORPHAN, or a
  * reclaimer's mark while it is reclaimed), at 8 the head of its list of pages with remote frees,
  * at 9 its home arena, at 10 the arena of the block at 2.
  */
@@ -140,10 +139,8 @@ export const enum Slot {
   BYTES = 64,
   FLOATS = 8,
   INTS = 16,
-  F_CACHED_BYTES = 0,
   F_START = 1,
   F_PENDING = 2,
-  I_CACHED_BLOCKS = 6,
   I_THREAD = 7,
   /** The first of the pages (of this slot's heap) where other threads freed slots; see shared-pages.ts. */
   I_REMOTE_PAGES = 8,

@@ -19,6 +19,8 @@ import {
   markAdopting, reclaimerOf, threadGone,
 } from './shared-control.js';
 
+/** Int32s from one slot's cache counts to the next's. */
+const COUNTS_STRIDE = CACHE_STRIDE >>> 2;
 /** How often attach and growth look for ended threads' heaps, at most. */
 const RECLAIM_PERIOD_MS = 100;
 
@@ -27,9 +29,8 @@ export abstract class SharedSlots extends SharedState {
   protected tag = 0;
   /** This heap's small-object pages. */
   protected pages!: SharedSmallPages;
-  /** Blocks and bytes this heap's caches hold, as published in its slot. */
-  protected cachedHere = 0;
-  protected cachedBytesHere = 0;
+  /** Every slot's cache counts (slot s's at s * COUNTS_STRIDE): what its caches hold, read by stats and check. */
+  private readonly allCacheCounts = new Int32Array(this.control, CACHE_COUNTS_AT, COUNTS_STRIDE * MAX_OPEN);
   /** This heap's slot was a closed heap's that still owned pages (see claimSlot). */
   private orphaned = false;
   /** What this heap's pages ask of the supply: each call takes the lock. */
@@ -146,8 +147,6 @@ export abstract class SharedSlots extends SharedState {
         this.orphaned = from === SLOT_ORPHAN;
         this.slotFloats[s * Slot.FLOATS + Slot.F_START] = start;
         this.slotFloats[s * Slot.FLOATS + Slot.F_PENDING] = 0;
-        this.slotInts[s * Slot.INTS + Slot.I_CACHED_BLOCKS] = 0;
-        this.slotFloats[s * Slot.FLOATS + Slot.F_CACHED_BYTES] = 0;
         Atomics.store(this.slotInts, s * Slot.INTS + Slot.I_REMOTE_PAGES, 0);
         let home = 1;
         for (let k = 2; k <= THREAD_ARENAS; k++) if (this.arenas[k]!.ints[AI.HOMES]! < this.arenas[home]!.ints[AI.HOMES]!) home = k;
@@ -310,8 +309,6 @@ export abstract class SharedSlots extends SharedState {
       heads[c] = 0;
       counts[c] = 0;
     }
-    this.slotInts[s * Slot.INTS + Slot.I_CACHED_BLOCKS] = 0;
-    this.slotFloats[s * Slot.FLOATS + Slot.F_CACHED_BYTES] = 0;
   }
 
   /**
@@ -320,8 +317,6 @@ export abstract class SharedSlots extends SharedState {
    */
   protected leaveSlot(orphan: boolean): void {
     this.closed = true;
-    this.slotInts[this.slot * Slot.INTS + Slot.I_CACHED_BLOCKS] = 0;
-    this.slotFloats[this.slot * Slot.FLOATS + Slot.F_CACHED_BYTES] = 0;
     this.slotFloats[this.slot * Slot.FLOATS + Slot.F_START] = 0;
     Atomics.store(this.slotInts, this.slot * Slot.INTS + Slot.I_THREAD, orphan ? SLOT_ORPHAN : 0);
     this.recount();
@@ -345,14 +340,29 @@ export abstract class SharedSlots extends SharedState {
     for (let k = 0; k < homes.length; k++) this.arenas[k]!.ints[AI.HOMES] = homes[k]!;
   }
 
-  /** Blocks and bytes every thread's caches hold, as published in the slots. */
+  /**
+   * The bytes (`bytes`) or blocks the caches of slot `s` hold, from their counts: the counts are
+   * what the lock-free paths write anyway, so publishing totals as well would cost them stores.
+   */
+  protected cachedIn(s: number, bytes: boolean): number {
+    const counts = this.allCacheCounts;
+    const at = s * COUNTS_STRIDE;
+    let total = 0;
+    for (let c = 1; c < CACHE_CLASSES; c++) {
+      const n = counts[at + c]!;
+      if (n > 0) total += bytes ? n * (c << 4) : n;
+    }
+    return total;
+  }
+
+  /** Blocks and bytes every open thread's caches hold. */
   protected cachedEverywhere(): { blocks: number; bytes: number } {
     let blocks = 0;
     let bytes = 0;
-    for (let i = 0; i < MAX_OPEN; i++) {
-      if (this.slotInts[i * Slot.INTS + Slot.I_THREAD]! <= 0) continue;
-      blocks += this.slotInts[i * Slot.INTS + Slot.I_CACHED_BLOCKS]!;
-      bytes += this.slotFloats[i * Slot.FLOATS + Slot.F_CACHED_BYTES]!;
+    for (let s = 0; s < MAX_OPEN; s++) {
+      if (this.slotInts[s * Slot.INTS + Slot.I_THREAD]! <= 0) continue;
+      blocks += this.cachedIn(s, false);
+      bytes += this.cachedIn(s, true);
     }
     return { blocks, bytes };
   }

@@ -23,8 +23,8 @@
 //   read of one of its blocks.
 //
 // Accounting: an arena's `inUse` counts cached blocks as in use (the lock-free paths do not touch
-// it); each heap publishes how many blocks and bytes its caches hold in its slot, and stats()
-// subtracts them, and counts the slots in use from every heap's pages. There are no large blocks
+// it); stats() subtracts what every heap's caches hold (their counts, in the control block, which
+// the lock-free paths write anyway), and counts the slots in use from every heap's pages. There are no large blocks
 // in mappings of their own (see the README: a view another thread made over one could not be
 // detached when it is unmapped).
 //
@@ -117,8 +117,6 @@ export class SharedHeap extends SharedArenas {
           this.cacheHeads[c] = next;
           this.cacheCounts[c] = left;
           mem[w + Word.SIZE] = need;
-          this.slotInts[this.slot * Slot.INTS + Slot.I_CACHED_BLOCKS] = --this.cachedHere;
-          this.slotFloats[this.slot * Slot.FLOATS + Slot.F_CACHED_BYTES] = this.cachedBytesHere -= need;
           if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER, h + need);
           // Inside a call of this heap's (realloc, calloc): the block it hands out, until it returns.
           if (this.depth !== 0 || this.keepPending) this.pending(h);
@@ -284,8 +282,6 @@ export class SharedHeap extends SharedArenas {
           mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;
           this.cacheHeads[c] = h;
           this.cacheCounts[c]!++;
-          this.slotInts[this.slot * Slot.INTS + Slot.I_CACHED_BLOCKS] = ++this.cachedHere;
-          this.slotFloats[this.slot * Slot.FLOATS + Slot.F_CACHED_BYTES] = this.cachedBytesHere += size;
           if (this.scribble === true) this.scribbleFreed(h, size);
           return;
         }
@@ -334,12 +330,8 @@ export class SharedHeap extends SharedArenas {
   protected override flushCaches(): void {
     if (this.bound !== this.home) return super.flushCaches(); // none shown: nothing to move
     // Cached blocks count as in use in the shared counter; on the lists they are free.
-    this.inUse -= this.cachedBytesHere;
+    this.inUse -= this.cachedIn(this.slot, true);
     super.flushCaches();
-    this.cachedHere = 0;
-    this.cachedBytesHere = 0;
-    this.slotInts[this.slot * Slot.INTS + Slot.I_CACHED_BLOCKS] = 0;
-    this.slotFloats[this.slot * Slot.FLOATS + Slot.F_CACHED_BYTES] = 0;
   }
 
 
