@@ -194,6 +194,28 @@ basics('blocks in a thread\'s caches count as free in every thread\'s stats, and
   heap.destroy();
 });
 
+basics('a malloc whose size no cached block has takes one up to 64 bytes larger, whole; past that it takes the lists', () => {
+  const heap = new Heap({ shared: true }) as SharedHeap;
+  const listed = heap.malloc(3000); // too large for a cache: freed to the lists
+  const p = heap.malloc(1000);
+  const guard = heap.malloc(600);
+  const usable = heap.usableSize(p);
+  heap.free(listed);
+  heap.free(p);
+  const q = heap.malloc(1000 - 64);
+  assert.is(q, p, 'the cached block 64 bytes larger serves it');
+  assert.is(heap.usableSize(q), usable, 'kept whole');
+  heap.bytes(q).fill(1);
+  heap.check();
+  heap.free(q);
+  const r = heap.malloc(1000 - 80);
+  assert.is(r, listed, 'a block 80 bytes larger stays in the cache: the lists serve it');
+  assert.ok(heap.usableSize(r) < usable);
+  for (const b of [r, guard]) heap.free(b);
+  heap.check();
+  heap.destroy();
+});
+
 basics('each thread allocates from an arena of its own; what its arena cannot hold comes from another, and realloc moves there', async () => {
   const heap = new Heap({ shared: true });
   const mine = heap.malloc(1000);

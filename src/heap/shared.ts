@@ -48,6 +48,11 @@ import { CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot } from './shared-control.
 
 /** Blocks a size's cache holds in each thread: few, since a thread's cache is lost to the others. */
 const CACHE_DEPTH = 8;
+/**
+ * Larger sizes a malloc whose own cache is empty looks in (16 bytes apart): with random sizes, a
+ * thread's caches seldom hold a block of the very size asked for, and a miss takes the arena's lock.
+ */
+const NEAR = 4;
 // A module-level const, so that V8 folds it (an imported binding is read through a cell per use).
 const blockSize = fastBlockSize;
 const classOfRequest = CLASS_OF;
@@ -99,29 +104,20 @@ export class SharedHeap extends SharedArenas {
       if (ptr !== 0) return ptr;
       // No page to be had: a block of the arena.
     }
-    // Without a lock: a block of this size from this thread's cache. Its header is ours alone
-    // while it is cached, so plain reads and writes do.
+    // Without a lock: a block of this size from this thread's cache, or else of one of the next
+    // NEAR sizes (at most 64 bytes more, kept whole). Its header is ours alone while it is cached,
+    // so plain reads and writes do.
     if (typeof size === 'number' && size <= CACHE_MAX_REQUEST && (size >>> 0) === size && name === undefined &&
         this.ints[I.DESTROYED] === 0 && this.bound === this.home) {
-      const need = blockSize(size);
-      const c = need >>> 4;
-      const h = this.cacheHeads[c]!;
+      let k = blockSize(size) >>> 4;
+      let h = this.cacheHeads[k]!;
+      if (h === 0) {
+        const last = k + NEAR < CACHE_CLASSES ? k + NEAR : CACHE_CLASSES - 1;
+        while (k < last && (h = this.cacheHeads[++k]!) === 0);
+      }
       if (h !== 0) {
-        const mem = this.mem;
-        const w = h >>> 2;
-        const next = mem[w + Word.NEXT_FREE]!;
-        const left = this.cacheCounts[c]! - 1;
-        // As in FastHeap.malloc: the link is 0 at the cache's last block, else a recorded block start.
-        if (mem[w + Word.SIZE] === (need | Flag.CACHED) && (next === 0 ? left === 0 : left > 0 && next < this.top &&
-            (next & Flag.MASK) === Block.HEADER && (this.starts[next >>> 9]! & (1 << ((next >>> 4) & 31))) !== 0)) {
-          this.cacheHeads[c] = next;
-          this.cacheCounts[c] = left;
-          mem[w + Word.SIZE] = need;
-          if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER, h + need);
-          // Inside a call of this heap's (realloc, calloc): the block it hands out, until it returns.
-          if (this.depth !== 0 || this.keepPending) this.pending(h);
-          return this.base + h + Block.HEADER;
-        }
+        const ptr = this.takeCached(k, h);
+        if (ptr !== 0) return ptr;
       }
     }
     if (name !== undefined) noNames('malloc');
@@ -132,6 +128,30 @@ export class SharedHeap extends SharedArenas {
       return ptr;
     }
     return this.allocate(-1, size, size);
+  }
+
+  /**
+   * Takes block `h`, the first of cache `k` (blocks of k * 16 bytes), and returns its address; 0
+   * when the block or its link is not what the cache holds (the locked path then meets the fault).
+   */
+  private takeCached(k: number, h: number): number {
+    const size = k << 4;
+    const mem = this.mem;
+    const w = h >>> 2;
+    const next = mem[w + Word.NEXT_FREE]!;
+    const left = this.cacheCounts[k]! - 1;
+    // As in FastHeap.malloc: the link is 0 at the cache's last block, else a recorded block start.
+    if (mem[w + Word.SIZE] !== (size | Flag.CACHED) || !(next === 0 ? left === 0 : left > 0 && next < this.top &&
+        (next & Flag.MASK) === Block.HEADER && (this.starts[next >>> 9]! & (1 << ((next >>> 4) & 31))) !== 0)) {
+      return 0;
+    }
+    this.cacheHeads[k] = next;
+    this.cacheCounts[k] = left;
+    mem[w + Word.SIZE] = size;
+    if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER, h + size);
+    // Inside a call of this heap's (realloc, calloc): the block it hands out, until it returns.
+    if (this.depth !== 0 || this.keepPending) this.pending(h);
+    return this.base + h + Block.HEADER;
   }
 
   /**
