@@ -81,10 +81,14 @@ export const FREED_BYTE = 0xdd;
 export const EMPTY_WORDS = new Uint32Array(0);
 export const EMPTY_BYTES = new Uint8Array(0);
 
-/** A block in a mapping of its own. Data starts at the mapping, so it is page-aligned. */
+/**
+ * A block in a mapping of its own. Data starts at the mapping, so it is page-aligned. `bytes` is
+ * empty until something in JavaScript reads or writes the block (FastLarge.largeView): a program
+ * that hands a large buffer to C never pays for a view of it.
+ */
 export interface LargeBlock {
   readonly mapping: Mapping;
-  readonly bytes: Uint8Array;
+  bytes: Uint8Array;
   name: string;
 }
 

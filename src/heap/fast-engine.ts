@@ -468,7 +468,7 @@ export abstract class FastEngine extends FastLarge {
     const o = ptr - this.small.base;
     if (o >= 0 && o < this.small.top) return this.small.bytes.subarray(o, o + n);
     const large = this.large.get(ptr);
-    if (large !== undefined) return large.bytes.subarray(0, n);
+    if (large !== undefined) return this.largeView(large).subarray(0, n);
     const offset = ptr - this.base;
     return this.bytesView.subarray(offset, offset + n);
   }

@@ -4,11 +4,11 @@
 // large block is known by its address in the `large` map alone: nothing about it is read from
 // native memory.
 
-import { alignPage, mapMemory, remapMemory, unmapMemory, MAX_VIEW_BYTES } from '../os/memory.js';
+import { alignPage, mapMemory, remapMemory, unmapMemory, viewMapping, MAX_VIEW_BYTES } from '../os/memory.js';
 import { Block } from '../layout/fast.js';
 import { checkAddress } from './arguments.js';
 import { destroyedError, type HeapError } from './errors.js';
-import { LARGE_THRESHOLD_MAX, SCRIBBLE_BYTE, doubleFree, invalidPointer, type LargeBlock } from './fast-arena.js';
+import { EMPTY_BYTES, LARGE_THRESHOLD_MAX, SCRIBBLE_BYTE, doubleFree, invalidPointer, type LargeBlock } from './fast-arena.js';
 import { FastGrowth } from './fast-growth.js';
 
 /** The fast preset's arena and its large blocks; ./fast-engine.ts builds the hot paths on it. */
@@ -21,15 +21,15 @@ export abstract class FastLarge extends FastGrowth {
     const length = alignPage(Math.max(size, 1));
     if (length > MAX_VIEW_BYTES || this.committed() + length > this.limit) return this.outOfMemory('malloc', size);
     this.mmapCalls++;
-    const mapping = mapMemory(length);
+    const mapping = mapMemory(length, false);
     if (mapping === null) return this.outOfMemory('malloc', size);
     this.released.forget(mapping.address, mapping.address + length);
-    const bytes = new Uint8Array(mapping.buffer);
-    this.large.set(mapping.address, { mapping, bytes, name: name ?? '' });
+    const block: LargeBlock = { mapping, bytes: EMPTY_BYTES, name: name ?? '' };
+    this.large.set(mapping.address, block);
     this.largeBytes += length;
     if ((this.inUse += length) > this.peakInUse) this.peakInUse = this.inUse;
     if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
-    if (this.scribble) bytes.fill(SCRIBBLE_BYTE);
+    if (this.scribble) this.largeView(block).fill(SCRIBBLE_BYTE);
     return mapping.address;
   }
 
@@ -82,7 +82,7 @@ export abstract class FastLarge extends FastGrowth {
     if (name !== undefined) block.name = name;
     // Stay when the mapping still fits and would not be more than half empty.
     if (size <= capacity && size > capacity / 2) {
-      if (this.scribble) block.bytes.fill(SCRIBBLE_BYTE, size);
+      if (this.scribble) this.largeView(block).fill(SCRIBBLE_BYTE, size);
       return ptr;
     }
     if (size >= this.largeThreshold) {
@@ -96,20 +96,26 @@ export abstract class FastLarge extends FastGrowth {
   protected remapLarge(ptr: number, block: LargeBlock, size: number): number {
     const length = alignPage(size);
     if (this.committed() - block.mapping.size + length > this.limit) return 0;
-    const remapped = remapMemory(block.mapping, length);
+    const remapped = remapMemory(block.mapping, length, false);
     if (remapped === null) return 0;
     this.mmapCalls++;
     const old = block.mapping.size;
     this.large.delete(ptr);
     if (remapped.address !== ptr) this.released.add(ptr, ptr + 1);
     this.released.forget(remapped.address, remapped.address + length);
-    const bytes = new Uint8Array(remapped.buffer);
-    this.large.set(remapped.address, { mapping: remapped, bytes, name: block.name });
+    const moved: LargeBlock = { mapping: remapped, bytes: EMPTY_BYTES, name: block.name };
+    this.large.set(remapped.address, moved);
     this.owners?.moved(ptr, remapped.address);
     this.largeBytes += length - old;
     if ((this.inUse += length - old) > this.peakInUse) this.peakInUse = this.inUse;
     if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
-    if (this.scribble && length > old) bytes.fill(SCRIBBLE_BYTE, old);
+    if (this.scribble && length > old) this.largeView(moved).fill(SCRIBBLE_BYTE, old);
     return remapped.address;
+  }
+
+  /** The bytes of large block `block`, through a view made at the first call that needs one. */
+  protected largeView(block: LargeBlock): Uint8Array {
+    if (block.bytes.length === 0) block.bytes = new Uint8Array(viewMapping(block.mapping));
+    return block.bytes;
   }
 }

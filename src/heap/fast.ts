@@ -77,7 +77,7 @@ export class FastHeap extends FastEngine {
     if (o >= 0 && o < this.small.top) return this.small.bytes.subarray(o, o + n);
     const d = ptr - this.base;
     if (d >= 0 && d < this.top) return this.bytesView.subarray(d, d + n);
-    return this.large.get(start)!.bytes.subarray(ptr - start, ptr - start + n);
+    return this.largeView(this.large.get(start)!).subarray(ptr - start, ptr - start + n);
   }
 
   /** The blocks of the heap in address order (without the sentinel). */
