@@ -440,6 +440,26 @@ test('realloc of a large block resizes its mapping in the kernel, keeping its by
   heap.destroy();
 });
 
+test('a large block C writes before JavaScript reads it: bytes() shows what C wrote, before and after a remap', () => {
+  const memset = koffi.load('libc.so.6').func('intptr_t memset(intptr_t s, int c, size_t n)');
+  const heap = fast();
+  const p = heap.malloc(MiB);
+  memset(p + MiB - 100, 0x5a, 100);
+  const tail = heap.bytes(p).subarray(MiB - 101);
+  assert.equal([tail[0], tail.every((b, i) => i === 0 || b === 0x5a)], [0, true]);
+  const r = heap.malloc(MiB);
+  memset(r, 7, MiB);
+  const q = heap.realloc(r, 4 * MiB); // the kernel moves the mapping: no copy, and no view was made of it
+  const bytes = heap.bytes(q);
+  assert.is(bytes.length, 4 * MiB);
+  assert.ok(bytes.subarray(0, MiB).every((b) => b === 7), 'the bytes C wrote moved with the mapping');
+  assert.ok(bytes.subarray(MiB).every((b) => b === 0), 'the new pages are zero');
+  heap.free(p);
+  heap.free(q);
+  assert.is(heap.stats().mapped, 0);
+  heap.destroy();
+});
+
 test('a malloc/free loop at the growth boundary does not thrash mmap', () => {
   const heap = fast();
   let last = 0;
