@@ -130,9 +130,10 @@ export const SL_MAPS_AT = HEADS_AT + HEADS_BYTES * ARENAS;
 /**
  * Per slot, one 64-byte record (so that two threads' counters never share a cache line): as
  * Float64 at record index 1 its thread's start time, 2 the block a call in progress is handing out
- * (its header's offset; see SharedHeap.repair); as Int32 at 7 its thread's id (0 when the slot is free, SLOT_ORPHAN, or a
- * reclaimer's mark while it is reclaimed), at 8 the head of its list of pages with remote frees,
- * at 9 its home arena, at 10 the arena of the block at 2.
+ * (its header's offset; see SharedHeap.repair); as Int32 at 7 its thread's id (0 when the slot is
+ * free, SLOT_ORPHAN, or a reclaimer's mark while it is reclaimed), at 8 the head of its list of
+ * pages with remote frees, at 9 its home arena, at 10 the arena of the block at 2. (What its
+ * caches hold is read from their counts: see SharedSlots.cachedIn.)
  */
 export const SLOTS_AT = SL_MAPS_AT + SL_MAPS_BYTES * ARENAS;
 export const enum Slot {

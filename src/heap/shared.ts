@@ -24,9 +24,9 @@
 //
 // Accounting: an arena's `inUse` counts cached blocks as in use (the lock-free paths do not touch
 // it); stats() subtracts what every heap's caches hold (their counts, in the control block, which
-// the lock-free paths write anyway), and counts the slots in use from every heap's pages. There are no large blocks
-// in mappings of their own (see the README: a view another thread made over one could not be
-// detached when it is unmapped).
+// the lock-free paths write anyway), and counts the slots in use from every heap's pages. There
+// are no large blocks in mappings of their own (see the README: a view another thread made over
+// one could not be detached when it is unmapped).
 //
 // Memory is never unmapped, nor made read-only, while a heap over it is open in any thread: free
 // pages at an arena's top are given back as read-only zero pages only from the free lists (no
