@@ -132,7 +132,10 @@ export class SharedHeap extends SharedArenas {
 
   /**
    * Takes block `h`, the first of cache `k` (blocks of k * 16 bytes), and returns its address; 0
-   * when the block or its link is not what the cache holds (the locked path then meets the fault).
+   * when the block or its link is not what the cache holds, and nothing is written. The malloc
+   * then takes the locked path: a fault in the request's own size's cache is reported there; one
+   * in a larger size's, when the caches are next flushed or checked (flushCaches proves every
+   * cache before it moves a block).
    */
   private takeCached(k: number, h: number): number {
     const size = k << 4;
