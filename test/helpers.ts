@@ -1,5 +1,7 @@
-// Shared by the test suites: expected print_memory text built from a layout, and byte patterns.
+// Shared by the test suites: expected print_memory text built from a layout, byte patterns, and
+// code run in a worker over a shared heap.
 
+import { Worker } from 'node:worker_threads';
 import type { Heap } from '../src/index.js';
 import type { TestPreset } from './presets.js';
 
@@ -56,3 +58,24 @@ export function nameFor(p: TestPreset, name: string): string | undefined {
 }
 
 export { random } from '../src/debug/random.js';
+
+/**
+ * Runs `source` (the body of an async function, with `heap` attached from workerData.handle and
+ * `Heap`, `HeapError` in scope) in a worker, and resolves to what it returns; a throw resolves to
+ * `{ thrown, code }`.
+ */
+export function inWorker<T>(handle: unknown, source: string, extra: object = {}): Promise<T> {
+  const entry = new URL('../src/index.js', import.meta.url).href;
+  const code = `
+const { parentPort, workerData } = require('node:worker_threads');
+import(${JSON.stringify(entry)}).then(async ({ Heap, HeapError }) => {
+  const heap = Heap.attach(workerData.handle);
+  const result = await (async () => { ${source} })();
+  parentPort.postMessage(result ?? null);
+}).catch((e) => parentPort.postMessage({ thrown: String(e), code: e.code }));`;
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(code, { eval: true, workerData: { handle, ...extra } });
+    worker.once('message', resolve);
+    worker.once('error', reject);
+  });
+}

@@ -10,8 +10,6 @@ export interface TestPreset {
   readonly options: HeapOptions;
   /** Blocks carry names (print_memory, leak report, realloc renames). The shared heap refuses them. */
   readonly names: boolean;
-  /** Blocks too big for the arena get mappings of their own, unmapped on free (not the shared heap). */
-  readonly largeMappings: boolean;
   /** autoFree is accepted (the shared heap refuses it: a finalizer runs in one thread only). */
   readonly autoFree: boolean;
   /**
@@ -28,14 +26,14 @@ export interface TestPreset {
 
 export const PRESETS: readonly TestPreset[] = [
   // Requests of up to 256 bytes come from pages: slots with no header.
-  { name: 'fast', options: { preset: 'fast' }, names: true, largeMappings: true, autoFree: true, debugChecks: false, headerOf: (n) => (n <= 256 ? 0 : 8) },
+  { name: 'fast', options: { preset: 'fast' }, names: true, autoFree: true, debugChecks: false, headerOf: (n) => (n <= 256 ? 0 : 8) },
   // Small requests as blocks of the medium lists, never from pages.
-  { name: 'fast unpaged', options: { preset: 'fast', pagesFrom: Infinity }, names: true, largeMappings: true, autoFree: true, debugChecks: false, headerOf: () => 8 },
-  { name: 'classic', options: { preset: 'classic', algorithm: 'first_fit' }, names: true, largeMappings: true, autoFree: true, debugChecks: false, headerOf: () => 64 },
-  { name: 'debug', options: { preset: 'fast', debug: true }, names: true, largeMappings: true, autoFree: true, debugChecks: true, headerOf: (n) => (n + 32 <= 256 ? 16 : 24) },
-  { name: 'debug classic', options: { preset: 'classic', debug: true }, names: true, largeMappings: true, autoFree: true, debugChecks: true, headerOf: () => 80 },
+  { name: 'fast unpaged', options: { preset: 'fast', pagesFrom: Infinity }, names: true, autoFree: true, debugChecks: false, headerOf: () => 8 },
+  { name: 'classic', options: { preset: 'classic', algorithm: 'first_fit' }, names: true, autoFree: true, debugChecks: false, headerOf: () => 64 },
+  { name: 'debug', options: { preset: 'fast', debug: true }, names: true, autoFree: true, debugChecks: true, headerOf: (n) => (n + 32 <= 256 ? 16 : 24) },
+  { name: 'debug classic', options: { preset: 'classic', debug: true }, names: true, autoFree: true, debugChecks: true, headerOf: () => 80 },
   // Small requests from pages each thread owns, as in the fast preset.
-  { name: 'shared', options: { shared: true }, names: false, largeMappings: false, autoFree: false, debugChecks: false, headerOf: (n) => (n <= 256 ? 0 : 8) },
+  { name: 'shared', options: { shared: true }, names: false, autoFree: false, debugChecks: false, headerOf: (n) => (n <= 256 ? 0 : 8) },
 ];
 
 /** A new heap of preset `p`, with `extra` options on top (scribble, limit...). */

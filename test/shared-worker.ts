@@ -283,7 +283,7 @@ interface MoveJob {
 
 /**
  * Says it is ready, then, until it is terminated: a 7 MiB block of its home arena, reallocated to
- * 40 MiB (more than a thread arena holds, so it moves to the main arena outside any lock), freed.
+ * 40 MiB (a large block, so it moves to a mapping of its own outside any lock), freed.
  */
 function move(job: MoveJob): void {
   const heap = Heap.attach(job.handle);

@@ -20,6 +20,7 @@
 import { FL_COUNT, SL_COUNT } from '../strategies/tlsf.js';
 import { CACHE_CLASSES } from './fast.js';
 import { threadAlive } from '../os/threads.js';
+import { LARGE_TABLE_BYTES } from './shared-large.js';
 
 export const MAGIC = 0x66666875;
 
@@ -46,6 +47,10 @@ export const enum I {
   FREE_PAGES = 9,
   /** Heaps open over the arena: slots claimed and not yet closed or reclaimed. */
   OPEN = 10,
+  /** Entries of the large-block table ever used (./shared-large.ts): those past it are empty. */
+  LARGE_TOP = 11,
+  /** Where the large-block table's ring of unmapped blocks takes its next address. */
+  LARGE_RELEASED = 12,
   COUNT = 16,
 }
 
@@ -69,6 +74,14 @@ export const enum F {
   SMALL_GIVEN_BACK = 15,
   /** When a heap last looked for ended threads (Date.now(): every thread's clock). */
   LAST_RECLAIM = 16,
+  /** The large-block table (./shared-large.ts): the last serial it gave a block, its live bytes and blocks. */
+  LARGE_SERIAL = 17,
+  LARGE_BYTES = 18,
+  LARGE_BLOCKS = 19,
+  /** A cut of a large block in progress (./shared-large.ts, cut): the block's address (0: none), its new size (0: freed), the heap cutting it. */
+  LARGE_CUT_AT = 20,
+  LARGE_CUT_TO = 21,
+  LARGE_CUT_HEAP = 22,
   COUNT = 24,
 }
 
@@ -147,9 +160,14 @@ export const enum Slot {
   I_REMOTE_PAGES = 8,
   /** The slot's home arena, whose blocks its caches hold. */
   I_HOME = 9,
-  /** The arena of the block at F_PENDING (Int32 indexes below 6 lie under the Float64 ones). */
+  /**
+   * The arena of the block at F_PENDING (Int32 indexes below 6 lie under the Float64 ones), or
+   * PENDING_LARGE when F_PENDING is a large block's address.
+   */
   I_PENDING_ARENA = 10,
 }
+/** Slot.I_PENDING_ARENA of a large block: written before its address, so that no address is taken for an arena's offset. */
+export const PENDING_LARGE = -1;
 /** A slot's thread id while its heap is closed but still owns pages with slots in use: the next reclaim adopts them. */
 export const SLOT_ORPHAN = -2;
 /**
@@ -191,7 +209,8 @@ export const FIXED_BYTES = CACHE_COUNTS_AT + CACHE_STRIDE * MAX_OPEN;
  * its class (i32: see SharedSmallPages.classes), the tag of the heap that owns it (i32: slot + 1, 0 for
  * none), how many of its slots other threads freed that its owner has not taken back (i32), and
  * the next page on its owner's list of such pages (i32); then the supply's stack of pages heaps
- * gave back (i32 each); then the arena's start bitmap, one bit per 16 bytes.
+ * gave back (i32 each); then the arena's start bitmap, one bit per 16 bytes; then the table of
+ * large blocks (./shared-large.ts).
  */
 export class ControlLayout {
   readonly smallPages: number;
@@ -202,6 +221,7 @@ export class ControlLayout {
   readonly nextAt: number;
   readonly stackAt: number;
   readonly startsAt: number;
+  readonly largeAt: number;
   /** The control block's size. */
   readonly bytes: number;
 
@@ -214,7 +234,8 @@ export class ControlLayout {
     this.nextAt = this.remoteAt + 4 * this.smallPages;
     this.stackAt = this.nextAt + 4 * this.smallPages;
     this.startsAt = this.stackAt + 4 * this.smallPages;
-    this.bytes = this.startsAt + arenaBytes / 128;
+    this.largeAt = align64(this.startsAt + arenaBytes / 128);
+    this.bytes = this.largeAt + LARGE_TABLE_BYTES;
   }
 }
 

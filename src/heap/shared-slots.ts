@@ -15,7 +15,8 @@ import type { SharedHeapHandle, SharedThreadStats } from './types.js';
 import { SharedSmallPages, type PageSupply } from './shared-pages.js';
 import { SharedState } from './shared-state.js';
 import {
-  AI, CACHE_CLASSES, CACHE_COUNTS_AT, CACHE_HEADS_AT, CACHE_STRIDE, F, I, MAX_OPEN, SLOT_ORPHAN, Slot, THREAD_ARENAS, reclaimMark,
+  AI, CACHE_CLASSES, CACHE_COUNTS_AT, CACHE_HEADS_AT, CACHE_STRIDE, F, I, MAX_OPEN, PENDING_LARGE, SLOT_ORPHAN, Slot, THREAD_ARENAS,
+  reclaimMark,
   markAdopting, reclaimerOf, threadGone,
 } from './shared-control.js';
 
@@ -245,13 +246,27 @@ export abstract class SharedSlots extends SharedState {
   /**
    * The block a call of slot `s`'s heap was handing out when its thread ended inside it (a calloc
    * filling it, a realloc copying into it): the call never returned, so no one else has the
-   * address, and the block is freed. Whatever else that call had done, repair() undid.
+   * address, and the block is freed. Whatever else that call had done, repair() undid. A large
+   * block (arena PENDING_LARGE) is known by its address.
    */
   protected reclaimPending(s: number): void {
     const h = this.slotFloats[s * Slot.FLOATS + Slot.F_PENDING]!;
     const arena = this.slotInts[s * Slot.INTS + Slot.I_PENDING_ARENA]!;
     this.slotFloats[s * Slot.FLOATS + Slot.F_PENDING] = 0;
-    if (h === 0 || !(arena >= 0 && arena < this.arenas.length)) return;
+    // A large block this heap was moving out (a realloc's claim) is live again, where it was.
+    this.lockGlobal();
+    try {
+      this.largeTable.unclaimAll(s);
+      if (h !== 0 && arena === PENDING_LARGE) {
+        // A large block, by its address: freed if the table still holds it live there.
+        const e = this.largeTable.find(h);
+        if (e >= 0 && this.largeTable.address(e) === h) this.largeTable.free(e, 0);
+      }
+    } finally {
+      this.unlockGlobal();
+    }
+    if (arena === PENDING_LARGE) return;
+    if (h === 0 || !(arena >= 0 && arena < this.arenas.length) || !(h < this.arenas[arena]!.reservation.size)) return;
     this.enter(arena);
     try {
       if (!this.isStart(h)) return;

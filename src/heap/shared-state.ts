@@ -24,6 +24,7 @@ import {
 } from '../os/memory.js';
 import { currentThread, type ThreadIdentity } from '../os/threads.js';
 import { SmallSupply } from './shared-supply.js';
+import { LargeTable } from './shared-large.js';
 import {
   AF, AI, ARENAS, ARENAS_AT, ARENA_RECORD_BYTES, ControlLayout, F, HEADS_AT, HEADS_BYTES, I, MAGIC, MAX_OPEN, SLOTS_AT, SL_MAPS_AT,
   SL_MAPS_BYTES, SMALL_ARENA_BYTES, Slot, CACHE_CLASSES, acquire, arenaSpan, release, threadId,
@@ -106,6 +107,8 @@ export abstract class SharedState extends FastHeap {
   protected readonly supply: SmallSupply;
   /** The owner of each small page (a heap's tag, its slot + 1). */
   protected readonly pageOwners: Int32Array;
+  /** The large blocks, each in a mapping of its own (used under the global lock). */
+  protected readonly largeTable: LargeTable;
 
   /** Made by `new Heap({ shared: true })`, or by Heap.attach with the handle of one. */
   constructor(options: ResolvedOptions, handle?: SharedHeapHandle) {
@@ -156,6 +159,7 @@ export abstract class SharedState extends FastHeap {
     this.wholeBytes = new Uint8Array(this.blocks.buffer, 0, this.blocks.size + this.supply.arena.size);
     this.smallBytes = this.wholeBytes.subarray(this.blocks.size);
     this.pageOwners = this.supply.owners;
+    this.largeTable = new LargeTable(this.control, this.layout.largeAt, this.ints, this.floats);
     this.threadId = threadId(me?.tid, this.id);
     this.slotInts = new Int32Array(this.control, SLOTS_AT, Slot.INTS * MAX_OPEN);
     this.slotFloats = new Float64Array(this.control, SLOTS_AT, Slot.FLOATS * MAX_OPEN);
@@ -383,7 +387,9 @@ export abstract class SharedState extends FastHeap {
    * the calls. An arena's lock may be held meanwhile; none is taken under it.
    */
   protected lockGlobal(): void {
-    if (this.globalDepth++ === 0) acquire(this.ints, I.LOCK, this.threadId);
+    // Taken over from a thread that died holding it: a cut of a large block may be half done, and
+    // the table's counts may lag its entries.
+    if (this.globalDepth++ === 0 && acquire(this.ints, I.LOCK, this.threadId)) this.largeTable.recover();
   }
 
   protected unlockGlobal(): void {

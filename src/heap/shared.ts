@@ -21,18 +21,23 @@
 // - Everything else takes the lock of the block's arena (a malloc, its home's) and runs the fast
 //   preset's own code over that arena: uncontended, but for another thread's free, realloc or
 //   read of one of its blocks.
+// - Blocks of LARGE_MIN bytes or more, and any no arena can hold, have mappings of their own,
+//   found by any thread in the large-block table (./shared-large.ts), under the global lock; an
+//   address outside the reservation is one of theirs or no block's.
 //
 // Accounting: an arena's `inUse` counts cached blocks as in use (the lock-free paths do not touch
 // it); stats() subtracts what every heap's caches hold (their counts, in the control block, which
-// the lock-free paths write anyway), and counts the slots in use from every heap's pages. There
-// are no large blocks in mappings of their own (see the README: a view another thread made over
-// one could not be detached when it is unmapped).
+// the lock-free paths write anyway), and counts the slots in use from every heap's pages, and the
+// large blocks.
 //
-// Memory is never unmapped, nor made read-only, while a heap over it is open in any thread: free
-// pages at an arena's top are given back as read-only zero pages only from the free lists (no
-// thread's cache holds them), pages of the small-object arena only from the supply (no heap owns
-// them), destroy() marks the heap dead for every thread, and the reservation is released when the
-// last heap over it is closed (or reclaimed).
+// Memory a view made in another thread may lie over is never unmapped while a heap over it is
+// open in any thread, and only memory no block holds is made read-only: free pages at an arena's
+// top are given back as read-only zero pages only from the free lists (no thread's cache holds
+// them), a freed large block's range likewise when another heap viewed it (else it is unmapped,
+// as the fast preset unmaps its large blocks), pages of the small-object arena only from the
+// supply (no heap owns them); destroy() marks the heap dead for every thread, and the
+// reservation and the large blocks' ranges are released when the last heap over it is closed
+// (or reclaimed).
 
 import { HeapError, destroyedError } from './errors.js';
 import { FREED_BYTE, doubleFree } from './fast-arena.js';
@@ -41,7 +46,8 @@ import { CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, SCRIBBLE_BYTE } from './fast.js';
 import { Block, Flag, Word, fastBlockSize } from '../layout/fast.js';
 import { resolveOptions } from './options.js';
 import type { Address, SharedHeapHandle } from './types.js';
-import { releaseReservation } from '../os/memory.js';
+import { copyMemory, releaseReservation } from '../os/memory.js';
+import { LARGE_MIN } from './shared-large.js';
 import { CLASS_OF, Page, slotKeeps } from '../layout/pages.js';
 import { SharedArenas } from './shared-arenas.js';
 import { CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot } from './shared-control.js';
@@ -190,9 +196,16 @@ export class SharedHeap extends SharedArenas {
       const g = (o >>> 0) === o && o < this.pages.top ? this.pages.locate(o) : -1;
       if (g >= 0) return this.reallocSlot(ptr, o, g, size);
       if (ptr === 0) return this.malloc(size);
+      if (this.outside(ptr)) return this.reallocLarge(ptr, size);
     }
     // In the block's arena: in place, or moved within it; when it has no room, moved to another.
     const k = typeof ptr === 'number' ? this.arenaOf(ptr) : -1;
+    if (k >= 0 && typeof size === 'number' && size >= LARGE_MIN) {
+      // Grown to a large block's size: moved to a mapping of its own.
+      checkRealloc(ptr as number, size, undefined);
+      const kept = this.usableSize(ptr as number);
+      return this.moveOut(ptr as number, size, Math.min(kept, size), true);
+    }
     let usable = 0;
     this.trying = k >= 0;
     this.enter(k >= 0 ? k : this.home);
@@ -223,7 +236,9 @@ export class SharedHeap extends SharedArenas {
       const moved = this.malloc(size);
       if (moved === 0) return report ? this.outOfMemory('realloc', size) : 0;
       const at = this.blocks.address;
-      this.wholeBytes.copyWithin(moved - at, ptr - at, ptr - at + n);
+      // Within the reservation through its view; to or from a large block's mapping by memcpy.
+      if (this.outside(ptr) || this.outside(moved)) copyMemory(moved, ptr, n);
+      else this.wholeBytes.copyWithin(moved - at, ptr - at, ptr - at + n);
       this.free(ptr);
       return moved;
     } finally {
@@ -285,6 +300,7 @@ export class SharedHeap extends SharedArenas {
     if (typeof ptr !== 'number') return this.free(toAddress('free', ptr));
     const o = ptr - this.pages.base;
     if ((o >>> 0) === o && o < this.pages.top) return this.freeSmallElsewhere(ptr, o);
+    if (this.outside(ptr)) return this.freeLarge(ptr);
     // Without a lock: an unnamed block of the home arena of up to 2 KiB, at a recorded block start,
     // whose size the next header confirms, into this thread's cache if it has room. The compare-and-swap on its
     // size word (used -> cached) claims it: of two threads freeing one block, one wins and the
@@ -360,6 +376,7 @@ export class SharedHeap extends SharedArenas {
 
   override usableSize(ptr: Address): number {
     if (typeof ptr !== 'number') ptr = toAddress('usableSize', ptr);
+    if (this.outside(ptr)) return this.usableLarge(ptr);
     this.enter(this.arenaFor(ptr));
     try {
       return super.usableSize(ptr);
@@ -371,6 +388,7 @@ export class SharedHeap extends SharedArenas {
   /** @internal See HeapOperations. */
   override span(op: string, ptr: Address, length?: number): Uint8Array {
     if (typeof ptr !== 'number') ptr = toAddress(op, ptr);
+    if (this.outside(ptr)) return this.spanLarge(op, ptr, length);
     this.enter(this.arenaFor(ptr));
     try {
       return super.span(op, ptr, length);
@@ -429,13 +447,14 @@ export class SharedHeap extends SharedArenas {
         if (this.ints[I.OPEN] === 0) {
           releaseReservation(this.blocks);
           releaseReservation(this.supply.arena);
-          this.floats[F.MUNMAP_CALLS]! += 2;
+          this.floats[F.MUNMAP_CALLS]! += 2 + this.largeTable.releaseAll();
         }
       } finally {
         this.unlockGlobal();
       }
     }
     this.pages.avail.fill(0);
+    this.largeTable.forgetViews();
     this.tag = -1;
     // The lock-free paths see an empty cache and an empty heap from now on, and take the locked
     // paths, which refuse a closed heap. (The slot's own arrays may be another heap's already.)

@@ -23,6 +23,11 @@ export function copyMemory(to: number, from: number, n: number): void {
   libc().memcpy(to, from, n);
 }
 
+/** Sets `n` bytes at native address `to` to `byte` with libc's memset: a range mapped read-write. */
+export function fillMemory(to: number, byte: number, n: number): void {
+  if (n > 0) libc().memset(to, byte, n);
+}
+
 let pageSize = 0;
 
 /** The kernel's page size, asked once. */
@@ -140,6 +145,78 @@ export function commit(reservation: Reservation, offset: number, length: number)
   const at = reservation.address + offset;
   const got = lib.mmap(at, length, c.PROT_READ | c.PROT_WRITE, c.MAP_PRIVATE | c.MAP_ANONYMOUS | c.MAP_FIXED, -1, 0);
   return got === at;
+}
+
+/**
+ * Reserves `length` bytes of address space (whole pages, inaccessible, costing no memory) and
+ * returns its address, with no view over it; 0 when the kernel refuses. commitRange makes parts
+ * of it usable.
+ */
+export function reserveRange(length: number): number {
+  if (!Number.isSafeInteger(length) || length <= 0 || length % getPageSize() !== 0) {
+    throw new RangeError(`reserveRange: ${length} bytes is not a whole number of pages`);
+  }
+  const lib = libc();
+  const c = lib.constants;
+  const address = lib.mmap(0, length, c.PROT_NONE, c.MAP_PRIVATE | c.MAP_ANONYMOUS | c.MAP_NORESERVE, -1, 0);
+  return address === -1 || address <= 0 || address + length > MAX_ADDRESS ? 0 : address;
+}
+
+/**
+ * Makes `length` bytes at `address` (whole pages of a range this process mapped, which the caller
+ * vouches for) readable, writable and zeroed, in place. False when the kernel refuses.
+ */
+export function commitRange(address: number, length: number): boolean {
+  checkRange(address, length);
+  const lib = libc();
+  const c = lib.constants;
+  return lib.mmap(address, length, c.PROT_READ | c.PROT_WRITE, c.MAP_PRIVATE | c.MAP_ANONYMOUS | c.MAP_FIXED, -1, 0) === address;
+}
+
+/**
+ * Gives the pages of `length` bytes at `address` (whole pages of a range this process mapped)
+ * back to the kernel as decommit does inside a reservation: read-only zero pages stay mapped.
+ */
+export function decommitRange(address: number, length: number): void {
+  checkRange(address, length);
+  const lib = libc();
+  const c = lib.constants;
+  const got = lib.mmap(address, length, c.PROT_READ, c.MAP_PRIVATE | c.MAP_ANONYMOUS | c.MAP_FIXED | c.MAP_NORESERVE, -1, 0);
+  if (got !== address) throw new Error(`decommit of ${length} bytes at 0x${address.toString(16)} failed, errno ${lib.errno()}`);
+}
+
+/**
+ * Grows the mapping of `oldLength` bytes at `address` to `newLength` where it lies, when the
+ * address space after it is free (mremap without MREMAP_MAYMOVE: it never moves, so every view
+ * over it stays good). False where it cannot, or the platform has no mremap.
+ */
+export function growInPlace(address: number, oldLength: number, newLength: number): boolean {
+  checkRange(address, newLength);
+  const { mremap } = libc();
+  return mremap !== undefined && newLength > oldLength && mremap(address, oldLength, newLength, 0) === address;
+}
+
+/** Unmaps `length` bytes at `address` (whole pages this process mapped, no view of ours over them kept). */
+export function unmapRange(address: number, length: number): void {
+  checkRange(address, length);
+  if (libc().munmap(address, length) !== 0) {
+    throw new Error(`munmap(0x${address.toString(16)}, ${length}) failed, errno ${libc().errno()}`);
+  }
+}
+
+/** A view of `length` bytes at `address`, mapped read-write (the caller vouches for it), at most MAX_VIEW_BYTES. */
+export function viewRange(address: number, length: number): ArrayBuffer {
+  checkRange(address, length);
+  if (length > MAX_VIEW_BYTES) throw new RangeError(`viewRange: ${length} bytes is more than one view can hold`);
+  return nativeView(address, length);
+}
+
+function checkRange(address: number, length: number): void {
+  const page = getPageSize();
+  if (!Number.isSafeInteger(address) || address <= 0 || address % page !== 0 || !Number.isSafeInteger(length) ||
+      length <= 0 || length % page !== 0 || address + length > MAX_ADDRESS) {
+    throw new RangeError(`${length} bytes at 0x${address.toString(16)} is not a range of whole pages`);
+  }
 }
 
 /**

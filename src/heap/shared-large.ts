@@ -1,0 +1,619 @@
+// The shared preset's large blocks: a request of LARGE_MIN bytes or more (or one no arena can
+// hold) gets a mapping of its own, recorded in a table in the control block (ControlLayout.largeAt),
+// so that any thread can find, read, free or resize any of them. The table is JavaScript memory,
+// out of native code's reach; every call on it runs under the global lock.
+//
+// Each entry is EMPTY, LIVE (a block: its range read-write and handed out) or FREE (a range kept
+// for a later block, costing no memory: a freed block's read-only zero pages, or address space
+// reserved after a new block so that realloc can grow it where it lies). A freed block that no
+// heap but the freeing one made a view of (bytes()) is unmapped, as the fast preset unmaps its
+// large blocks (that heap's views detached where the runtime can); one that another heap viewed
+// stays mapped, as read-only zero pages, while any heap is open (a thread can detach only the
+// views it made, and a view over unmapped memory kills the process at its first read), so such a
+// view reads zeros. The last close over a destroyed heap unmaps all.
+//
+// Invariants:
+// - LIVE and FREE entries never overlap, and each covers whole pages this process mapped.
+// - Every change writes in an order where a thread stopped between two writes (worker.terminate()
+//   lands at any instruction) leaves at worst a range that no entry holds: address space lost,
+//   never two entries over one byte, and never a LIVE entry over memory not read-write but the
+//   block being freed in that call.
+// - F.LARGE_BYTES and F.LARGE_BLOCKS count the LIVE entries; recount() makes them again from the
+//   entries when the global lock is taken over from a thread that died holding it.
+// - Entries at and past I.LARGE_TOP are EMPTY.
+
+import { HeapError, hex } from './errors.js';
+import { doubleFree, invalidPointer } from './fast-arena.js';
+import type { RegionInfo } from './types.js';
+import {
+  MAX_ADDRESS, MAX_VIEW_BYTES, commitRange, decommitRange, getPageSize, growInPlace, isMapped, isReadWrite, mapMemory, reserveRange,
+  unmapRange, viewRange,
+} from '../os/memory.js';
+import { F, I } from './shared-control.js';
+
+/** Requests of this many bytes or more get a mapping of their own (glibc's largest mmap threshold). */
+export const LARGE_MIN = 32 * 1024 * 1024;
+/** Entries in the table: live blocks and free ranges together. */
+export const LARGE_ENTRIES = 4096;
+/** Float64 slots per entry. */
+export const enum E {
+  ADDRESS = 0,
+  SIZE = 1,
+  STATE = 2,
+  /**
+   * A number given to the block when it became LIVE, never given again: a view made for it is
+   * good while it matches. A FREE range keeps it while it begins where that block began, else 0.
+   */
+  SERIAL = 3,
+  /** A LIVE block's viewers: 0 none, the number of the one heap that made a view of it, or -1 for more than one. */
+  VIEWERS = 4,
+  /**
+   * 1 when a view some heap made of an earlier block may still lie over the range (it then stays
+   * mapped while a heap is open; a block made over such a range keeps the mark), else 0.
+   */
+  KEEP = 5,
+  /** A MOVING block's mover: its heap's slot + 1. */
+  OWNER = 6,
+  FLOATS = 7,
+}
+const enum State {
+  EMPTY = 0,
+  LIVE = 1,
+  FREE = 2,
+  /** A block a realloc is moving out (claimed): live, but no other call may use it. */
+  MOVING = 3,
+}
+/** Addresses of blocks unmapped at free that the table remembers, the latest, for ERR_DOUBLE_FREE. */
+export const RELEASED_KEPT = 256;
+/** The table's bytes in the control block: its entries, then the addresses of blocks unmapped (a ring). */
+export const LARGE_TABLE_BYTES = 8 * (E.FLOATS * LARGE_ENTRIES + RELEASED_KEPT);
+/** Views this thread keeps over large blocks before it drops those of blocks freed since. */
+const VIEWS_KEPT = 64;
+
+interface CachedView {
+  serial: number;
+  bytes: Uint8Array;
+}
+
+const canDetach = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
+
+/** The table of large blocks, as one thread sees it (its views over the blocks are its own). */
+export class LargeTable {
+  /** The last entry found (find, startOf): its index. */
+  found = -1;
+  private readonly views = new Map<number, CachedView>();
+
+  private readonly table: Float64Array;
+  /** The ring of RELEASED_KEPT addresses of blocks unmapped at free; I.LARGE_RELEASED is where the next goes. */
+  private readonly released: Float64Array;
+
+  /** Over the LARGE_TABLE_BYTES at `at` in `control`, and the control block's counters. */
+  constructor(control: SharedArrayBuffer, at: number, private readonly ints: Int32Array, private readonly floats: Float64Array) {
+    this.table = new Float64Array(control, at, E.FLOATS * LARGE_ENTRIES);
+    this.released = new Float64Array(control, at + 8 * E.FLOATS * LARGE_ENTRIES, RELEASED_KEPT);
+  }
+
+  /** Bytes and blocks live (as counted). */
+  bytes(): number {
+    return this.floats[F.LARGE_BYTES]!;
+  }
+
+  blocks(): number {
+    return this.floats[F.LARGE_BLOCKS]!;
+  }
+
+  /** The index of the LIVE entry whose range holds `ptr`, or -1. */
+  find(ptr: number): number {
+    const t = this.table;
+    const top = this.top();
+    for (let e = 0; e < top; e++) {
+      const at = e * E.FLOATS;
+      if (t[at + E.STATE] === State.LIVE && ptr >= t[at + E.ADDRESS]! && ptr < t[at + E.ADDRESS]! + t[at + E.SIZE]!) return e;
+    }
+    return -1;
+  }
+
+  address(e: number): number {
+    return this.table[e * E.FLOATS + E.ADDRESS]!;
+  }
+
+  size(e: number): number {
+    return this.table[e * E.FLOATS + E.SIZE]!;
+  }
+
+  /**
+   * The error for `ptr`, no live block's start: a double free where a freed block's range begins,
+   * or at one of the latest blocks unmapped at free whose page nothing has mapped since (a block
+   * freed into the range before it, or unmapped longer ago, is no longer known: an invalid
+   * pointer); else an invalid pointer.
+   */
+  notBlock(ptr: number, op: string): HeapError {
+    const t = this.table;
+    const top = this.top();
+    for (let e = 0; e < top; e++) {
+      const at = e * E.FLOATS;
+      if (t[at + E.ADDRESS] === ptr && (t[at + E.STATE] === State.MOVING || (t[at + E.STATE] === State.FREE && t[at + E.SERIAL] !== 0))) {
+        return doubleFree(op, ptr);
+      }
+    }
+    if (ptr > 0 && ptr % getPageSize() === 0 && this.released.includes(ptr) && !isMapped(ptr, getPageSize())) return doubleFree(op, ptr);
+    return invalidPointer(op, ptr);
+  }
+
+  /**
+   * A block of `length` bytes (whole pages): a freed range that holds it (its head, or all of it
+   * when what would be left is less than a page or no entry is free for the rest), else a new
+   * mapping, with as much address space again reserved after it when `room`. 0 when there is no
+   * entry for it or the kernel refuses.
+   */
+  allocate(length: number, room: boolean, most: number): number {
+    const t = this.table;
+    const top = this.top();
+    let best = -1;
+    for (let e = 0; e < top; e++) {
+      const at = e * E.FLOATS;
+      if (t[at + E.STATE] === State.FREE && t[at + E.SIZE]! >= length && (best < 0 || t[at + E.SIZE]! < t[best * E.FLOATS + E.SIZE]!)) best = e;
+    }
+    if (best >= 0) {
+      const at = best * E.FLOATS;
+      const from = t[at + E.ADDRESS]!;
+      const range = t[at + E.SIZE]!;
+      const keep = t[at + E.KEEP] === 1;
+      const spare = range - length >= getPageSize() ? this.emptyEntry() : -1;
+      if (spare < 0) {
+        // All of it, when it is not more than twice the request nor past `most`: made read-write
+        // while it is still FREE (harmless), then handed out.
+        if (range > 2 * length || range > most || range > MAX_VIEW_BYTES || !this.commit(from, range)) return 0;
+        this.becomeLive(best, from, range, keep);
+        return from;
+      }
+      // Its head, so that what is left lies after the block, for it to grow into: read-write
+      // first; then the range shrinks from its head (no longer a freed block's start), its size
+      // first, so that it never reaches past its own end; then the block is recorded.
+      if (!this.commit(from, length)) return 0;
+      t[at + E.SERIAL] = 0;
+      t[at + E.SIZE] = range - length;
+      t[at + E.ADDRESS] = from + length;
+      this.becomeLive(spare, from, length, keep);
+      return from;
+    }
+    // A new range: with `room`, as much address space again is reserved after the block (it
+    // costs no memory), a free range from the start, so that a realloc can grow the block where
+    // it lies. When the kernel refuses, the free ranges that may go are given back first.
+    const e = this.emptyEntry();
+    if (e < 0) return 0;
+    this.floats[F.MMAP_CALLS]!++;
+    const reserved = room && length <= MAX_VIEW_BYTES / 2 ? reserveRange(2 * length) : 0;
+    if (reserved === 0) {
+      let mapping = mapMemory(length, false);
+      if (mapping === null && this.unmapSpare() > 0) mapping = mapMemory(length, false);
+      if (mapping === null) return 0;
+      this.becomeLive(e, mapping.address, length, false);
+      return mapping.address;
+    }
+    if (!this.commit(reserved, length)) {
+      unmapRange(reserved, 2 * length);
+      return 0;
+    }
+    this.becomeLive(e, reserved, length, false);
+    const tail = this.emptyEntry();
+    if (tail >= 0) this.record(tail, reserved + length, length, State.FREE, false, false);
+    else unmapRange(reserved + length, length);
+    return reserved;
+  }
+
+  /**
+   * Frees the block of entry `e` (LIVE, or MOVING by this heap) for heap number `heap`: its
+   * memory goes back to the kernel at once. Unmapped, with the free range after it if that may go
+   * too, when no other heap made a view of it (nor of an earlier block over its range); else its
+   * range stays, read-only, for a later block.
+   */
+  free(e: number, heap: number): void {
+    const from = this.address(e);
+    const cached = this.views.get(from);
+    if (cached !== undefined) {
+      detach(cached);
+      this.views.delete(from);
+    }
+    this.cut(from, 0, heap);
+  }
+
+  /**
+   * Cuts the block at `from` to `length` bytes (0: frees it) for heap `heap`, as an intent in the
+   * control block first (F.LARGE_CUT_*), which finishCut carries out: a thread stopped in the
+   * middle leaves the intent, and the next thread to take the global lock over from it finishes
+   * the cut, so no block stays live over memory already given back.
+   */
+  private cut(from: number, length: number, heap: number): void {
+    const f = this.floats;
+    f[F.LARGE_CUT_TO] = length;
+    f[F.LARGE_CUT_HEAP] = heap;
+    f[F.LARGE_CUT_AT] = from;
+    this.finishCut();
+  }
+
+  /** Carries out the cut the control block records, if any (idempotent: each step may have been done). */
+  private finishCut(): void {
+    const f = this.floats;
+    const t = this.table;
+    const from = f[F.LARGE_CUT_AT]!;
+    const length = f[F.LARGE_CUT_TO]!;
+    const heap = f[F.LARGE_CUT_HEAP]!;
+    const e = from === 0 ? -1 : this.entryAt(from);
+    if (e >= 0 && length < t[e * E.FLOATS + E.SIZE]! && length % getPageSize() === 0 && length >= 0) {
+      const at = e * E.FLOATS;
+      const size = t[at + E.SIZE]!;
+      const viewers = t[at + E.VIEWERS]!;
+      const keep = t[at + E.KEEP] === 1 || !(viewers === 0 || viewers === heap);
+      // Given back first, then the entry changes.
+      decommitRange(from + length, size - length);
+      this.floats[F.MUNMAP_CALLS]!++;
+      if (length > 0) {
+        // A shrink: the tail, cut from the block, then recorded as free (if an entry is left:
+        // else it is address space no entry holds).
+        const spare = this.emptyEntry();
+        t[at + E.SIZE] = length;
+        this.floats[F.LARGE_BYTES]! -= size - length;
+        if (spare >= 0) {
+          this.record(spare, from + length, size - length, State.FREE, false, keep);
+          this.mergeAround(spare);
+        }
+      } else if (!keep) {
+        const after = this.freeAt(from + size);
+        t[at + E.STATE] = State.EMPTY;
+        this.floats[F.LARGE_BYTES]! -= size;
+        this.floats[F.LARGE_BLOCKS]!--;
+        unmapRange(from, size);
+        this.floats[F.MUNMAP_CALLS]!++;
+        const next = this.ints[I.LARGE_RELEASED]!;
+        const slot = next >= 0 && next < RELEASED_KEPT ? next : 0;
+        this.released[slot] = from;
+        this.ints[I.LARGE_RELEASED] = (slot + 1) % RELEASED_KEPT;
+        if (after >= 0 && t[after * E.FLOATS + E.KEEP] === 0) this.unmapFree(after);
+      } else {
+        t[at + E.KEEP] = 1;
+        t[at + E.STATE] = State.FREE;
+        this.floats[F.LARGE_BYTES]! -= size;
+        this.floats[F.LARGE_BLOCKS]!--;
+        this.mergeAround(e);
+      }
+    }
+    f[F.LARGE_CUT_AT] = 0;
+  }
+
+  /**
+   * Claims the LIVE block of entry `e` for a realloc that moves it, by the heap in slot
+   * `slot`: MOVING, so that it stays mapped while it is copied outside the lock, and any other
+   * call on it is an error. free() or unclaim() ends the claim.
+   */
+  claim(e: number, slot: number): void {
+    const at = e * E.FLOATS;
+    this.table[at + E.OWNER] = slot + 1;
+    this.table[at + E.STATE] = State.MOVING;
+  }
+
+  /** The MOVING entry at `ptr` (claimed by this heap), or -1. */
+  claimedAt(ptr: number): number {
+    const e = this.entryAt(ptr);
+    return e >= 0 && this.table[e * E.FLOATS + E.STATE] === State.MOVING ? e : -1;
+  }
+
+  /** Ends a claim without a free: the block is LIVE again (the move failed, or its mover's thread ended). */
+  unclaim(e: number): void {
+    this.table[e * E.FLOATS + E.STATE] = State.LIVE;
+  }
+
+  /** Every block the heap in slot `slot` was moving when its thread ended: live again, where its owner left it. */
+  unclaimAll(slot: number): void {
+    const t = this.table;
+    for (let e = 0; e < this.top(); e++) {
+      const at = e * E.FLOATS;
+      if (t[at + E.STATE] === State.MOVING && t[at + E.OWNER] === slot + 1) t[at + E.STATE] = State.LIVE;
+    }
+  }
+
+  /**
+   * Resizes the block of entry `e` to `length` bytes (whole pages) where it lies: shrinks it
+   * (its tail becomes a freed range), or grows it over the freed range after it or the free
+   * address space after it. False when it cannot stay.
+   */
+  resize(e: number, length: number, heap: number): boolean {
+    const t = this.table;
+    const at = e * E.FLOATS;
+    const from = t[at + E.ADDRESS]!;
+    const size = t[at + E.SIZE]!;
+    if (length === size) return true;
+    if (length < size) {
+      if (this.emptyEntry() < 0) return false;
+      this.cut(from, length, heap);
+      return true;
+    }
+    const more = length - size;
+    const next = this.freeAt(from + size);
+    if (next >= 0 && t[next * E.FLOATS + E.SIZE]! >= more) {
+      // Read-write while the range still holds it; the range shrinks from its head, its size
+      // first (so that it never reaches past its own end), then the block grows.
+      if (!this.commit(from + size, more)) return false;
+      const n = next * E.FLOATS;
+      if (t[n + E.KEEP] === 1) t[at + E.KEEP] = 1;
+      const rest = t[n + E.SIZE]! - more;
+      if (rest === 0) {
+        t[n + E.STATE] = State.EMPTY;
+      } else {
+        t[n + E.SIZE] = rest;
+        t[n + E.ADDRESS] = from + length;
+      }
+    } else {
+      this.floats[F.MMAP_CALLS]!++;
+      if (!growInPlace(from, size, length)) return false;
+    }
+    t[at + E.SIZE] = length;
+    this.floats[F.LARGE_BYTES]! += more;
+    return true;
+  }
+
+  /**
+   * This thread's view of `n` bytes at `ptr` in the block of entry `e`: one view per block, made
+   * at its first use and kept while the block lives (a view of a freed block is detached, where the
+   * runtime can, when this thread next looks for it).
+   */
+  view(e: number, ptr: number, n: number, heap: number): Uint8Array {
+    const start = this.address(e);
+    const size = this.size(e);
+    const at = e * E.FLOATS;
+    const serial = this.table[at + E.SERIAL]!;
+    let cached = this.views.get(start);
+    if (cached === undefined || cached.serial !== serial || cached.bytes.length !== size) {
+      if (cached !== undefined) detach(cached);
+      if (size > MAX_VIEW_BYTES) throw new RangeError(`bytes(${hex(ptr)}): a block of ${size} bytes is more than one view can hold`);
+      if (this.views.size >= VIEWS_KEPT) this.dropStaleViews();
+      // Recorded before the view exists: a free in another heap then keeps the range mapped.
+      const viewers = this.table[at + E.VIEWERS]!;
+      if (viewers !== heap) this.table[at + E.VIEWERS] = viewers === 0 ? heap : -1;
+      cached = { serial, bytes: new Uint8Array(viewRange(start, size)) };
+      this.views.set(start, cached);
+    }
+    return cached.bytes.subarray(ptr - start, ptr - start + n);
+  }
+
+  /** The live blocks, one region each. */
+  regions(): RegionInfo[] {
+    const regions: RegionInfo[] = [];
+    const t = this.table;
+    for (let e = 0; e < this.top(); e++) {
+      const at = e * E.FLOATS;
+      if (t[at + E.STATE] !== State.LIVE && t[at + E.STATE] !== State.MOVING) continue;
+      const address = t[at + E.ADDRESS]!;
+      const size = t[at + E.SIZE]!;
+      regions.push({ address, size, blocks: [{ address, size, free: false, name: '' }] });
+    }
+    return regions;
+  }
+
+  /**
+   * Proves the table: every entry's state, ranges of whole pages that do not overlap, live ones
+   * read-write in this process, and the counts. Throws ERR_HEAP_CORRUPTED at the first that fails.
+   */
+  check(): void {
+    const t = this.table;
+    const top = this.top();
+    const page = getPageSize();
+    const ranges: [number, number, number][] = [];
+    let bytes = 0;
+    let blocks = 0;
+    for (let e = 0; e < LARGE_ENTRIES; e++) {
+      const at = e * E.FLOATS;
+      const state = t[at + E.STATE]!;
+      if (state === State.EMPTY) continue;
+      const from = t[at + E.ADDRESS]!;
+      const size = t[at + E.SIZE]!;
+      if (e >= top || (state !== State.LIVE && state !== State.FREE && state !== State.MOVING)) corrupted(`entry ${e} of the large-block table is in state ${state}`);
+      if (!Number.isSafeInteger(from) || !Number.isSafeInteger(size) || from <= 0 || size <= 0 || from % page !== 0 ||
+          size % page !== 0 || from + size > MAX_ADDRESS) {
+        corrupted(`entry ${e} of the large-block table holds ${size} bytes at ${from}, not whole pages`);
+      }
+      if (state !== State.FREE) {
+        bytes += size;
+        blocks++;
+        if (!isReadWrite(from, size)) corrupted(`the large block at ${hex(from)} (${size} bytes) is not read-write memory`);
+      }
+      ranges.push([from, size, e]);
+    }
+    ranges.sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < ranges.length; i++) {
+      const [from, size, e] = ranges[i - 1]!;
+      if (from + size > ranges[i]![0]) corrupted(`entries ${e} and ${ranges[i]![2]} of the large-block table overlap`);
+    }
+    if (bytes !== this.bytes() || blocks !== this.blocks()) {
+      corrupted(`the large-block table holds ${blocks} blocks of ${bytes} bytes, counted as ${this.blocks()} of ${this.bytes()}`);
+    }
+  }
+
+  /**
+   * After a thread died holding the global lock: the cut it was making finished, and the counts
+   * made again from the entries.
+   */
+  recover(): void {
+    this.finishCut();
+    this.recount();
+  }
+
+  private recount(): void {
+    const t = this.table;
+    let bytes = 0;
+    let blocks = 0;
+    for (let e = 0; e < this.top(); e++) {
+      const at = e * E.FLOATS;
+      if (t[at + E.STATE] !== State.LIVE && t[at + E.STATE] !== State.MOVING) continue;
+      bytes += t[at + E.SIZE]!;
+      blocks++;
+    }
+    this.floats[F.LARGE_BYTES] = bytes;
+    this.floats[F.LARGE_BLOCKS] = blocks;
+  }
+
+  /** Unmaps every range the table holds, live or free: the last heap over it is closing. */
+  releaseAll(): number {
+    const t = this.table;
+    let calls = 0;
+    for (const cached of this.views.values()) detach(cached);
+    this.views.clear();
+    for (let e = 0; e < this.top(); e++) {
+      const at = e * E.FLOATS;
+      if (t[at + E.STATE] === State.EMPTY) continue;
+      t[at + E.STATE] = State.EMPTY;
+      unmapRange(t[at + E.ADDRESS]!, t[at + E.SIZE]!);
+      calls++;
+    }
+    this.ints[I.LARGE_TOP] = 0;
+    this.released.fill(0);
+    this.floats[F.LARGE_BYTES] = 0;
+    this.floats[F.LARGE_BLOCKS] = 0;
+    return calls;
+  }
+
+  /** Drops this thread's views (its heap is closing): they are detached where the runtime can. */
+  forgetViews(): void {
+    for (const cached of this.views.values()) detach(cached);
+    this.views.clear();
+  }
+
+  private top(): number {
+    const top = this.ints[I.LARGE_TOP]!;
+    return top >= 0 && top <= LARGE_ENTRIES ? top : LARGE_ENTRIES;
+  }
+
+  /**
+   * Unmaps every free range no other heap's view may lie over (KEEP 0): when the kernel refuses
+   * address space. The entry is emptied first. Returns how many went.
+   */
+  private unmapSpare(): number {
+    const t = this.table;
+    let n = 0;
+    for (let e = 0; e < this.top(); e++) {
+      const at = e * E.FLOATS;
+      if (t[at + E.STATE] === State.FREE && t[at + E.KEEP] === 0) {
+        this.unmapFree(e);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Unmaps free range `e`, its entry emptied first (a thread stopped between leaves the range to no entry). */
+  private unmapFree(e: number): void {
+    const at = e * E.FLOATS;
+    this.table[at + E.STATE] = State.EMPTY;
+    unmapRange(this.table[at + E.ADDRESS]!, this.table[at + E.SIZE]!);
+    this.floats[F.MUNMAP_CALLS]!++;
+  }
+
+  /** An EMPTY entry, the table's top raised over it if need be; -1 when every entry is taken. */
+  private emptyEntry(): number {
+    const t = this.table;
+    const top = this.top();
+    for (let e = 0; e < top; e++) if (t[e * E.FLOATS + E.STATE] === State.EMPTY) return e;
+    if (top === LARGE_ENTRIES) return -1;
+    this.ints[I.LARGE_TOP] = top + 1;
+    return top;
+  }
+
+  /** The LIVE or MOVING entry whose block begins at `address`, or -1. */
+  private entryAt(address: number): number {
+    const t = this.table;
+    for (let e = 0; e < this.top(); e++) {
+      const at = e * E.FLOATS;
+      if ((t[at + E.STATE] === State.LIVE || t[at + E.STATE] === State.MOVING) && t[at + E.ADDRESS] === address) return e;
+    }
+    return -1;
+  }
+
+  /** The FREE entry whose range begins at `address`, or -1. */
+  private freeAt(address: number): number {
+    const t = this.table;
+    for (let e = 0; e < this.top(); e++) {
+      const at = e * E.FLOATS;
+      if (t[at + E.STATE] === State.FREE && t[at + E.ADDRESS] === address) return e;
+    }
+    return -1;
+  }
+
+  /** Makes `length` bytes at `address` read-write; false when the kernel refuses. */
+  private commit(address: number, length: number): boolean {
+    this.floats[F.MMAP_CALLS]!++;
+    return commitRange(address, length);
+  }
+
+  private becomeLive(e: number, address: number, size: number, keep: boolean): void {
+    this.record(e, address, size, State.LIVE, true, keep);
+    this.floats[F.LARGE_BYTES]! += size;
+    this.floats[F.LARGE_BLOCKS]!++;
+  }
+
+  /**
+   * Writes entry `e`, its state last: until then the entry is what it was. A block gets a new
+   * serial and no viewers; a free range no serial (0: it begins where no block was freed), and
+   * `keep`.
+   */
+  private record(e: number, address: number, size: number, state: State, block: boolean, keep: boolean): void {
+    const t = this.table;
+    const at = e * E.FLOATS;
+    t[at + E.ADDRESS] = address;
+    t[at + E.SIZE] = size;
+    t[at + E.SERIAL] = block ? ++this.floats[F.LARGE_SERIAL]! : 0;
+    t[at + E.VIEWERS] = 0;
+    t[at + E.KEEP] = keep ? 1 : 0;
+    t[at + E.STATE] = state;
+  }
+
+  /**
+   * Merges FREE entry `e` with the FREE ranges just before and after it: the entry that gives its
+   * range up is emptied before the other grows over it, so no byte is ever in two entries.
+   */
+  private mergeAround(e: number): void {
+    const t = this.table;
+    const at = e * E.FLOATS;
+    const after = this.freeAt(t[at + E.ADDRESS]! + t[at + E.SIZE]!);
+    if (after >= 0) {
+      const size = t[after * E.FLOATS + E.SIZE]!;
+      const keep = t[after * E.FLOATS + E.KEEP]!;
+      t[after * E.FLOATS + E.STATE] = State.EMPTY;
+      if (keep !== 0) t[at + E.KEEP] = 1;
+      t[at + E.SIZE]! += size;
+    }
+    for (let b = 0; b < this.top(); b++) {
+      const bt = b * E.FLOATS;
+      if (b !== e && t[bt + E.STATE] === State.FREE && t[bt + E.ADDRESS]! + t[bt + E.SIZE]! === t[at + E.ADDRESS]) {
+        const size = t[at + E.SIZE]!;
+        const keep = t[at + E.KEEP]!;
+        t[at + E.STATE] = State.EMPTY;
+        if (keep !== 0) t[bt + E.KEEP] = 1;
+        t[bt + E.SIZE]! += size;
+        return;
+      }
+    }
+  }
+
+  /** Drops the views of blocks no longer live with the serial they were made for. */
+  private dropStaleViews(): void {
+    const t = this.table;
+    const live = new Set<number>();
+    for (let e = 0; e < this.top(); e++) if (t[e * E.FLOATS + E.STATE] === State.LIVE) live.add(t[e * E.FLOATS + E.SERIAL]!);
+    for (const [start, cached] of this.views) {
+      if (!live.has(cached.serial)) {
+        detach(cached);
+        this.views.delete(start);
+      }
+    }
+  }
+}
+
+/** Detaches a view this thread made, where the runtime can, so that typed arrays over it read as empty. */
+function detach(cached: CachedView): void {
+  const buffer = cached.bytes.buffer as ArrayBuffer & { transfer?: () => ArrayBuffer };
+  if (canDetach && buffer.byteLength !== 0) buffer.transfer!();
+}
+
+function corrupted(message: string): never {
+  throw new HeapError('ERR_HEAP_CORRUPTED', `heap corrupted: ${message}`);
+}
