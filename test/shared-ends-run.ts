@@ -124,7 +124,18 @@ async function longCall(): Promise<object> {
   // filling): its fill holds the arena's lock for some 130 to 180 ms here.
   const w = start({ role: 'long-call', handle: heap.handle(), bytes: LARGE_MIN - 4096 });
   await w.ready;
-  await sleep(25);
+  // Terminated once the worker is seen holding the main arena's lock (where a calloc this large
+  // is served) for 2 ms on end: past the brief tries of the arenas, inside the fill.
+  const lock = (heap as unknown as { arenas: { ints: Int32Array }[] }).arenas[0]!.ints;
+  const deadline = performance.now() + 10_000;
+  let heldSince = -1;
+  for (;;) {
+    const now = performance.now();
+    if (Atomics.load(lock, 0) === 0) heldSince = -1;
+    else if (heldSince < 0) heldSince = now;
+    else if (now - heldSince >= 2) break;
+    if (now > deadline) throw new Error('the worker was never seen holding the main arena\'s lock');
+  }
   await w.worker.terminate();
   const before = performance.now();
   const p = heap.malloc(1000);
