@@ -152,19 +152,26 @@ async function shortLived(count: number, atOnce: number): Promise<object> {
   const mappedAt: number[] = [];
   let started = 0;
   let failures = 0;
+  const began = performance.now();
   const runOne = async (): Promise<void> => {
     while (started < count) {
       const seed = started++;
       const w = start({ role: 'short', handle: heap.handle(), blocks: 200, seed, keep: false });
       const result = (await w.result) as { held?: number[] } | null;
       if (result === null || w.errors.length > 0) failures++;
-      if (seed % 250 === 0) mappedAt.push(heap.stats().mapped);
+      if (seed % 250 === 0) {
+        mappedAt.push(heap.stats().mapped);
+        // On stderr, which the test shows when this run times out: how far it got, and when.
+        process.stderr.write(`worker ${seed} done after ${(performance.now() - began).toFixed(0)} ms\n`);
+      }
     }
   };
   await Promise.all(Array.from({ length: atOnce }, runOne));
   // A heap attached after them all works.
   const last = start({ role: 'short', handle: heap.handle(), blocks: 10, seed: 1, keep: false });
+  process.stderr.write(`all ${count} done after ${(performance.now() - began).toFixed(0)} ms\n`);
   const lastResult = await last.result;
+  process.stderr.write(`the last one done after ${(performance.now() - began).toFixed(0)} ms\n`);
   const stats = heap.stats();
   heap.check();
   return { failures, lastWorked: lastResult !== null, mappedAt, mapped: stats.mapped, inUse: stats.inUse, usedBlocks: stats.usedBlocks, threads: heap.threads() };
