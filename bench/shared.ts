@@ -5,7 +5,7 @@
 // own loop, the slowest bounds the run), the median of five runs. Two mixes: 16 to 512 bytes
 // (small-object pages only), and 16 to 2,048 bytes (three in four of them blocks of the arenas,
 // which the threads' caches hold when freed). Then one thread's 64-byte pair in the shared heap
-// against the unshared fast preset's.
+// against the unshared fast preset's, and its 64 MiB pair against the fast preset's and glibc's.
 
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { cpus } from 'node:os';
@@ -177,10 +177,54 @@ function singleThreadPair(): string {
     `ratio ${median(ratios)} (${range(ratios)})`;
 }
 
+// One thread's pair of a large block (a mapping of its own in both presets and in glibc).
+const LARGE_BYTES = 64 * 1024 * 1024;
+const LARGE_PAIRS = 2_000;
+const LARGE_ROUNDS = 7;
+
+/**
+ * The 64 MiB malloc+free pair: the shared preset (its table of large blocks under the global
+ * lock), the fast preset and glibc's malloc through koffi, in alternating rounds; each figure the
+ * median time of a pair, and its ratio to glibc's in the same round.
+ */
+function largePair(): string {
+  const libc = koffi.load('libc.so.6');
+  const cMalloc = libc.func('intptr_t malloc(size_t size)') as (size: number) => number;
+  const cFree = libc.func('void free(intptr_t ptr)') as (ptr: number) => void;
+  const shared = new Heap({ shared: true });
+  const fast = new Heap();
+  const loops = [
+    (n: number): void => { for (let i = 0; i < n; i++) shared.free(shared.malloc(LARGE_BYTES)); },
+    (n: number): void => { for (let i = 0; i < n; i++) fast.free(fast.malloc(LARGE_BYTES)); },
+    (n: number): void => { for (let i = 0; i < n; i++) cFree(cMalloc(LARGE_BYTES)); },
+  ];
+  for (const loop of loops) loop(LARGE_PAIRS / 10);
+  const times: number[][] = [[], [], []];
+  const ratios: number[][] = [[], []];
+  for (let r = 0; r < LARGE_ROUNDS; r++) {
+    const round = loops.map((loop) => {
+      const t = performance.now();
+      loop(LARGE_PAIRS);
+      return ((performance.now() - t) * 1e3) / LARGE_PAIRS;
+    });
+    for (let k = 0; k < 3; k++) times[k]!.push(round[k]!);
+    ratios[0]!.push(round[0]! / round[2]!);
+    ratios[1]!.push(round[1]! / round[2]!);
+  }
+  shared.destroy();
+  fast.destroy();
+  const median = (v: number[]): number => [...v].sort((x, y) => x - y)[v.length >> 1]!;
+  const range = (v: number[], digits: number): string => `${Math.min(...v).toFixed(digits)}-${Math.max(...v).toFixed(digits)}`;
+  const µs = (v: number[]): string => `${median(v).toFixed(2)} µs (${range(v, 2)})`;
+  return `\nOne thread's 64 MiB pair, median of ${LARGE_ROUNDS} alternating rounds of ${LARGE_PAIRS.toLocaleString('en')} (min-max): ` +
+    `shared ${µs(times[0]!)}, unshared ${µs(times[1]!)}, glibc via koffi ${µs(times[2]!)}; ÷ glibc via koffi: ` +
+    `shared ${median(ratios[0]!).toFixed(2)} (${range(ratios[0]!, 2)}), unshared ${median(ratios[1]!).toFixed(2)} (${range(ratios[1]!, 2)})`;
+}
+
 if (isMainThread) {
   await main();
 } else if (workerData === 'pair') {
-  parentPort!.postMessage(singleThreadPair());
+  parentPort!.postMessage(singleThreadPair() + largePair());
 } else {
   const ms = work(workerData as Job);
   parentPort!.postMessage(ms);
