@@ -95,6 +95,36 @@ large('a block no other heap made a view of is unmapped at free, with the addres
   heap.destroy();
 });
 
+large('a second free of a large block is ERR_DOUBLE_FREE also once its range has merged into the freed range before it', async () => {
+  const heap = new Heap({ shared: true });
+  const a = heap.malloc(LARGE_MIN);
+  const b = heap.malloc(LARGE_MIN);
+  assert.is(b, a + LARGE_MIN, 'the second block is made in the room reserved after the first');
+  // Viewed here and freed in a worker: both ranges stay mapped, and b's joins a's when freed.
+  heap.bytes(a, 16).fill(1);
+  heap.bytes(b, 16).fill(2);
+  const out = await inWorker<{ again: string[] }>(heap.handle(), `
+    heap.free(workerData.a);
+    heap.free(workerData.b);
+    const again = [];
+    for (const p of [workerData.b, workerData.a]) {
+      try { heap.free(p); again.push('freed'); } catch (e) { again.push(e.code); }
+    }
+    heap.close();
+    return { again };`, { a, b });
+  assert.equal(out.again, ['ERR_DOUBLE_FREE', 'ERR_DOUBLE_FREE'], 'in the thread that freed them');
+  assert.is(mappingAt(a), 'r--p', 'the ranges stayed mapped');
+  for (const p of [b, a]) {
+    assert.throws(() => heap.free(p), (e: unknown) => code(e) === 'ERR_DOUBLE_FREE', `free(${p === a ? 'a' : 'b'}) here`);
+    assert.throws(() => heap.realloc(p, 100), (e: unknown) => code(e) === 'ERR_DOUBLE_FREE');
+  }
+  // An address in the freed range that no block began at is no block's.
+  assert.throws(() => heap.free(a + LARGE_MIN / 2), (e: unknown) => code(e) === 'ERR_INVALID_POINTER');
+  assert.is(heap.stats().inUse, 0);
+  heap.check();
+  heap.destroy();
+});
+
 large('blocks past the reservation\'s size (1.25 GiB); more than one view can hold is out of memory', () => {
   const heap = new Heap({ shared: true });
   const size = 3 * 1024 * MiB;

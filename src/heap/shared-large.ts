@@ -63,9 +63,9 @@ const enum State {
   /** A block a realloc is moving out (claimed): live, but no other call may use it. */
   MOVING = 3,
 }
-/** Addresses of blocks unmapped at free that the table remembers, the latest, for ERR_DOUBLE_FREE. */
+/** Addresses of the latest blocks freed that the table remembers, for ERR_DOUBLE_FREE. */
 export const RELEASED_KEPT = 256;
-/** The table's bytes in the control block: its entries, then the addresses of blocks unmapped (a ring). */
+/** The table's bytes in the control block: its entries, then the addresses of blocks freed (a ring). */
 export const LARGE_TABLE_BYTES = 8 * (E.FLOATS * LARGE_ENTRIES + RELEASED_KEPT);
 /** Views this thread keeps over large blocks before it drops those of blocks freed since. */
 const VIEWS_KEPT = 64;
@@ -84,7 +84,7 @@ export class LargeTable {
   private readonly views = new Map<number, CachedView>();
 
   private readonly table: Float64Array;
-  /** The ring of RELEASED_KEPT addresses of blocks unmapped at free; I.LARGE_RELEASED is where the next goes. */
+  /** The ring of RELEASED_KEPT addresses of blocks freed; I.LARGE_RELEASED is where the next goes. */
   private readonly released: Float64Array;
 
   /** Over the LARGE_TABLE_BYTES at `at` in `control`, and the control block's counters. */
@@ -123,21 +123,34 @@ export class LargeTable {
 
   /**
    * The error for `ptr`, no live block's start: a double free where a freed block's range begins,
-   * or at one of the latest blocks unmapped at free whose page nothing has mapped since (a block
-   * freed into the range before it, or unmapped longer ago, is no longer known: an invalid
-   * pointer); else an invalid pointer.
+   * or at one of the latest RELEASED_KEPT blocks freed whose page is unmapped or inside a freed
+   * range still (a block freed longer ago is no longer known: an invalid pointer); else an
+   * invalid pointer.
    */
   notBlock(ptr: number, op: string): HeapError {
     const t = this.table;
     const top = this.top();
+    let inFree = false;
     for (let e = 0; e < top; e++) {
       const at = e * E.FLOATS;
-      if (t[at + E.ADDRESS] === ptr && (t[at + E.STATE] === State.MOVING || (t[at + E.STATE] === State.FREE && t[at + E.SERIAL] !== 0))) {
+      const state = t[at + E.STATE];
+      if (t[at + E.ADDRESS] === ptr && (state === State.MOVING || (state === State.FREE && t[at + E.SERIAL] !== 0))) {
         return doubleFree(op, ptr);
       }
+      if (state === State.FREE && ptr > t[at + E.ADDRESS]! && ptr < t[at + E.ADDRESS]! + t[at + E.SIZE]!) inFree = true;
     }
-    if (ptr > 0 && ptr % getPageSize() === 0 && this.released.includes(ptr) && !isMapped(ptr, getPageSize())) return doubleFree(op, ptr);
+    if (ptr > 0 && ptr % getPageSize() === 0 && this.released.includes(ptr) && (inFree || !isMapped(ptr, getPageSize()))) {
+      return doubleFree(op, ptr);
+    }
     return invalidPointer(op, ptr);
+  }
+
+  /** Records `from`, a block's address just freed, in the ring notBlock reads. */
+  private noteReleased(from: number): void {
+    const next = this.ints[I.LARGE_RELEASED]!;
+    const slot = next >= 0 && next < RELEASED_KEPT ? next : 0;
+    this.released[slot] = from;
+    this.ints[I.LARGE_RELEASED] = (slot + 1) % RELEASED_KEPT;
   }
 
   /**
@@ -265,16 +278,15 @@ export class LargeTable {
         this.floats[F.LARGE_BLOCKS]!--;
         unmapRange(from, size);
         this.floats[F.MUNMAP_CALLS]!++;
-        const next = this.ints[I.LARGE_RELEASED]!;
-        const slot = next >= 0 && next < RELEASED_KEPT ? next : 0;
-        this.released[slot] = from;
-        this.ints[I.LARGE_RELEASED] = (slot + 1) % RELEASED_KEPT;
+        this.noteReleased(from);
         if (after >= 0 && t[after * E.FLOATS + E.KEEP] === 0) this.unmapFree(after);
       } else {
         t[at + E.KEEP] = 1;
         t[at + E.STATE] = State.FREE;
         this.floats[F.LARGE_BYTES]! -= size;
         this.floats[F.LARGE_BLOCKS]!--;
+        // Merged into a freed range before it, its start is known from the ring only.
+        this.noteReleased(from);
         this.mergeAround(e);
       }
     }
