@@ -8,6 +8,8 @@ import * as assert from 'uvu/assert';
 import { Heap, HeapError, SharedHeap } from '../src/index.js';
 import { BUSY, EMPTY, FULL, slots, tag } from './shared-worker.js';
 import { inWorker } from './helpers.js';
+import { AI, Slot } from '../src/heap/shared-control.js';
+import { Block } from '../src/layout/fast.js';
 
 const workerFile = new URL('./shared-worker.js', import.meta.url);
 
@@ -300,6 +302,38 @@ async function race(heap: Heap): Promise<void> {
   assert.is(a!.refused + b!.refused, count);
   heap.check();
 }
+
+basics('a reclaimer that died between freeing a dead heap\'s cached block and clearing its record of it: the block\'s next owner keeps it', () => {
+  const heap = new Heap({ shared: true }) as unknown as SharedHeap;
+  const inside = heap as unknown as {
+    arenas: { ints: Int32Array; reservation: { address: number } }[]; slotInts: Int32Array; slotFloats: Float64Array;
+    arenaOf(ptr: number): number; reclaimPending(s: number): void;
+  };
+  const p = heap.malloc(100_000);
+  const k = inside.arenaOf(p);
+  assert.ok(k >= 0);
+  heap.free(p);
+  // As a reclaimer stopped there: slot s (no heap's) records block p of arena k, which that
+  // reclaimer has freed, and arena k's lock is held by a thread id no thread has.
+  const s = 1023;
+  const h = p - inside.arenas[k]!.reservation.address - Block.HEADER;
+  inside.slotInts[s * Slot.INTS + Slot.I_PENDING_ARENA] = k;
+  inside.slotFloats[s * Slot.FLOATS + Slot.F_PENDING] = h;
+  inside.arenas[k]!.ints[AI.LOCK] = 4_000_000;
+  const q = heap.malloc(100_000);
+  assert.is(q, p, 'the lock was taken over and the freed block handed out again');
+  assert.is(heap.threads().repairs, 1);
+  assert.is(inside.slotFloats[s * Slot.FLOATS + Slot.F_PENDING], 0, 'the repair dropped the record of a block that was free');
+  heap.bytes(q, 100_000).fill(7);
+  // The reclaim of slot s that follows frees nothing of the new owner's.
+  inside.reclaimPending(s);
+  assert.ok(heap.usableSize(q) >= 100_000);
+  assert.ok(heap.bytes(q, 100_000).every((b) => b === 7), 'the block kept its bytes');
+  assert.is(heap.stats().usedBlocks, 1);
+  heap.free(q);
+  heap.check();
+  heap.destroy();
+});
 
 basics.run();
 

@@ -250,31 +250,37 @@ export abstract class SharedSlots extends SharedState {
    * block (arena PENDING_LARGE) is known by its address.
    */
   protected reclaimPending(s: number): void {
-    const h = this.slotFloats[s * Slot.FLOATS + Slot.F_PENDING]!;
+    const pendingAt = s * Slot.FLOATS + Slot.F_PENDING;
     const arena = this.slotInts[s * Slot.INTS + Slot.I_PENDING_ARENA]!;
-    this.slotFloats[s * Slot.FLOATS + Slot.F_PENDING] = 0;
     // A large block this heap was moving out (a realloc's claim) is live again, where it was.
     this.lockGlobal();
     try {
       this.largeTable.unclaimAll(s);
-      if (h !== 0 && arena === PENDING_LARGE) {
+      if (arena === PENDING_LARGE) {
         // A large block, by its address: freed if the table still holds it live there.
-        const e = this.largeTable.find(h);
+        const h = this.slotFloats[pendingAt]!;
+        this.slotFloats[pendingAt] = 0;
+        const e = h === 0 ? -1 : this.largeTable.find(h);
         if (e >= 0 && this.largeTable.address(e) === h) this.largeTable.free(e, 0);
       }
     } finally {
       this.unlockGlobal();
     }
     if (arena === PENDING_LARGE) return;
-    if (h === 0 || !(arena >= 0 && arena < this.arenas.length) || !(h < this.arenas[arena]!.reservation.size)) return;
+    if (!(arena >= 0 && arena < this.arenas.length)) {
+      this.slotFloats[pendingAt] = 0;
+      return;
+    }
     this.enter(arena);
     try {
-      if (!this.isStart(h)) return;
+      // Read under the arena's lock: taking it over from a thread that died in it dropped the
+      // record of a block that thread had freed (repair), before anyone could allocate it again.
+      const h = this.slotFloats[pendingAt]!;
+      this.slotFloats[pendingAt] = 0;
       // In use, or (the block a reclaimer of this slot's caches had taken off them when it was
       // terminated) cached.
-      const word = this.mem[(h >>> 2) + Word.SIZE]!;
-      const size = word & Flag.SIZE_MASK;
-      if (((word & Flag.MASK) !== 0 && (word & Flag.MASK) !== Flag.CACHED) || !this.sizeAgrees(h, size)) return;
+      const size = h === 0 ? -1 : this.pendingSize(h);
+      if (size < 0) return;
       this.mem[(h >>> 2) + Word.SIZE] = size;
       this.inUse -= size;
       this.release(h, size, false);

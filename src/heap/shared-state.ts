@@ -14,7 +14,7 @@
 
 import { HeapError, destroyedError } from './errors.js';
 import { FastHeap } from './fast.js';
-import { Block } from '../layout/fast.js';
+import { Block, Flag, Word } from '../layout/fast.js';
 import { Page } from '../layout/pages.js';
 import type { ResolvedOptions } from './options.js';
 import type { SharedHeapHandle } from './types.js';
@@ -336,7 +336,35 @@ export abstract class SharedState extends FastHeap {
     const held = this.rebuildArena();
     // Cached blocks count as in use in the shared count (see the accounting note in ./shared.ts).
     this.inUse = held;
+    this.dropFreedPending();
     Atomics.add(this.ints, I.REPAIRS, 1);
+  }
+
+  /**
+   * Drops every slot's record of a pending block in the bound arena that is not in use: the dead
+   * thread had freed it (a reclaimer releasing a dead slot's caches is terminated between the
+   * block's release and the clearing of the record). Run before anyone can allocate in the arena
+   * again, so a block the record still names is the one that call had in hand, and no one else's.
+   */
+  private dropFreedPending(): void {
+    const bound = this.bound;
+    for (let s = 0; s < MAX_OPEN; s++) {
+      if (this.slotInts[s * Slot.INTS + Slot.I_PENDING_ARENA] !== bound) continue;
+      const h = this.slotFloats[s * Slot.FLOATS + Slot.F_PENDING]!;
+      if (h !== 0 && this.pendingSize(h) < 0) this.slotFloats[s * Slot.FLOATS + Slot.F_PENDING] = 0;
+    }
+  }
+
+  /**
+   * The size of block `h` of the bound arena if it can be a pending block (a recorded start, in
+   * use or cached, its size agreeing with the next header), else -1.
+   */
+  protected pendingSize(h: number): number {
+    if (!(h > 0 && h < this.top) || !this.isStart(h)) return -1;
+    const word = this.mem[(h >>> 2) + Word.SIZE]!;
+    const size = word & Flag.SIZE_MASK;
+    if (((word & Flag.MASK) !== 0 && (word & Flag.MASK) !== Flag.CACHED) || !this.sizeAgrees(h, size)) return -1;
+    return size;
   }
 
   /**
