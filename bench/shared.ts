@@ -37,6 +37,15 @@ interface Job {
   readonly mix: Mix;
 }
 
+/** glibc's malloc and free, bound through koffi in this thread. */
+function glibc(): { malloc: (size: number) => number; free: (ptr: number) => void } {
+  const libc = koffi.load('libc.so.6');
+  return {
+    malloc: libc.func('intptr_t malloc(size_t size)') as (size: number) => number,
+    free: libc.func('void free(intptr_t ptr)') as (ptr: number) => void,
+  };
+}
+
 /** One worker's share: OPS mallocs or frees; returns the milliseconds it took. */
 function work(job: Job): number {
   let malloc: (size: number) => number;
@@ -48,9 +57,7 @@ function work(job: Job): number {
     free = (ptr) => heap.free(ptr);
     close = () => heap.close();
   } else {
-    const libc = koffi.load('libc.so.6');
-    malloc = libc.func('intptr_t malloc(size_t size)') as (size: number) => number;
-    free = libc.func('void free(intptr_t ptr)') as (ptr: number) => void;
+    ({ malloc, free } = glibc());
   }
   const next = random(job.seed);
   const held = new Float64Array(WINDOW);
@@ -188,9 +195,7 @@ const LARGE_ROUNDS = 7;
  * median time of a pair, and its ratio to glibc's in the same round.
  */
 function largePair(): string {
-  const libc = koffi.load('libc.so.6');
-  const cMalloc = libc.func('intptr_t malloc(size_t size)') as (size: number) => number;
-  const cFree = libc.func('void free(intptr_t ptr)') as (ptr: number) => void;
+  const { malloc: cMalloc, free: cFree } = glibc();
   const shared = new Heap({ shared: true });
   const fast = new Heap();
   const loops = [
