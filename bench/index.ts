@@ -71,10 +71,13 @@ function parseArgs(argv: readonly string[]): { child: string | undefined; peer: 
 async function microChild(peerName: string, time: number): Promise<Measurement[]> {
   const peer = peerNamed(peerName);
   const allocator = peer.create();
+  const own = ROWS.filter((row) => row.ownAllocator).map(() => peer.create());
   const bench = new Bench({ time, warmupTime: time / 4, iterations: 10 });
-  for (const row of ROWS) bench.add(row.name, row.make(allocator));
+  let k = 0;
+  for (const row of ROWS) bench.add(row.name, row.make(row.ownAllocator ? own[k++]! : allocator));
   await bench.run();
   allocator.dispose();
+  for (const a of own) a.dispose();
   return bench.tasks.map((task) => {
     const row = ROWS.find((r) => r.name === task.name)!;
     const result = task.result;

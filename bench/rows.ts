@@ -10,6 +10,8 @@ export interface Row {
   readonly unit: string;
   /** Operations per task call. */
   readonly batch: number;
+  /** Whether the row runs on an allocator made for it alone, not the one the other rows share and grow. */
+  readonly ownAllocator?: boolean;
   /** Builds the task for an allocator; the returned function runs one batch. */
   make(a: Allocator): () => void;
 }
@@ -63,6 +65,42 @@ const mixed: Row = {
   },
 };
 
+const CHURN_LIVE = 256;
+const CHURN_OPS = 4096;
+
+/**
+ * A steady churn of random sizes: CHURN_LIVE places, each holding a block of 16 B to 2 KiB or
+ * none; each operation picks a place at random and fills it (malloc) or empties it (free). The
+ * sequence never repeats (xorshift in the loop, a few instructions), so the heap keeps meeting
+ * new arrangements of holes at its peak, as a program's does; on an allocator of its own, whose
+ * peak is this churn's (the rows before it leave the shared one with room to spare).
+ */
+const churn: Row = {
+  name: `churn of ${CHURN_LIVE} places, 16 B to 2 KiB`,
+  unit: 'malloc or free',
+  batch: CHURN_OPS,
+  ownAllocator: true,
+  make: (a) => {
+    const held: Array<Block | 0> = new Array(CHURN_LIVE).fill(0);
+    let x = 2463534242;
+    return () => {
+      for (let i = 0; i < CHURN_OPS; i++) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        const p = x & (CHURN_LIVE - 1);
+        const block = held[p]!;
+        if (block === 0) {
+          held[p] = a.malloc(16 + ((x >>> 8) % 2033));
+        } else {
+          a.free(block);
+          held[p] = 0;
+        }
+      }
+    };
+  },
+};
+
 /** A block grown by doubling from 16 B to 1 MiB, then freed. */
 const reallocChain: Row = {
   name: 'realloc chain 16 B to 1 MiB',
@@ -92,6 +130,7 @@ export const ROWS: readonly Row[] = [
   pair(64 * KiB, 200),
   pair(MiB, 20),
   mixed,
+  churn,
   reallocChain,
   callocRow,
 ];

@@ -74,6 +74,22 @@ test('a request the free top would serve only by passing the peak takes a larger
   heap.destroy();
 });
 
+test('a request the free top would serve only by passing the peak takes a listed block below it before any cache moves', () => {
+  const heap = fast();
+  const cached = Array.from({ length: 5 }, () => heap.malloc(1000));
+  heap.malloc(1000, 'pin');
+  const a = heap.malloc(150_000); // freed, it is held whole, then merged back by a request of another size
+  heap.malloc(1000, 'pin'); // the free top is what is left of the arena's last page
+  heap.free(a);
+  for (const p of cached) heap.free(p); // five cached blocks side by side: flushed, they would merge
+  const { peakMapped } = heap.stats();
+  assert.is(heap.malloc(300), a, 'the listed block below the touched top serves it');
+  assert.is(heap.stats().peakMapped, peakMapped);
+  assert.is(heap.malloc(1000), cached.at(-1), 'the caches still hold their blocks');
+  heap.check();
+  heap.destroy();
+});
+
 test('a request the free top block fits is served by it, though its class lists more blocks ahead of it than are looked at', () => {
   for (const options of [{ preset: 'fast' as const }, { shared: true }]) {
     const heap = new Heap(options);
