@@ -90,6 +90,26 @@ test('a request the free top would serve only by passing the peak takes a listed
   heap.destroy();
 });
 
+test('trim() gives back the whole pages inside a free block below blocks in use, and the block serves again', () => {
+  const heap = fast();
+  const a = heap.malloc(100_000);
+  heap.malloc(1000, 'pin'); // keeps a's block off the top
+  heap.trim();
+  const before = heap.stats().mapped;
+  heap.bytes(a, 100_000).fill(7);
+  heap.free(a);
+  heap.trim();
+  const given = before - heap.stats().mapped;
+  assert.ok(given >= 90 * 1024 && given <= 100_000, `trim() gave back ${given} bytes of the 100,000-byte hole`);
+  heap.check();
+  const b = heap.malloc(100_000);
+  assert.is(b, a, 'the hole serves the next request of its size');
+  heap.bytes(b, 100_000).fill(9);
+  assert.is(heap.stats().mapped, before, 'its pages count as held again');
+  heap.check();
+  heap.destroy();
+});
+
 test('a request the free top block fits is served by it, though its class lists more blocks ahead of it than are looked at', () => {
   for (const options of [{ preset: 'fast' as const }, { shared: true }]) {
     const heap = new Heap(options);

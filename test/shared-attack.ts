@@ -16,8 +16,9 @@
 //   they start, inside their attach (koffi#190: a worker terminated while koffi loads can abort
 //   the whole process with a failed napi_throw; that is koffi's, not the heap's).
 // - After each round: check(), and every block a place holds must be a live block of its size
-//   with its pattern. A place claimed by a terminated worker is given up (the call it was making
-//   may have lost its block: the design's stated cost). A worker that makes no progress for 10 s
+//   with its pattern. A place a terminated worker held is put right from where the worker stood,
+//   or given up when it was inside a call that changes the block (that call may have lost it:
+//   the design's stated cost). A worker that makes no progress for 10 s
 //   is a hang.
 // - At the end: every block freed, check(), trim(), the heap's stats, and a last round that destroy()s
 //   the heap under running workers, whose every call must then throw ERR_HEAP_DESTROYED.
@@ -41,8 +42,17 @@ const CLAIMED = 2;
 /** Blocks up to this size carry their pattern whole; larger ones in three windows of WINDOW bytes. */
 const WHOLE = 64 * 1024;
 const WINDOW = 4096;
-/** Per worker: its heartbeat (calls made), in the control words after the table. */
+/** Workers numbered at once (numbers are reused past it). */
 const MAX_WORKERS = 1024;
+/**
+ * Where a worker stands with the place it holds, so that the place of a terminated worker is put
+ * right: as it was before the claim (IDLE), holding the block the table records (FULL_NOW), empty
+ * (EMPTY_NOW), or unknown, inside a call that changes its block (IN_CALL: the place is given up).
+ */
+const IDLE = 0;
+const IN_CALL = 1;
+const FULL_NOW = 2;
+const EMPTY_NOW = 3;
 
 interface Table {
   readonly address: Float64Array;
@@ -50,6 +60,9 @@ interface Table {
   readonly state: Int32Array;
   /** [0]: stop flag (1: finish the call in hand and end); [1 + k]: worker k's calls so far. */
   readonly control: Int32Array;
+  /** Per worker: where it stands with the place it holds (IDLE...), and that place's state before its claim. */
+  readonly phase: Int32Array;
+  readonly was: Int32Array;
 }
 
 function table(buffer: SharedArrayBuffer): Table {
@@ -58,10 +71,12 @@ function table(buffer: SharedArrayBuffer): Table {
     size: new Float64Array(buffer, 8 * PLACES, PLACES),
     state: new Int32Array(buffer, 16 * PLACES, PLACES),
     control: new Int32Array(buffer, 20 * PLACES, 1 + MAX_WORKERS),
+    phase: new Int32Array(buffer, 20 * PLACES + 4 * (1 + MAX_WORKERS), MAX_WORKERS),
+    was: new Int32Array(buffer, 20 * PLACES + 4 * (1 + 2 * MAX_WORKERS), MAX_WORKERS),
   };
 }
 
-const tableBytes = 20 * PLACES + 4 * (1 + MAX_WORKERS);
+const tableBytes = 20 * PLACES + 4 * (1 + 3 * MAX_WORKERS);
 
 /** The ranges of a block of `size` bytes that carry its pattern: [start, end) pairs. */
 function windows(size: number): number[] {
@@ -137,20 +152,25 @@ function attack(job: Job): void {
       const place = Math.floor(next() * PLACES);
       const was = Atomics.load(t.state, place);
       if ((was !== EMPTY && was !== FULL) || Atomics.compareExchange(t.state, place, was, me) !== was) continue;
+      t.was[job.index] = was;
+      Atomics.store(t.phase, job.index, IDLE);
       let state = was;
       try {
         if (was === EMPTY) {
           const size = sizeFor(next, place);
           const calloc = next() < 0.2;
+          Atomics.store(t.phase, job.index, IN_CALL);
           const ptr = calloc ? heap.calloc(1, size) : heap.malloc(size);
           if (ptr === 0) {
             report(`${calloc ? 'calloc' : 'malloc'}(${size}) returned 0`);
+            Atomics.store(t.phase, job.index, EMPTY_NOW);
             continue;
           }
           if (calloc && patternFault(heap, ptr, size, 0) >= 0) report(`calloc(1, ${size}) at ${ptr} is not zero at byte ${patternFault(heap, ptr, size, 0)}`);
           fillPattern(heap, ptr, size);
           t.address[place] = ptr;
           t.size[place] = size;
+          Atomics.store(t.phase, job.index, FULL_NOW);
           state = FULL;
           continue;
         }
@@ -160,13 +180,17 @@ function attack(job: Job): void {
         if (fault >= 0) report(`the block at ${ptr} (${size} bytes) lost its pattern at byte ${fault}`);
         const op = next();
         if (op < 0.5) {
+          Atomics.store(t.phase, job.index, IN_CALL);
           heap.free(ptr);
+          Atomics.store(t.phase, job.index, EMPTY_NOW);
           state = EMPTY;
         } else if (op < 0.9) {
           const grown = sizeFor(next, place);
+          Atomics.store(t.phase, job.index, IN_CALL);
           const q = heap.realloc(ptr, grown);
           if (q === 0) {
             report(`realloc(${ptr}, ${grown}) returned 0`);
+            Atomics.store(t.phase, job.index, FULL_NOW);
             continue;
           }
           // The bytes kept: the old block's, up to the new size, as far as its first window carried its pattern.
@@ -175,6 +199,7 @@ function attack(job: Job): void {
           fillPattern(heap, q, grown);
           t.address[place] = q;
           t.size[place] = grown;
+          Atomics.store(t.phase, job.index, FULL_NOW);
         } else if (heap.usableSize(ptr) < size) {
           report(`usableSize of the block at ${ptr} is ${heap.usableSize(ptr)}, below its ${size} bytes`);
         }
@@ -182,14 +207,22 @@ function attack(job: Job): void {
         Atomics.store(t.state, place, state);
       }
     } catch (e) {
-      if (job.destroying && e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED') {
-        parentPort!.postMessage({ destroyed: true });
-        break;
-      }
+      if (job.destroying && e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED') break;
       report(`threw ${e instanceof HeapError ? e.code : ''} ${String(e)}`);
     }
   }
-  if (!job.destroying) heap.close();
+  if (job.destroying) {
+    // Stopped before a call of its own met the destroyed heap (a long call in hand when destroy() came): one more.
+    try {
+      heap.malloc(16);
+      report('malloc after destroy() returned a block');
+    } catch (e) {
+      if (e instanceof HeapError && e.code === 'ERR_HEAP_DESTROYED') parentPort!.postMessage({ destroyed: true });
+      else report(`malloc after destroy() threw ${String(e)}`);
+    }
+  } else {
+    heap.close();
+  }
   parentPort!.postMessage({ done: true });
 }
 
@@ -300,14 +333,16 @@ class Attack {
       if (this.earlyKills && this.next() < 0.5) await this.attacher();
     }
     await this.stop(running.filter((r) => !r.terminated));
-    // Places a terminated worker held: the call it was making may have lost its block.
+    // Places a terminated worker held: put right, but for one whose block was inside a call (given up).
     const dead = new Set(killed.map((r) => CLAIMED + r.index));
     for (let p = 0; p < PLACES; p++) {
       const s = this.t.state[p]!;
       if (s === EMPTY || s === FULL) continue;
       if (!dead.has(s)) this.find(`place ${p} is still claimed by worker ${s - CLAIMED}, which ended`);
-      this.t.state[p] = EMPTY;
-      this.lostPlaces++;
+      const k = s - CLAIMED;
+      const phase = this.t.phase[k]!;
+      this.t.state[p] = phase === FULL_NOW ? FULL : phase === IDLE ? this.t.was[k]! : EMPTY;
+      if (phase === IN_CALL || !dead.has(s)) this.lostPlaces++;
     }
   }
 
@@ -404,7 +439,7 @@ async function main(): Promise<void> {
     await a.round(workers, ms);
     const held = a.verify(`after round ${r}`);
     const s = a.heap.stats();
-    console.log(`round ${r}: ${held} blocks held, ${a.terminations} workers terminated, ${a.lostPlaces} places given up; ` +
+    console.log(`round ${r}: ${held} blocks held, ${a.terminations} workers terminated, ${a.lostPlaces} places given up (inside a call); ` +
       `in use ${(s.inUse / 2 ** 20).toFixed(1)} MiB, mapped ${(s.mapped / 2 ** 20).toFixed(1)} MiB; ${a.findings.length} findings`);
   }
   a.freeAll();

@@ -162,23 +162,24 @@ export abstract class FastGrowth extends FastArena {
 
   /**
    * Before the arena grows past the most the heap has held: every free block on the lists (the
-   * last one aside, which trimTop looks after) whose whole pages span at least purgeMin bytes
-   * gives them back. Such growth is rare (geometric), so the system calls are too, and holes the
-   * heap could not fill stop being held just when it would hold more than ever. Every link is
-   * proved before it is followed; the walk is bounded by the count.
+   * last one aside, which trimTop looks after) whose whole pages span at least `least` bytes
+   * (purgeMin; trim() asks for every whole page) gives them back. Such growth is rare
+   * (geometric), so the system calls are too, and holes the heap could not fill stop being held
+   * just when it would hold more than ever. Every link is proved before it is followed; the walk
+   * is bounded by the count. (The shared preset, whose purgeMin is Infinity, gives back none.)
    */
-  protected purgeFreeBlocks(): void {
+  protected purgeFreeBlocks(least = this.purgeMin): void {
     if (this.purgeMin === Infinity) return;
     const lists = this.lists;
     const last = this.top - Block.HEADER;
     let steps = 0;
-    for (let i = classOf(this.purgeMin); i < lists.heads.length; i++) {
+    for (let i = classOf(least); i < lists.heads.length; i++) {
       for (let b = lists.heads[i]!; b !== 0;) {
         if (++steps > lists.count || !lists.isFreeIn(b, i)) this.corruptedList(b);
         const size = this.mem[(b >>> 2) + Word.SIZE]! & Flag.SIZE_MASK;
         const next = this.mem[(b >>> 2) + Word.NEXT_FREE]!;
         if (next !== 0 && this.mem[(next >>> 2) + Word.PREV_FREE] !== b) this.corruptedList(b);
-        if (b + size !== last) this.purge(b, size);
+        if (b + size !== last) this.purge(b, size, least);
         b = next;
       }
     }
@@ -378,6 +379,8 @@ export abstract class FastGrowth extends FastArena {
     this.flushCaches();
     const last = this.freeBefore(this.top - Block.HEADER);
     if (last !== 0) this.trimTop(last, this.top - Block.HEADER - last, 0);
+    // The whole pages inside the free blocks below, as glibc's malloc_trim gives them back.
+    this.purgeFreeBlocks(this.pageBytes);
     // What was committed ahead of the blocks goes back too.
     if (this.committedTop > this.top) {
       decommit(this.reservation!, this.top, this.committedTop - this.top);
