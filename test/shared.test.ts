@@ -8,7 +8,8 @@ import * as assert from 'uvu/assert';
 import { Heap, HeapError, SharedHeap } from '../src/index.js';
 import { BUSY, EMPTY, FULL, slots, tag } from './shared-worker.js';
 import { inWorker } from './helpers.js';
-import { AI, Slot } from '../src/heap/shared-control.js';
+import { AF, AI, Slot } from '../src/heap/shared-control.js';
+import { getPageSize } from '../src/os/memory.js';
 import { Block } from '../src/layout/fast.js';
 
 const workerFile = new URL('./shared-worker.js', import.meta.url);
@@ -331,6 +332,43 @@ basics('a reclaimer that died between freeing a dead heap\'s cached block and cl
   assert.ok(heap.bytes(q, 100_000).every((b) => b === 7), 'the block kept its bytes');
   assert.is(heap.stats().usedBlocks, 1);
   heap.free(q);
+  heap.check();
+  heap.destroy();
+});
+
+basics('a thread that died holding an arena\'s lock while it gave pages back: the count of pages given back is taken from their marks', () => {
+  const heap = new Heap({ shared: true }) as unknown as SharedHeap;
+  const inside = heap as unknown as {
+    arenas: { ints: Int32Array; floats: Float64Array; purged: Uint8Array; reservation: { address: number } }[]; arenaOf(ptr: number): number;
+  };
+  const a = heap.malloc(100_000);
+  const pin = heap.malloc(1000);
+  heap.free(a);
+  heap.trim();
+  const k = inside.arenaOf(a);
+  const arena = inside.arenas[k]!;
+  const given = arena.floats[AF.PURGED]!;
+  assert.ok(given >= 90 * 1024, `trim() gave back ${given} bytes of the hole`);
+  const mapped = heap.stats().mapped;
+  // As a thread stopped while it made a block over the hole (one mark cleared, the count in its
+  // fields only) and while it trimmed the top (a mark left past it); its thread id is no thread's.
+  const page = getPageSize();
+  const first = arena.purged.indexOf(1);
+  assert.ok(first > 0);
+  arena.purged[first] = 0;
+  arena.purged[arena.purged.length - 1] = 1;
+  arena.ints[AI.LOCK] = 4_000_000;
+  assert.ok(heap.usableSize(pin) >= 1000); // takes the lock over: the arena is rebuilt, and its count taken from the marks
+  assert.is(heap.threads().repairs, 1);
+  assert.is(arena.floats[AF.PURGED], given - page, 'the page unmarked counts as held');
+  assert.is(arena.purged[arena.purged.length - 1], 0, 'the mark past the top is cleared');
+  assert.is(heap.stats().mapped, mapped + page);
+  heap.check();
+  const b = heap.malloc(100_000);
+  heap.bytes(b, 100_000).fill(3);
+  assert.ok(heap.bytes(b, 100_000).every((x) => x === 3));
+  heap.free(b);
+  heap.free(pin);
   heap.check();
   heap.destroy();
 });

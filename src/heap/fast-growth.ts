@@ -178,7 +178,8 @@ export abstract class FastGrowth extends FastArena {
         if (++steps > lists.count || !lists.isFreeIn(b, i)) this.corruptedList(b);
         const size = this.mem[(b >>> 2) + Word.SIZE]! & Flag.SIZE_MASK;
         const next = this.mem[(b >>> 2) + Word.NEXT_FREE]!;
-        if (next !== 0 && this.mem[(next >>> 2) + Word.PREV_FREE] !== b) this.corruptedList(b);
+        // The link is proved a free block of the class before its own link is read.
+        if (next !== 0 && (!lists.isFreeIn(next, i) || this.mem[(next >>> 2) + Word.PREV_FREE] !== b)) this.corruptedList(b);
         if (b + size !== last) this.purge(b, size, least);
         b = next;
       }

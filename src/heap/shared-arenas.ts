@@ -245,7 +245,14 @@ export abstract class SharedArenas extends SharedSlots {
    * from the fields, the others' from their records (a call behind, at most).
    */
   protected override mapped(): number {
-    return this.arenaTops() + this.supply.held() + this.largeTable.bytes();
+    return this.arenaTops() - this.arenasPurged() + this.supply.held() + this.largeTable.bytes();
+  }
+
+  /** Every arena's pages given back inside its free blocks: the bound arena's from the field, the others' from their records. */
+  private arenasPurged(): number {
+    let bytes = 0;
+    for (let k = 0; k < this.arenas.length; k++) bytes += k === this.bound && this.depth > 0 ? this.purgedBytes : this.arenas[k]!.floats[AF.PURGED]!;
+    return bytes;
   }
 
   /**

@@ -114,6 +114,8 @@ export const enum AF {
   MUNMAP_CALLS = 12,
   TRIM_THRESHOLD = 13,
   LISTED = 14,
+  /** Bytes of the arena's pages given back inside its free blocks (FastArena.purgedBytes). */
+  PURGED = 15,
 }
 
 /**
@@ -212,6 +214,9 @@ export const FIXED_BYTES = CACHE_COUNTS_AT + CACHE_STRIDE * MAX_OPEN;
  * gave back (i32 each); then the arena's start bitmap, one bit per 16 bytes; then the table of
  * large blocks (./shared-large.ts).
  */
+/** The page size the purged marks are laid out for: the smallest Linux has (a larger page uses the first of its marks). */
+export const PURGED_PAGE = 4096;
+
 export class ControlLayout {
   readonly smallPages: number;
   readonly marksAt: number;
@@ -221,6 +226,8 @@ export class ControlLayout {
   readonly nextAt: number;
   readonly stackAt: number;
   readonly startsAt: number;
+  /** The arenas' marks of pages given back to the kernel (FastArena.purged): a byte per 4 KiB of the arenas. */
+  readonly purgedAt: number;
   readonly largeAt: number;
   /** The control block's size. */
   readonly bytes: number;
@@ -234,7 +241,8 @@ export class ControlLayout {
     this.nextAt = this.remoteAt + 4 * this.smallPages;
     this.stackAt = this.nextAt + 4 * this.smallPages;
     this.startsAt = this.stackAt + 4 * this.smallPages;
-    this.largeAt = align64(this.startsAt + arenaBytes / 128);
+    this.purgedAt = align64(this.startsAt + arenaBytes / 128);
+    this.largeAt = align64(this.purgedAt + arenaBytes / PURGED_PAGE);
     this.bytes = this.largeAt + LARGE_TABLE_BYTES;
   }
 }

@@ -26,7 +26,7 @@ import { currentThread, type ThreadIdentity } from '../os/threads.js';
 import { SmallSupply } from './shared-supply.js';
 import { LargeTable } from './shared-large.js';
 import {
-  AF, AI, ARENAS, ARENAS_AT, ARENA_RECORD_BYTES, ControlLayout, F, HEADS_AT, HEADS_BYTES, I, MAGIC, MAX_OPEN, SLOTS_AT, SL_MAPS_AT,
+  AF, AI, ARENAS, ARENAS_AT, ARENA_RECORD_BYTES, ControlLayout, F, HEADS_AT, HEADS_BYTES, I, MAGIC, MAX_OPEN, PURGED_PAGE, SLOTS_AT, SL_MAPS_AT,
   SL_MAPS_BYTES, SMALL_ARENA_BYTES, Slot, CACHE_CLASSES, acquire, arenaSpan, release, threadId,
 } from './shared-control.js';
 
@@ -50,6 +50,8 @@ interface ArenaView {
   /** The arena's record (AI as Int32, AF as Float64). */
   readonly ints: Int32Array;
   readonly floats: Float64Array;
+  /** The marks of the arena's pages given back inside free blocks (FastArena.purged), a byte a page. */
+  readonly purged: Uint8Array;
   /** Bytes from the arena's start this thread has seen read-write (see enter). */
   provenTop: number;
   /** The arena's top when this thread last let go of its lock, and how far its blocks had reached (FastArena.touchedTop). */
@@ -164,8 +166,6 @@ export abstract class SharedState extends FastHeap {
     this.slotInts = new Int32Array(this.control, SLOTS_AT, Slot.INTS * MAX_OPEN);
     this.slotFloats = new Float64Array(this.control, SLOTS_AT, Slot.FLOATS * MAX_OPEN);
     this.cacheDepth = 0;
-    // Pages given back are marked in one thread's state only: the arena's free blocks keep theirs.
-    this.purgeMin = Infinity;
     this.bind(0);
   }
 
@@ -179,6 +179,7 @@ export abstract class SharedState extends FastHeap {
       mem: new Uint32Array(buffer, offset, size >>> 2),
       bytes: new Uint8Array(buffer, offset, size),
       starts: new Int32Array(c, this.layout.startsAt + offset / 128, size / 512),
+      purged: new Uint8Array(c, this.layout.purgedAt + offset / PURGED_PAGE, size / getPageSize()),
       heads: new Uint32Array(c, HEADS_AT + k * HEADS_BYTES, FL_COUNT * SL_COUNT),
       slMaps: new Int32Array(c, SL_MAPS_AT + k * SL_MAPS_BYTES, FL_COUNT),
       ints: new Int32Array(c, ARENAS_AT + k * ARENA_RECORD_BYTES, ARENA_RECORD_BYTES >>> 2),
@@ -202,6 +203,7 @@ export abstract class SharedState extends FastHeap {
     this.mem = view.mem;
     this.bytesView = view.bytes;
     this.starts = view.starts;
+    this.purged = view.purged;
     this.lists.mem = view.mem;
     this.lists.starts = view.starts;
     this.lists.heads = view.heads;
@@ -302,6 +304,7 @@ export abstract class SharedState extends FastHeap {
     this.mmapCalls = f[AF.MMAP_CALLS]!;
     this.munmapCalls = f[AF.MUNMAP_CALLS]!;
     this.trimThreshold = f[AF.TRIM_THRESHOLD]!;
+    this.purgedBytes = f[AF.PURGED]!;
     this.peakInUse = this.floats[F.PEAK_IN_USE]!;
     this.peakMapped = this.floats[F.PEAK_MAPPED]!;
     this.loaded = this.bound;
@@ -336,8 +339,25 @@ export abstract class SharedState extends FastHeap {
     const held = this.rebuildArena();
     // Cached blocks count as in use in the shared count (see the accounting note in ./shared.ts).
     this.inUse = held;
+    this.recountPurged();
     this.dropFreedPending();
     Atomics.add(this.ints, I.REPAIRS, 1);
+  }
+
+  /**
+   * The bound arena's count of pages given back, from their marks: the dead thread may have been
+   * marking or unmarking them. Marks at or past the top (a trim cut short) are cleared.
+   */
+  private recountPurged(): void {
+    const purged = this.purged;
+    const below = Math.min(purged.length, this.top >>> this.pageShift);
+    let pages = 0;
+    for (let p = 0; p < purged.length; p++) {
+      if (purged[p] === 0) continue;
+      if (p < below) pages++;
+      else purged[p] = 0;
+    }
+    this.purgedBytes = pages << this.pageShift;
   }
 
   /**
@@ -390,6 +410,7 @@ export abstract class SharedState extends FastHeap {
     f[AF.MMAP_CALLS] = this.mmapCalls;
     f[AF.MUNMAP_CALLS] = this.munmapCalls;
     f[AF.TRIM_THRESHOLD] = this.trimThreshold;
+    f[AF.PURGED] = this.purgedBytes;
     view.seenTop = this.top;
     view.touchedTop = this.touchedTop;
     view.ints[AI.HOLDER] = this.id;
