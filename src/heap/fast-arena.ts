@@ -168,8 +168,8 @@ export abstract class FastArena extends Heap implements HeapOperations {
   protected purged: Uint8Array<ArrayBufferLike> = new Uint8Array(0);
   /** Bytes of the pages marked in `purged`. */
   protected purgedBytes = 0;
-  /** A free block whose inner pages span at least this many bytes gives them back; Infinity never. */
-  protected purgeMin = PURGE_MIN;
+  /** A free block whose inner pages span at least this many bytes gives them back. */
+  protected readonly purgeMin = PURGE_MIN;
   /** The kernel's page size, and its log2 (asked at construction, not when the module loads). */
   protected readonly pageBytes = getPageSize();
   protected readonly pageShift = 31 - Math.clz32(this.pageBytes);

@@ -166,10 +166,9 @@ export abstract class FastGrowth extends FastArena {
    * (purgeMin; trim() asks for every whole page) gives them back. Such growth is rare
    * (geometric), so the system calls are too, and holes the heap could not fill stop being held
    * just when it would hold more than ever. Every link is proved before it is followed; the walk
-   * is bounded by the count. (The shared preset, whose purgeMin is Infinity, gives back none.)
+   * is bounded by the count.
    */
   protected purgeFreeBlocks(least = this.purgeMin): void {
-    if (this.purgeMin === Infinity) return;
     const lists = this.lists;
     const last = this.top - Block.HEADER;
     let steps = 0;
@@ -193,7 +192,7 @@ export abstract class FastGrowth extends FastArena {
    * the most it has held.
    */
   protected releaseIdleArena(): void {
-    if (this.top === 0 || this.purgeMin === Infinity) return;
+    if (this.top === 0) return;
     this.flushCaches();
     this.purgeFreeBlocks();
     // The free top block's pages below the touched top (none past it is held) are given back but

@@ -205,18 +205,19 @@ export const SMALL_ARENA_BYTES = 256 * 1024 * 1024;
 /** The control block's fixed part: everything above. */
 export const FIXED_BYTES = CACHE_COUNTS_AT + CACHE_STRIDE * MAX_OPEN;
 
+/** The page size the purged marks are laid out for: the smallest Linux has (a larger page uses the first of its marks). */
+export const PURGED_PAGE = 4096;
+
 /**
  * Where the parts sized by the arenas lie in a control block for an arena of `arenaBytes` and a
  * small-object arena of `smallBytes`. Per small page: its mark per granule (u8, SmallPages.marks),
  * its class (i32: see SharedSmallPages.classes), the tag of the heap that owns it (i32: slot + 1, 0 for
  * none), how many of its slots other threads freed that its owner has not taken back (i32), and
  * the next page on its owner's list of such pages (i32); then the supply's stack of pages heaps
- * gave back (i32 each); then the arena's start bitmap, one bit per 16 bytes; then the table of
- * large blocks (./shared-large.ts).
+ * gave back (i32 each); then the arena's start bitmap, one bit per 16 bytes; then a byte per page
+ * of the arenas, set where the page lies inside a free block and was given back to the kernel
+ * (FastArena.purged); then the table of large blocks (./shared-large.ts).
  */
-/** The page size the purged marks are laid out for: the smallest Linux has (a larger page uses the first of its marks). */
-export const PURGED_PAGE = 4096;
-
 export class ControlLayout {
   readonly smallPages: number;
   readonly marksAt: number;
