@@ -12,7 +12,7 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Bench } from 'tinybench';
 import { directPair, type DirectPair } from './direct.js';
-import { PEERS, peerNamed } from './peers.js';
+import { PEERS, peerNamed, type Allocator } from './peers.js';
 import { ROWS } from './rows.js';
 import { runtimeName } from './runtime.js';
 import { hotStacks, memory, randomChurn, type MemoryReport, type Timing } from './scaling.js';
@@ -71,13 +71,15 @@ function parseArgs(argv: readonly string[]): { child: string | undefined; peer: 
 async function microChild(peerName: string, time: number): Promise<Measurement[]> {
   const peer = peerNamed(peerName);
   const allocator = peer.create();
-  const own = ROWS.filter((row) => row.ownAllocator).map(() => peer.create());
+  const own: Allocator[] = [];
   const bench = new Bench({ time, warmupTime: time / 4, iterations: 10 });
-  let k = 0;
-  for (const row of ROWS) bench.add(row.name, row.make(row.ownAllocator ? own[k++]! : allocator));
+  for (const row of ROWS) {
+    const a = row.ownAllocator ? peer.create() : allocator;
+    if (a !== allocator) own.push(a);
+    bench.add(row.name, row.make(a));
+  }
   await bench.run();
-  allocator.dispose();
-  for (const a of own) a.dispose();
+  for (const a of [allocator, ...own]) a.dispose();
   return bench.tasks.map((task) => {
     const row = ROWS.find((r) => r.name === task.name)!;
     const result = task.result;

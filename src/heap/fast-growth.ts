@@ -173,14 +173,14 @@ export abstract class FastGrowth extends FastArena {
     const last = this.top - Block.HEADER;
     let steps = 0;
     for (let i = classOf(least); i < lists.heads.length; i++) {
-      for (let b = lists.heads[i]!; b !== 0;) {
-        if (++steps > lists.count || !lists.isFreeIn(b, i)) this.corruptedList(b);
+      // Each block is proved a free block of the class, linked back to the one before, before any
+      // of its words is believed.
+      for (let b = lists.heads[i]!, prev = 0; b !== 0;) {
+        if (++steps > lists.count || !lists.isFreeIn(b, i) || this.mem[(b >>> 2) + Word.PREV_FREE] !== prev) this.corruptedList(b);
         const size = this.mem[(b >>> 2) + Word.SIZE]! & Flag.SIZE_MASK;
-        const next = this.mem[(b >>> 2) + Word.NEXT_FREE]!;
-        // The link is proved a free block of the class before its own link is read.
-        if (next !== 0 && (!lists.isFreeIn(next, i) || this.mem[(next >>> 2) + Word.PREV_FREE] !== b)) this.corruptedList(b);
         if (b + size !== last) this.purge(b, size, least);
-        b = next;
+        prev = b;
+        b = this.mem[(b >>> 2) + Word.NEXT_FREE]!;
       }
     }
   }

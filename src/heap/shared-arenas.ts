@@ -245,14 +245,7 @@ export abstract class SharedArenas extends SharedSlots {
    * from the fields, the others' from their records (a call behind, at most).
    */
   protected override mapped(): number {
-    return this.arenaTops() - this.arenasPurged() + this.supply.held() + this.largeTable.bytes();
-  }
-
-  /** Every arena's pages given back inside its free blocks: the bound arena's from the field, the others' from their records. */
-  private arenasPurged(): number {
-    let bytes = 0;
-    for (let k = 0; k < this.arenas.length; k++) bytes += k === this.bound && this.depth > 0 ? this.purgedBytes : this.arenas[k]!.floats[AF.PURGED]!;
-    return bytes;
+    return this.arenasSum(AF.TOP, this.top) - this.arenasSum(AF.PURGED, this.purgedBytes) + this.supply.held() + this.largeTable.bytes();
   }
 
   /**
@@ -269,13 +262,17 @@ export abstract class SharedArenas extends SharedSlots {
 
   /** The arenas' tops and the small-object arena's committed pages (every heap's). */
   protected override committed(): number {
-    return this.arenaTops() + this.supply.committed() + this.largeTable.bytes();
+    return this.arenasSum(AF.TOP, this.top) + this.supply.committed() + this.largeTable.bytes();
   }
 
-  private arenaTops(): number {
-    let tops = 0;
-    for (let k = 0; k < this.arenas.length; k++) tops += k === this.bound && this.depth > 0 ? this.top : this.arenas[k]!.floats[AF.TOP]!;
-    return tops;
+  /**
+   * Record `field` of every arena, summed: the bound arena's from `current` (its field, ahead of
+   * its record while this heap holds its lock), the others' from their records (a call behind, at most).
+   */
+  private arenasSum(field: AF, current: number): number {
+    let sum = 0;
+    for (let k = 0; k < this.arenas.length; k++) sum += k === this.bound && this.depth > 0 ? current : this.arenas[k]!.floats[field]!;
+    return sum;
   }
 
   /**

@@ -57,9 +57,8 @@ const CACHE_DEPTH = 8;
 /**
  * Larger sizes a malloc whose own cache is empty looks in (16 bytes apart): NEAR, or an eighth of
  * the block's size if that is more (a block up to an eighth larger, kept whole). With random
- * sizes, a thread's caches seldom hold a block of the very size asked for, and a miss takes the
- * arena's lock: on a random churn of 16 B to 2 KiB, four sizes left 22% of the arenas' mallocs to
- * the lock, an eighth 8%, and one worker's throughput rose by a quarter (docs/benchmarks.md).
+ * sizes, a thread's caches seldom hold the very size asked for, and a miss takes the arena's lock
+ * (what each reach cost and saved: docs/design.md, "Per-thread caches").
  */
 const NEAR = 4;
 // A module-level const, so that V8 folds it (an imported binding is read through a cell per use).
