@@ -106,14 +106,17 @@ async function terminate(rounds: number, workers: number): Promise<object> {
   const threads = await threadsOnceEnded(heap, 1);
   const stats = heap.stats();
   // What the dead workers held serves new requests: three workers' worth of blocks, one at a time.
+  // The bytes the arenas and the small-object arena have committed (what `limit` bounds): no public call tells it.
+  const committed = (): number => (heap as unknown as { committed(): number }).committed();
   const before = heap.stats().mapped;
+  const committedBefore = committed();
   for (let i = 0; i < 3; i++) {
     const w = start({ role: 'short', handle: heap.handle(), blocks: 200, seed: 900 + i, keep: false });
     await w.result;
   }
   const after = heap.stats();
   return { errors, refused, checks, stalled, mapped, inUse: stats.inUse, usedBlocks: stats.usedBlocks, threads,
-    reused: { before, after: after.mapped, inUse: after.inUse } };
+    reused: { before, after: after.mapped, inUse: after.inUse, committedBefore, committedAfter: committed() } };
 }
 
 async function longCall(): Promise<object> {
