@@ -94,18 +94,98 @@ test('the metadata of small blocks is out of native reach: writes after free int
   heap.destroy();
 });
 
+test('a freed slot waits in its class\'s slot cache, the last freed taken first; a cached slot is free to every call, to stats and to check()', () => {
+  const heap = fast();
+  const [a, b, c] = [heap.malloc(64), heap.malloc(64), heap.malloc(64)];
+  const inUse = heap.stats().inUse;
+  heap.free(a);
+  heap.free(b);
+  const s = heap.stats();
+  assert.is(s.inUse, inUse - 128, 'cached slots are not in use');
+  assert.is(s.usedBlocks, 1);
+  for (const p of [a, b]) {
+    assert.is(code(() => heap.free(p)), 'ERR_DOUBLE_FREE', 'a cached slot freed again');
+    assert.is(code(() => heap.realloc(p, 10)), 'ERR_DOUBLE_FREE');
+    assert.is(code(() => heap.bytes(p)), 'ERR_DOUBLE_FREE');
+    assert.is(code(() => heap.usableSize(p)), 'ERR_DOUBLE_FREE');
+  }
+  const free = heap.snapshot().regions.flatMap((r) => r.blocks).filter((x) => x.free).map((x) => x.address);
+  assert.ok(free.includes(a) && free.includes(b), 'the snapshot shows cached slots free');
+  assert.is(heap.stats().usedBlocks, 1, 'the failed calls changed nothing');
+  heap.check();
+  assert.is(heap.malloc(64), b, 'the slot freed last comes back first');
+  assert.is(heap.malloc(64), a);
+  assert.is(heap.malloc(48), heap.malloc(48) - 48, 'another class has a cache of its own, empty: its page serves it');
+  heap.free(c);
+  heap.check();
+  heap.destroy();
+});
+
+test('a class\'s slot cache holds at most CACHE_SLOTS slots, the rest go to their pages; trim() empties the caches and gives back the pages they kept', () => {
+  const heap = fast();
+  const perPage = CLASS_SLOTS[1]!;
+  const blocks = fillPages(heap, 16, Math.ceil((Page.CACHE_SLOTS + 10) / perPage) + 1);
+  for (const p of blocks) heap.free(p);
+  heap.check();
+  // The last CACHE_SLOTS freed that the cache took are the first it hands out, the last of them first.
+  const again = Array.from({ length: Page.CACHE_SLOTS }, () => heap.malloc(16));
+  assert.equal(again, blocks.slice(0, Page.CACHE_SLOTS).reverse());
+  for (const p of again) heap.free(p);
+  assert.ok(held(heap) > 0, 'cached slots keep their pages');
+  heap.trim();
+  const s = heap.stats();
+  assert.equal([s.mapped, s.inUse, s.blocks], [0, 0, 0], 'trim() gave every page back');
+  heap.check();
+  heap.destroy();
+});
+
+test('before small pages take the heap past its peak, the slot caches give their slots back to their pages, so pages they kept can serve', () => {
+  const heap = fast();
+  const perUnit = UNIT / PAGE;
+  for (const p of fillPages(heap, 16, perUnit)) heap.free(p); // one unit's pages, then the 16-byte cache keeps some slots
+  assert.is(held(heap), UNIT);
+  // The 16-byte class keeps its emptied head page; another class needs every other page of the unit.
+  const other = fillPages(heap, 32, perUnit - 1);
+  assert.is(held(heap), UNIT, 'the page the cached slots kept served the other class');
+  for (const p of other) heap.free(p);
+  heap.check();
+  heap.destroy();
+});
+
+test('check() proves the slot caches against the marks: an entry twice, or one that is no cached slot, is ERR_HEAP_CORRUPTED', () => {
+  for (const damage of ['twice', 'live'] as const) {
+    const heap = fast();
+    const [a, b] = [heap.malloc(32), heap.malloc(32)];
+    heap.free(a);
+    // The cache is JavaScript state, out of native reach: only the engine's own bug could damage it.
+    const small = (heap as unknown as { small: { slotCache: Int32Array } }).small;
+    const at = 2 << Page.CACHE_SHIFT;
+    assert.is(small.slotCache[at], 1);
+    if (damage === 'twice') {
+      small.slotCache[at + 2] = small.slotCache[at + 1]!;
+      small.slotCache[at] = 2;
+    } else {
+      small.slotCache[at + 1] = small.slotCache[at + 1]! + (b - a) / 16;
+    }
+    assert.is(code(() => heap.check()), 'ERR_HEAP_CORRUPTED', damage);
+    heap.destroy();
+  }
+});
+
 test('a page whose slots are all free goes back to the pool for any class, and trim() gives every free page back', () => {
   const heap = fast();
   const a = Array.from({ length: 192 }, () => heap.malloc(16)); // three pages of the 16-byte class
   const secondPage = Math.floor(a[64]! / PAGE) * PAGE;
+  for (const p of a.slice(0, Page.CACHE_SLOTS)) heap.free(p); // the class's slot cache takes these, and is full
   for (const p of a.slice(64, 128)) heap.free(p); // the second page empties at the head of its class's list: it stays
+  assert.ok(held(heap) >= 3 * PAGE, 'no page left its class');
   const back = heap.malloc(16);
-  assert.is(back, a[127], 'the class takes from its emptied head page, the slot freed last first');
+  assert.is(back, a[Page.CACHE_SLOTS - 1], 'the class takes from its slot cache first, the slot freed last');
   heap.free(back);
-  heap.free(a[150]!); // the third page has room and heads the list: the empty second page leaves for the pool
+  heap.free(a[150]!); // the cache is full: the slot goes to the third page, which has room now and heads the list, so the empty second page leaves for the pool
   const big = heap.malloc(200); // another class takes the pooled page
   assert.is(Math.floor(big / PAGE) * PAGE, secondPage);
-  for (const p of [...a.slice(0, 64), ...a.slice(128)]) if (p !== a[150]) heap.free(p);
+  for (const p of [...a.slice(Page.CACHE_SLOTS, 64), ...a.slice(128)]) if (p !== a[150]) heap.free(p);
   heap.free(big);
   heap.check();
   assert.ok(held(heap) > 0, 'each class keeps its last page until trim()');

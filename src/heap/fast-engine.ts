@@ -1,7 +1,8 @@
 // The fast preset's engine: O(1) malloc and free in three tiers. (Its introspection, snapshot,
 // stats and check, is the concrete class FastHeap in ./fast.ts.)
 // - Requests of up to SMALL_MAX bytes (256) come from 1 KiB pages of one size class each
-//   (src/heap/pages.ts, src/layout/pages.ts): no header, and every fact about a slot in JavaScript.
+//   (src/heap/pages.ts, src/layout/pages.ts): no header, and every fact about a slot in JavaScript;
+//   each class's slot cache holds its last freed slots for the next mallocs.
 // - Larger ones are blocks of the medium arena (./fast-arena.ts, its state and block operations;
 //   ./fast-growth.ts, its growth and trimming), with small-block caches.
 // - Requests at or above `largeThreshold` get mappings of their own (./fast-large.ts).
@@ -42,12 +43,24 @@ const classSize = CLASS_SIZE;
 export abstract class FastEngine extends FastLarge {
   override malloc(size: number, name?: string): number {
     // The fast path, small enough for V8 to inline into the caller (with free's): an unnamed
-    // request of at most SMALL_MAX bytes whose class has a page with a free slot. Anything else
-    // takes mallocMedium.
+    // request of at most SMALL_MAX bytes whose class's slot cache holds a slot, or has a page
+    // with a free slot. Anything else takes mallocMedium.
     if (typeof size === 'number' && (size >>> 0) === size && size <= Page.SMALL_MAX && name === undefined) {
       // The class and its size by arithmetic (src/layout/pages.ts): no table to load.
       const c = size === 0 ? 1 : (size + 15) >>> 4;
       const small = this.small;
+      const cache = small.slotCache;
+      const n = cache[c << Page.CACHE_SHIFT]!;
+      if (n !== 0) {
+        // SmallPages.takeCached, written out: the slot freed last.
+        const g = cache[(c << Page.CACHE_SHIFT) | n]!;
+        cache[c << Page.CACHE_SHIFT] = n - 1;
+        small.marks[g] = Page.LIVE;
+        if ((this.inUse += c << 4) > this.peakInUse) this.peakInUse = this.inUse;
+        const ptr = small.base + (g << Page.GRANULE_SHIFT);
+        if (this.scribble === true) this.scribbleSmall(ptr, c);
+        return ptr;
+      }
       if (small.avail[c] !== 0) {
         if ((this.inUse += c << 4) > this.peakInUse) this.peakInUse = this.inUse;
         const ptr = small.takeSlot(c);
@@ -124,10 +137,21 @@ export abstract class FastEngine extends FastLarge {
     if (this.destroyed) throw destroyedError();
     const c = classOfRequest[(size + 15) >>> 4]!;
     const small = this.small;
+    if (small.avail[c] === 0 && small.slotCache[c << Page.CACHE_SHIFT] !== 0) {
+      if ((this.inUse += classSize[c]!) > this.peakInUse) this.peakInUse = this.inUse;
+      const ptr = small.takeCached(c);
+      if (name !== undefined) this.nameSmall(ptr, name);
+      if (this.scribble) this.scribbleSmall(ptr, c);
+      return ptr;
+    }
     if (small.avail[c] === 0) {
-      // A page from a new unit would take the heap past the most it has held: the medium arena's
-      // idle memory goes back first, as the small pool's does before the arena grows.
-      if (small.pooledPages === 0 && this.mapped() + (small.unitPages << Page.SHIFT) > this.peakMapped) this.releaseIdleArena();
+      // A page from a new unit would take the heap past the most it has held: the slot caches give
+      // their slots back to their pages first (a page they empty joins the pool), then the medium
+      // arena's idle memory goes back, as the small pool's does before the arena grows.
+      if (small.pooledPages === 0 && this.mapped() + (small.unitPages << Page.SHIFT) > this.peakMapped) {
+        small.flushSlotCaches();
+        if (small.pooledPages === 0) this.releaseIdleArena();
+      }
       if (small.refill(c, this.limit - this.committed()) === 0) return 0;
       if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
     }
@@ -199,7 +223,8 @@ export abstract class FastEngine extends FastLarge {
   override free(ptr: Address): void {
     // The fastest path, small enough to inline: the first byte of a slot in use in a page some class
     // owns, when no small block has a name or an owner. Everything it reads is JavaScript state.
-    // Anything else, and anything doubtful, takes freeSlow.
+    // The slot goes to its class's slot cache, or to its page when the cache is full. Anything
+    // else, and anything doubtful, takes freeSlow.
     if (typeof ptr === 'number') {
       const small = this.small;
       const o = ptr - small.base;
@@ -208,18 +233,26 @@ export abstract class FastEngine extends FastLarge {
         const marks = small.marks;
         const g = o >>> Page.GRANULE_SHIFT;
         if (marks[g] === Page.LIVE) {
-          // SmallPages.releaseSlot, written out: the slot heads its page's free list.
-          const page = o >>> Page.SHIFT;
-          const info = small.pageInfo[page]!;
-          const c = info & Page.INFO_CLASS;
-          const head = (info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD;
-          const used = (info >>> Page.INFO_USED_SHIFT) - 1;
-          marks[g] = head;
-          small.pageInfo[page] = c | ((g & (Page.GRANULES - 1)) << Page.INFO_HEAD_SHIFT) | (used << Page.INFO_USED_SHIFT);
+          const c = small.pageInfo[o >>> Page.SHIFT]! & Page.INFO_CLASS;
           this.inUse -= c << 4;
           if (this.scribble === true) small.bytes.fill(FREED_BYTE, o, o + (c << 4));
-          // SmallPages.changed: a full page's first free slot, or every slot free off the head of its list.
-          if (head === Page.END || (used === 0 && small.avail[c] !== page)) small.changed(page, used);
+          const cache = small.slotCache;
+          const n = (cache[c << Page.CACHE_SHIFT]! + 1) | 0;
+          if (n <= Page.CACHE_SLOTS) {
+            cache[c << Page.CACHE_SHIFT] = n;
+            cache[(c << Page.CACHE_SHIFT) | n] = g;
+            marks[g] = Page.CACHED;
+          } else {
+            // SmallPages.releaseSlot, written out: the slot heads its page's free list.
+            const page = o >>> Page.SHIFT;
+            const info = small.pageInfo[page]!;
+            const head = (info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD;
+            const used = (info >>> Page.INFO_USED_SHIFT) - 1;
+            marks[g] = head;
+            small.pageInfo[page] = c | ((g & (Page.GRANULES - 1)) << Page.INFO_HEAD_SHIFT) | (used << Page.INFO_USED_SHIFT);
+            // SmallPages.changed: a full page's first free slot, or every slot free off the head of its list.
+            if (head === Page.END || (used === 0 && small.avail[c] !== page)) small.changed(page, used);
+          }
           return;
         }
       }

@@ -82,6 +82,7 @@ export abstract class FastGrowth extends FastArena {
     // would fault its holes back in every phase.
     if (this.mapped() + need > this.peakMapped) {
       this.purgeFreeBlocks();
+      this.small.flushSlotCaches();
       this.small.givePoolBack();
     }
     if (this.top + least > this.committedTop && !this.commitAhead(this.top + least - this.committedTop)) return 0;

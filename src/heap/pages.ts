@@ -13,6 +13,10 @@
 //                  byte can have a LIVE mark.
 //   avail[c]       the first page of class c with a free slot; next[p]/prev[p] link the others
 //   pool           committed pages no class owns, ready for any class
+//   slotCache      each class's cache of freed slots (the fast preset's hot paths): its count at
+//                  c << Page.CACHE_SHIFT, then their granules, the last freed last. A cached slot
+//                  is marked Page.CACHED and its page counts it as in use, so a malloc+free pair
+//                  of one class touches a count, an entry and a mark, and no page's packed word.
 //
 // The kernel backs memory in its own pages (4 KiB), each UNIT pages of ours: the arena is committed,
 // counted as held and given back in whole units, so what `committed` says is what the process holds.
@@ -21,7 +25,8 @@
 //
 // Invariants, which check() proves: a page's free list starts at its head, visits only first
 // granules of its class's slots, ends at END, and has as many entries as slots not in use; every
-// other slot of the page is LIVE, and every granule that starts no slot is NOT_SLOT; a page is on
+// other slot of the page is LIVE or CACHED, and every granule that starts no slot is NOT_SLOT;
+// each CACHED slot is in its class's slot cache once, and the cache holds nothing else; a page is on
 // its class's avail list exactly when it has a free slot, and only its head may have every slot
 // free; a page no class owns has only NOT_SLOT marks; the pool holds exactly the pages of class 0
 // below `fresh`. (The bytes in use are the heap's count to prove: FastHeap.check compares it with
@@ -97,6 +102,8 @@ export class SmallPages {
   next: Int32Array = new Int32Array(0);
   prev: Int32Array = new Int32Array(0);
   readonly avail = new Int32Array(Page.CLASSES + 1);
+  /** Each class's cache of freed slots (see the opening comment); only the fast preset's malloc and free fill it. */
+  readonly slotCache = new Int32Array((Page.CLASSES + 1) << Page.CACHE_SHIFT);
   /** Pages no class owns, as stacks: the pool's memory is held; the spares' (first pages of units) was given back (discard). */
   protected pool: Int32Array = new Int32Array(0);
   protected pooled = 0;
@@ -227,7 +234,33 @@ export class SmallPages {
       bytes += n * classSize[c]!;
       slots += n;
     }
+    // Cached slots count as in use on their pages, and are free.
+    for (let c = 1; c <= Page.CLASSES; c++) {
+      const n = this.slotCache[c << Page.CACHE_SHIFT]!;
+      bytes -= n * classSize[c]!;
+      slots -= n;
+    }
     return { bytes, slots };
+  }
+
+  /** Takes the slot class `c`'s cache freed last (the cache must hold one) and returns its address. */
+  takeCached(c: number): number {
+    const n = this.slotCache[c << Page.CACHE_SHIFT]!;
+    const g = this.slotCache[(c << Page.CACHE_SHIFT) | n]!;
+    this.slotCache[c << Page.CACHE_SHIFT] = n - 1;
+    this.marks[g] = Page.LIVE;
+    return this.base + (g << Page.GRANULE_SHIFT);
+  }
+
+  /** Gives every slot the caches hold back to its page (heap.trim()), which may free whole pages. */
+  flushSlotCaches(): void {
+    for (let c = 1; c <= Page.CLASSES; c++) {
+      const at = c << Page.CACHE_SHIFT;
+      for (let n = this.slotCache[at]!; n > 0; n--) {
+        this.slotCache[at] = n - 1;
+        this.releaseSlot(this.slotCache[at + n]!);
+      }
+    }
   }
 
   /** Page `page` of class `c` had no free slot and now has one: it goes back on its class's list. */
@@ -394,6 +427,7 @@ export class SmallPages {
 
   /** Gives back every page whose slots are all free, its class's last one too, and the pool (heap.trim()). */
   trim(): void {
+    this.flushSlotCaches();
     for (let c = 1; c <= Page.CLASSES; c++) {
       for (let page = this.avail[c]!; page !== 0;) {
         const next = this.next[page]!;
@@ -481,6 +515,8 @@ export class SmallPages {
       inUse++;
     }
     if (inUse !== this.pagesInUse) return `${inUse} pages in use, counted ${this.pagesInUse}`;
+    const cacheFault = this.slotCacheFault(pages);
+    if (cacheFault !== undefined) return cacheFault;
     let pooled = 0;
     let givenBack = 0;
     for (let p = this.firstPage; p < this.fresh >>> Page.SHIFT; p++) {
@@ -513,8 +549,29 @@ export class SmallPages {
       const mark = this.marks[g + i]!;
       if (!start && mark !== Page.NOT_SLOT) return `page ${p} marks granule ${i}, which starts no slot`;
       // REMOTE: freed by another thread than the page's owner, not yet taken back (the shared preset).
-      if (start && onFree[i] === 0 && mark !== Page.LIVE && mark !== Page.REMOTE) return `page ${p}'s slot at granule ${i} is neither free nor in use`;
+      if (start && onFree[i] === 0 && mark !== Page.LIVE && mark !== Page.REMOTE && mark !== Page.CACHED) return `page ${p}'s slot at granule ${i} is neither free nor in use`;
     }
+    return undefined;
+  }
+
+  /** Proves the slot caches: each entry a CACHED slot of its class's pages, once; every CACHED slot in one. */
+  private slotCacheFault(pages: number): string | undefined {
+    const seen = new Set<number>();
+    for (let c = 0; c <= Page.CLASSES; c++) {
+      const at = c << Page.CACHE_SHIFT;
+      const n = this.slotCache[at]!;
+      if (n < 0 || n > Page.CACHE_SLOTS || (n !== 0 && !isClass(c))) return `class ${c}'s slot cache counts ${n} slots`;
+      for (let i = 1; i <= n; i++) {
+        const g = this.slotCache[at + i]!;
+        const p = g >>> Page.GRANULES_SHIFT;
+        if (g <= 0 || p >= pages || this.marks[g] !== Page.CACHED || this.classOf(p) !== c) return `class ${c}'s slot cache holds granule ${g}, which is no cached slot of the class`;
+        if (seen.has(g)) return `class ${c}'s slot cache holds granule ${g} twice`;
+        seen.add(g);
+      }
+    }
+    let marked = 0;
+    for (let g = this.firstPage << Page.GRANULES_SHIFT; g < pages << Page.GRANULES_SHIFT; g++) if (this.marks[g] === Page.CACHED) marked++;
+    if (marked !== seen.size) return `${marked} slots are marked cached, the slot caches hold ${seen.size}`;
     return undefined;
   }
 
@@ -538,6 +595,7 @@ export class SmallPages {
     this.poolEpoch = 0;
     this.spares = 0;
     this.avail.fill(0);
+    this.slotCache.fill(0);
     this.pageInfo = new Int32Array(0);
     this.marks = new Uint8Array(0);
   }

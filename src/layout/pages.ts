@@ -11,9 +11,10 @@
 //   first byte: slot i of page p is at `arena + p * Page.BYTES + i * size`. Slots are the blocks;
 //   they carry no header, so the address alone says page, class and slot.
 // - Everything else about a page lives in JavaScript (src/heap/pages.ts): its class, a mark for
-//   each 16-byte granule (in use, free and the next free slot, or not a slot's start), counts and
-//   list links. Native memory holds only the program's bytes, so a write
-//   after free or an overflow between slots can change no metadata of the heap.
+//   each 16-byte granule (in use, cached, free and the next free slot, or not a slot's start),
+//   counts and list links, and each class's cache of freed slots. Native memory holds only the
+//   program's bytes, so a write after free or an overflow between slots can change no metadata of
+//   the heap.
 // - The arena's first unit is never committed, so page number 0 means "none" and offset 0 is never
 //   an address.
 // - Classes are numbered by their slots' granules: class c holds slots of c * 16 bytes, so the hot
@@ -50,9 +51,10 @@ export const enum Page {
   GIVEN_BACK = 255,
   /**
    * A granule's mark: the first granule of a slot in use is LIVE; the first granule of a free slot
-   * holds the page-relative granule of the next free slot of its page (0..63), or END at the last;
-   * every other granule (inside a slot, past a page's last slot, in a page no class owns) is
-   * NOT_SLOT. So a mark alone says whether an address is a slot of a page and whether it is in use.
+   * holds the page-relative granule of the next free slot of its page (0..63), or END at the last
+   * (or CACHED, while its class's slot cache holds it); every other granule (inside a slot, past
+   * a page's last slot, in a page no class owns) is NOT_SLOT. So a mark alone says whether an
+   * address is a slot of a page and whether it is in use.
    */
   END = 64,
   LIVE = 128,
@@ -61,7 +63,18 @@ export const enum Page {
    * with a compare-and-swap and waiting for the owner to take it back (src/heap/shared-pages.ts).
    */
   REMOTE = 129,
+  /**
+   * The fast preset's: a free slot held by its class's slot cache (SmallPages.slotCache), which
+   * malloc takes first; its page counts it as in use until the cache gives it back.
+   */
+  CACHED = 130,
   NOT_SLOT = 255,
+  /**
+   * The slot caches' layout (SmallPages.slotCache): class c's count at c << CACHE_SHIFT, then up to
+   * CACHE_SLOTS granules of its cached slots, the last freed last.
+   */
+  CACHE_SHIFT = 4,
+  CACHE_SLOTS = 15,
   /**
    * A page's facts packed in one Int32 (SmallPages.pageInfo), read and written whole on the hot
    * paths: its class in the low byte, the page-relative granule of its first free slot in bits 8
