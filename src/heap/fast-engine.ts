@@ -137,14 +137,10 @@ export abstract class FastEngine extends FastLarge {
     if (this.destroyed) throw destroyedError();
     const c = classOfRequest[(size + 15) >>> 4]!;
     const small = this.small;
-    if (small.avail[c] === 0 && small.slotCache[c << Page.CACHE_SHIFT] !== 0) {
-      if ((this.inUse += classSize[c]!) > this.peakInUse) this.peakInUse = this.inUse;
-      const ptr = small.takeCached(c);
-      if (name !== undefined) this.nameSmall(ptr, name);
-      if (this.scribble) this.scribbleSmall(ptr, c);
-      return ptr;
-    }
-    if (small.avail[c] === 0) {
+    // A class with no page that has room takes from its slot cache first (a named request comes
+    // here with slots still cached).
+    const cached = small.avail[c] === 0 && small.slotCache[c << Page.CACHE_SHIFT] !== 0;
+    if (small.avail[c] === 0 && !cached) {
       // A page from a new unit would take the heap past the most it has held: the slot caches give
       // their slots back to their pages first (a page they empty joins the pool), then the medium
       // arena's idle memory goes back, as the small pool's does before the arena grows.
@@ -156,7 +152,7 @@ export abstract class FastEngine extends FastLarge {
       if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
     }
     if ((this.inUse += classSize[c]!) > this.peakInUse) this.peakInUse = this.inUse;
-    const ptr = small.takeSlot(c);
+    const ptr = cached ? small.takeCached(c) : small.takeSlot(c);
     if (name !== undefined) this.nameSmall(ptr, name);
     if (this.scribble) this.scribbleSmall(ptr, c);
     return ptr;
