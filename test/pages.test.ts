@@ -172,6 +172,47 @@ test('check() proves the slot caches against the marks: an entry twice, or one t
   }
 });
 
+test('a slot with a name or an owner is freed by the path that forgets them: the next block in its slot has neither', () => {
+  const heap = fast();
+  const names = (): string[] => heap.snapshot().regions.flatMap((r) => r.blocks).filter((x) => !x.free && x.name !== '').map((x) => x.name);
+  const named = heap.malloc(48, 'conn');
+  heap.free(named);
+  const next = heap.malloc(48);
+  assert.is(next, named, 'the slot came back from its class\'s cache');
+  assert.equal(names(), [], 'the name went with the freed block');
+  // A name given by realloc in place, then taken away: the slot still frees as a named one did.
+  assert.is(heap.realloc(next, 40, 'renamed'), next);
+  assert.equal(names(), ['renamed']);
+  assert.is(heap.realloc(next, 40, ''), next);
+  heap.free(next);
+  assert.equal(names(), []);
+  const owned = heap.malloc(48);
+  heap.autoFree(owned, {});
+  assert.is(heap.autoFreeCount, 1);
+  heap.free(owned);
+  assert.is(heap.autoFreeCount, 0, 'the owner forgot the block freed by hand');
+  assert.is(heap.malloc(48), owned);
+  assert.is(code(() => heap.free(owned + 16)), 'ERR_INVALID_POINTER');
+  heap.check();
+  heap.destroy();
+});
+
+test('check() proves each slot in use is marked for its page\'s class: a mark of another class is ERR_HEAP_CORRUPTED', () => {
+  const heap = fast();
+  const p = heap.malloc(64);
+  const small = (heap as unknown as { small: { marks: Int8Array; base: number } }).small;
+  const g = (p - small.base) / 16;
+  assert.is(small.marks[g], Page.LIVE + 4, 'a 64-byte slot in use is marked LIVE + its class');
+  heap.check();
+  // Marks are JavaScript state, out of native reach: only the engine's own bug could damage them.
+  small.marks[g] = Page.LIVE + 8;
+  assert.is(code(() => heap.check()), 'ERR_HEAP_CORRUPTED');
+  small.marks[g] = Page.LIVE + 4;
+  heap.free(p);
+  heap.check();
+  heap.destroy();
+});
+
 test('a page whose slots are all free goes back to the pool for any class, and trim() gives every free page back', () => {
   const heap = fast();
   const a = Array.from({ length: 192 }, () => heap.malloc(16)); // three pages of the 16-byte class

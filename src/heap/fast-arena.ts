@@ -99,7 +99,7 @@ export abstract class FastArena extends Heap implements HeapOperations {
   // of them cost the 64-byte pair 10 instructions).
   /** Small blocks (in pages). */
   protected small = new SmallPages(this.scribble ? FREED_BYTE : -1);
-  /** smallNames.size, as a field: a Number the inlined free path reads without a call. */
+  /** smallNames.size, as a field: the slow paths ask the map only when it holds any name. */
   protected smallNamed = 0;
   protected inUse = 0;
   protected peakInUse = 0;

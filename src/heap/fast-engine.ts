@@ -55,7 +55,7 @@ export abstract class FastEngine extends FastLarge {
         // SmallPages.takeCached, written out: the slot freed last.
         const g = cache[(c << Page.CACHE_SHIFT) | n]!;
         cache[c << Page.CACHE_SHIFT] = n - 1;
-        small.marks[g] = Page.LIVE;
+        small.marks[g] = Page.LIVE + c;
         if ((this.inUse += c << 4) > this.peakInUse) this.peakInUse = this.inUse;
         const ptr = small.base + (g << Page.GRANULE_SHIFT);
         if (this.scribble === true) this.scribbleSmall(ptr, c);
@@ -217,19 +217,20 @@ export abstract class FastEngine extends FastLarge {
   }
 
   override free(ptr: Address): void {
-    // The fastest path, small enough to inline: the first byte of a slot in use in a page some class
-    // owns, when no small block has a name or an owner. Everything it reads is JavaScript state.
-    // The slot goes to its class's slot cache, or to its page when the cache is full. Anything
-    // else, and anything doubtful, takes freeSlow.
+    // The fastest path, small enough to inline: the first byte of a slot in use with no name or
+    // owner. Everything it reads is JavaScript state. The slot goes to its class's slot cache, or
+    // to its page when the cache is full. Anything else, and anything doubtful, takes freeMedium.
     if (typeof ptr === 'number') {
       const small = this.small;
       const o = ptr - small.base;
-      // A LIVE mark is only ever at a slot's first granule: one load proves the address.
-      if ((o >>> 0) === o && o < small.top && (o & 15) === 0 && this.owners === null && this.smallNamed === 0) {
+      // A live mark is only ever at a slot's first granule: one load proves the address, and says
+      // the slot's class (a slot with a name or an owner is marked NOTED, and takes the slow path).
+      if ((o >>> 0) === o && o < small.top && (o & 15) === 0) {
         const marks = small.marks;
         const g = o >>> Page.GRANULE_SHIFT;
-        if (marks[g] === Page.LIVE) {
-          const c = small.pageInfo[o >>> Page.SHIFT]! & Page.INFO_CLASS;
+        const mark = marks[g]!;
+        if (mark <= Page.LIVE_MAX) {
+          const c = mark - Page.LIVE;
           this.inUse -= c << 4;
           if (this.scribble === true) small.bytes.fill(FREED_BYTE, o, o + (c << 4));
           const cache = small.slotCache;
@@ -442,10 +443,10 @@ export abstract class FastEngine extends FastLarge {
       if (name !== undefined) this.nameSmall(ptr, name);
       return ptr;
     }
-    // To another class with a page that has room, when no small block has a name or an owner and
-    // nothing is scribbled: a slot taken, the bytes copied, the old slot given back, with no
+    // To another class with a page that has room, when the block has no name or owner and nothing
+    // is scribbled: a slot taken, the bytes copied, the old slot given back, with no
     // second proof of the address malloc and free would make.
-    if (size <= Page.SMALL_MAX && name === undefined && this.smallNamed === 0 && this.owners === null && this.scribble !== true) {
+    if (size <= Page.SMALL_MAX && name === undefined && small.marks[g] !== Page.NOTED && this.scribble !== true) {
       const c = classOfRequest[(size + 15) >>> 4]!;
       if (small.avail[c] !== 0) {
         const moved = small.takeSlot(c);
@@ -518,15 +519,24 @@ export abstract class FastEngine extends FastLarge {
   }
 
   protected override markOwned(ptr: number): void {
-    // A small block needs no mark: while any block is owned, small frees take the slow path.
-    if (this.small.locate(ptr - this.small.base) >= 0) return;
+    // A small block's mark becomes NOTED, so that its free takes the path that forgets the owner.
+    const g = this.small.locate(ptr - this.small.base);
+    if (g >= 0) {
+      this.small.marks[g] = Page.NOTED;
+      return;
+    }
     const h = ptr - this.base - Block.HEADER;
     if (h >= Block.HEADER && h < this.top) this.mem[(h >>> 2) + Word.SIZE]! |= Flag.OWNED;
   }
 
+  /** Names the slot in use at `ptr` ('' removes its name); a named slot is marked NOTED and stays so until freed. */
   private nameSmall(ptr: number, name: string): void {
-    if (name === '') this.smallNames.delete(ptr);
-    else this.smallNames.set(ptr, name);
+    if (name === '') {
+      this.smallNames.delete(ptr);
+    } else {
+      this.smallNames.set(ptr, name);
+      this.small.marks[(ptr - this.small.base) >>> Page.GRANULE_SHIFT] = Page.NOTED;
+    }
     this.smallNamed = this.smallNames.size;
   }
 

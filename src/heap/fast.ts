@@ -8,7 +8,7 @@
 // follows it.
 
 import { Block, Flag, Word } from '../layout/fast.js';
-import { CLASS_SIZE, CLASS_SLOTS, Page } from '../layout/pages.js';
+import { CLASS_SIZE, CLASS_SLOTS, Page, isLiveMark } from '../layout/pages.js';
 import { classOf } from '../strategies/tlsf.js';
 import { destroyedError, hex } from './errors.js';
 import { doubleFree, invalidPointer } from './fast-arena.js';
@@ -30,7 +30,7 @@ export class FastHeap extends FastEngine {
     const o = ptr - small.base;
     if (o >= 0 && o < small.top) {
       // A slot's start, the usual address, by its mark alone; any other by its page's slot size.
-      const g = (o & 15) === 0 && small.marks[o >>> Page.GRANULE_SHIFT] === Page.LIVE ? o >>> Page.GRANULE_SHIFT : small.slotAt(o);
+      const g = (o & 15) === 0 && isLiveMark(small.marks[o >>> Page.GRANULE_SHIFT]!) ? o >>> Page.GRANULE_SHIFT : small.slotAt(o);
       const start = small.base + (g << Page.GRANULE_SHIFT);
       if (g >= 0 && small.isLive(g)) {
         this.foundEnd = start + small.slotSize(o >>> Page.SHIFT);

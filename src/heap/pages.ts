@@ -5,12 +5,13 @@
 //   pageInfo[p]    packed (see Page.INFO_*): the class whose slots page p holds (0 for a committed
 //                  page no class owns, in the pool; Page.GIVEN_BACK for one given back to the
 //                  kernel), how many of its slots are in use, and the first of its free slots
-//   marks[g]       one byte for each 16-byte granule g of the arena (page g >>> 6): Page.LIVE at
-//                  the first granule of a slot in use; at a free slot's, the next free slot of its
-//                  page (its page-relative granule, or Page.END); Page.NOT_SLOT everywhere else.
-//                  So each page's free slots form a list (last freed, first taken) kept in
-//                  JavaScript, and free() proves an address with one load: only a slot's first
-//                  byte can have a LIVE mark.
+//   marks[g]       one byte for each 16-byte granule g of the arena (page g >>> 6): Page.LIVE + c
+//                  at the first granule of a slot of class c in use (or Page.NOTED, for one with a
+//                  name or an owner); at a free slot's, the next free slot of its page (its
+//                  page-relative granule, or Page.END); Page.NOT_SLOT everywhere else. So each
+//                  page's free slots form a list (last freed, first taken) kept in JavaScript, and
+//                  free() proves an address and learns its size with one load: only a slot's first
+//                  byte can have a live mark.
 //   avail[c]       the first page of class c with a free slot; next[p]/prev[p] link the others
 //   pool           committed pages no class owns, ready for any class
 //   slotCache      each class's cache of freed slots (the fast preset's hot paths): its count at
@@ -37,7 +38,7 @@
 // becomes empty or stops being full) is here.
 
 import { alignPage, commit, discard, getPageSize, releaseReservation, reserveAddressSpace, type Reservation } from '../os/memory.js';
-import { CLASS_SIZE, CLASS_SLOTS, Page, isClass } from '../layout/pages.js';
+import { CLASS_SIZE, CLASS_SLOTS, Page, isClass, isLiveMark } from '../layout/pages.js';
 
 // The tables through module-level consts: V8 folds these, where each use of an imported binding
 // reads a module cell and checks it for the temporal dead zone.
@@ -98,7 +99,8 @@ export class SmallPages {
   /** The arena as 32-bit words, for copies between slots (their offsets are multiples of 16). */
   words: Int32Array = EMPTY_WORDS;
   pageInfo: Int32Array = new Int32Array(0);
-  marks: Uint8Array = new Uint8Array(0);
+  /** An Int8Array: V8's map of Uint8Array turns unstable once koffi makes a view, and every load of such a field then checks its map. */
+  marks: Int8Array = new Int8Array(0);
   next: Int32Array = new Int32Array(0);
   prev: Int32Array = new Int32Array(0);
   readonly avail = new Int32Array(Page.CLASSES + 1);
@@ -154,7 +156,7 @@ export class SmallPages {
     const marks = this.marks;
     const next = marks[g]!;
     this.pageInfo[page] = c | (next << Page.INFO_HEAD_SHIFT) | (((info >>> Page.INFO_USED_SHIFT) + 1) << Page.INFO_USED_SHIFT);
-    marks[g] = Page.LIVE;
+    marks[g] = Page.LIVE + c;
     if (next === Page.END) this.unlinkAvail(c, page);
     return this.base + (g << Page.GRANULE_SHIFT);
   }
@@ -188,7 +190,7 @@ export class SmallPages {
 
   /** Whether the slot at granule `g` (from locate) is in use. */
   isLive(g: number): boolean {
-    return this.marks[g] === Page.LIVE;
+    return isLiveMark(this.marks[g]!);
   }
 
   /** Frees the slot at granule `g`, which is in use. */
@@ -248,7 +250,7 @@ export class SmallPages {
     const n = this.slotCache[c << Page.CACHE_SHIFT]!;
     const g = this.slotCache[(c << Page.CACHE_SHIFT) | n]!;
     this.slotCache[c << Page.CACHE_SHIFT] = n - 1;
-    this.marks[g] = Page.LIVE;
+    this.marks[g] = Page.LIVE + c;
     return this.base + (g << Page.GRANULE_SHIFT);
   }
 
@@ -442,7 +444,7 @@ export class SmallPages {
   protected ensureCapacity(pages: number): void {
     if (pages <= this.pageInfo.length) return;
     const n = Math.max(pages, 2 * this.pageInfo.length, 256);
-    const grow = <T extends Uint8Array | Uint16Array | Int32Array>(old: T, make: (k: number) => T, k = n): T => {
+    const grow = <T extends Int8Array | Int32Array>(old: T, make: (k: number) => T, k = n): T => {
       const made = make(k);
       made.set(old);
       return made;
@@ -452,7 +454,7 @@ export class SmallPages {
     this.prev = grow(this.prev, (k) => new Int32Array(k));
     this.pool = grow(this.pool, (k) => new Int32Array(k));
     this.spare = grow(this.spare, (k) => new Int32Array(k));
-    const marks = grow(this.marks, (k) => new Uint8Array(k), n << Page.GRANULES_SHIFT);
+    const marks = grow(this.marks, (k) => new Int8Array(k), n << Page.GRANULES_SHIFT);
     marks.fill(Page.NOT_SLOT, this.marks.length);
     this.marks = marks;
   }
@@ -530,7 +532,7 @@ export class SmallPages {
     return undefined;
   }
 
-  /** Proves page `p` of class `c`: its free list, its LIVE marks and the marks between its slots. */
+  /** Proves page `p` of class `c`: its free list, its live marks and the marks between its slots. */
   protected pageFault(p: number, c: number): string | undefined {
     const g = p << Page.GRANULES_SHIFT;
     const step = classSize[c]! >>> Page.GRANULE_SHIFT;
@@ -538,7 +540,7 @@ export class SmallPages {
     const onFree = new Uint8Array(Page.GRANULES);
     let free = 0;
     for (let at = (this.pageInfo[p]! >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD; at !== Page.END; at = this.marks[g + at]!) {
-      if (at > Page.END || at % step !== 0 || at / step >= slots) return `page ${p}'s free list leads to granule ${at}, which starts none of its slots`;
+      if (at < 0 || at > Page.END || at % step !== 0 || at / step >= slots) return `page ${p}'s free list leads to granule ${at}, which starts none of its slots`;
       if (onFree[at] !== 0) return `page ${p}'s free list visits granule ${at} twice`;
       onFree[at] = 1;
       free++;
@@ -549,7 +551,9 @@ export class SmallPages {
       const mark = this.marks[g + i]!;
       if (!start && mark !== Page.NOT_SLOT) return `page ${p} marks granule ${i}, which starts no slot`;
       // REMOTE: freed by another thread than the page's owner, not yet taken back (the shared preset).
-      if (start && onFree[i] === 0 && mark !== Page.LIVE && mark !== Page.REMOTE && mark !== Page.CACHED) return `page ${p}'s slot at granule ${i} is neither free nor in use`;
+      if (start && onFree[i] === 0 && mark !== Page.LIVE + c && mark !== Page.NOTED && mark !== Page.REMOTE && mark !== Page.CACHED) {
+        return `page ${p}'s slot at granule ${i} is neither free nor in use by its class`;
+      }
     }
     return undefined;
   }
@@ -597,6 +601,6 @@ export class SmallPages {
     this.avail.fill(0);
     this.slotCache.fill(0);
     this.pageInfo = new Int32Array(0);
-    this.marks = new Uint8Array(0);
+    this.marks = new Int8Array(0);
   }
 }

@@ -210,7 +210,7 @@ export const PURGED_PAGE = 4096;
 
 /**
  * Where the parts sized by the arenas lie in a control block for an arena of `arenaBytes` and a
- * small-object arena of `smallBytes`. Per small page: its mark per granule (u8, SmallPages.marks),
+ * small-object arena of `smallBytes`. Per small page: its mark per granule (i8, SmallPages.marks),
  * its class (i32: see SharedSmallPages.classes), the tag of the heap that owns it (i32: slot + 1, 0 for
  * none), how many of its slots other threads freed that its owner has not taken back (i32), and
  * the next page on its owner's list of such pages (i32); then the supply's stack of pages heaps

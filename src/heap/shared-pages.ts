@@ -54,7 +54,7 @@ export interface SharedPagesState {
   readonly arena: Reservation;
   /** The arena's bytes (its reservation's buffer may span more than it). */
   readonly bytes: Uint8Array;
-  readonly marks: Uint8Array;
+  readonly marks: Int8Array;
   readonly classes: Int32Array;
   readonly owners: Int32Array;
   readonly remoteCounts: Int32Array;
@@ -221,7 +221,7 @@ export class SharedSmallPages extends SmallPages {
       const step = classSize[c]! >>> Page.GRANULE_SHIFT;
       for (let i = classSlots[c]! - 1; i >= 0; i--) {
         const at = i * step;
-        if (this.marks[g + at] === Page.LIVE) {
+        if (this.marks[g + at] === Page.LIVE + c) {
           used++;
         } else {
           this.marks[g + at] = head;
@@ -276,7 +276,7 @@ export class SharedSmallPages extends SmallPages {
       const step = classSize[c]! >>> Page.GRANULE_SHIFT;
       const g = p << Page.GRANULES_SHIFT;
       let n = 0;
-      for (let i = 0, at = 0; i < classSlots[c]!; i++, at += step) if (this.marks[g + at] === Page.LIVE) n++;
+      for (let i = 0, at = 0; i < classSlots[c]!; i++, at += step) if (this.marks[g + at] === Page.LIVE + c) n++;
       bytes += n * classSize[c]!;
       slots += n;
     }

@@ -230,7 +230,7 @@ export abstract class SharedState extends FastHeap {
     const c = this.control;
     const l = this.layout;
     const pages = l.smallPages;
-    return new SmallSupply(smallArena, this.ints, this.floats, new Uint8Array(c, l.marksAt, pages * Page.GRANULES),
+    return new SmallSupply(smallArena, this.ints, this.floats, new Int8Array(c, l.marksAt, pages * Page.GRANULES),
       new Int32Array(c, l.classesAt, pages), new Int32Array(c, l.ownersAt, pages), new Int32Array(c, l.remoteAt, pages),
       new Int32Array(c, l.stackAt, pages));
   }

@@ -21,7 +21,7 @@ export class SmallSupply {
     private readonly ints: Int32Array,
     private readonly floats: Float64Array,
     /** The facts of every page (see ControlLayout): each heap's pages are views of the same. */
-    readonly marks: Uint8Array,
+    readonly marks: Int8Array,
     readonly classes: Int32Array,
     readonly owners: Int32Array,
     readonly remoteCounts: Int32Array,

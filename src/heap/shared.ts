@@ -90,7 +90,7 @@ export class SharedHeap extends SharedArenas {
         const marks = pages.marks;
         const next = marks[g]!;
         pages.pageInfo[page] = c | (next << Page.INFO_HEAD_SHIFT) | (((info >>> Page.INFO_USED_SHIFT) + 1) << Page.INFO_USED_SHIFT);
-        marks[g] = Page.LIVE;
+        marks[g] = Page.LIVE + c;
         if (next === Page.END) pages.unlinkAvail(c, page);
         const ptr = pages.base + (g << Page.GRANULE_SHIFT);
         if (this.scribble === true) this.scribbleSlot(ptr, c);
@@ -282,7 +282,7 @@ export class SharedHeap extends SharedArenas {
         const page = o >>> Page.SHIFT;
         const g = o >>> Page.GRANULE_SHIFT;
         const marks = pages.marks;
-        if (this.pageOwners[page] === this.tag && (o & 15) === 0 && marks[g] === Page.LIVE && this.ints[I.DESTROYED] === 0) {
+        if (this.pageOwners[page] === this.tag && (o & 15) === 0 && marks[g]! <= Page.LIVE_MAX && this.ints[I.DESTROYED] === 0) {
           const info = pages.pageInfo[page]!;
           const c = info & Page.INFO_CLASS;
           const head = (info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD;
@@ -350,7 +350,10 @@ export class SharedHeap extends SharedArenas {
     const g = o >>> Page.GRANULE_SHIFT;
     // No slot starts here: the careful path names the error.
     if (owner === 0 || (o & 15) !== 0 || pages.marks[g] === Page.NOT_SLOT) return this.freeSlow(ptr);
-    if (owner === this.tag || Atomics.compareExchange(pages.marks, g, Page.LIVE, Page.REMOTE) !== Page.LIVE) throw doubleFree('free', ptr);
+    // A live mark (LIVE + the page's class) is claimed whole: of two threads freeing the slot, one
+    // swaps it for REMOTE and the other finds REMOTE.
+    const mark = Atomics.load(pages.marks, g);
+    if (owner === this.tag || mark > Page.LIVE_MAX || Atomics.compareExchange(pages.marks, g, mark, Page.REMOTE) !== mark) throw doubleFree('free', ptr);
     if (Atomics.add(pages.remoteCounts, page, 1) !== 0) return;
     const at = (owner - 1) * Slot.INTS + Slot.I_REMOTE_PAGES;
     for (;;) {

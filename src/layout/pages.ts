@@ -50,25 +50,34 @@ export const enum Page {
   /** The class byte of a spare page: its memory was given back to the kernel (it is mapped still). */
   GIVEN_BACK = 255,
   /**
-   * A granule's mark: the first granule of a slot in use is LIVE; the first granule of a free slot
-   * holds the page-relative granule of the next free slot of its page (0..63), or END at the last
-   * (or CACHED, while its class's slot cache holds it); every other granule (inside a slot, past
-   * a page's last slot, in a page no class owns) is NOT_SLOT. So a mark alone says whether an
-   * address is a slot of a page and whether it is in use.
+   * A granule's mark (SmallPages.marks, an Int8Array): the first granule of a slot in use holds
+   * LIVE + its class (so the mark alone gives free() the slot's size), or NOTED; the first granule
+   * of a free slot holds the page-relative granule of the next free slot of its page (0..63), or
+   * END at the last (or CACHED, while its class's slot cache holds it); every other granule
+   * (inside a slot, past a page's last slot, in a page no class owns) is NOT_SLOT. So a mark alone
+   * says whether an address is a slot of a page and whether it is in use.
    */
   END = 64,
-  LIVE = 128,
+  /** Not a mark itself: a slot of class c in use is marked LIVE + c, from LIVE + 1 to LIVE_MAX. */
+  LIVE = -128,
+  LIVE_MAX = -96,
   /**
-   * The shared preset's: a slot freed by a thread other than its page's owner, claimed from LIVE
-   * with a compare-and-swap and waiting for the owner to take it back (src/heap/shared-pages.ts).
+   * The fast preset's: a slot in use with a name or an owner, whose free must forget them. Its
+   * free takes the slow path, so the hot path never asks whether the slot has either.
    */
-  REMOTE = 129,
+  NOTED = -95,
+  /**
+   * The shared preset's: a slot freed by a thread other than its page's owner, claimed from its
+   * live mark with a compare-and-swap and waiting for the owner to take it back
+   * (src/heap/shared-pages.ts).
+   */
+  REMOTE = -3,
   /**
    * The fast preset's: a free slot held by its class's slot cache (SmallPages.slotCache), which
    * malloc takes first; its page counts it as in use until the cache gives it back.
    */
-  CACHED = 130,
-  NOT_SLOT = 255,
+  CACHED = -2,
+  NOT_SLOT = -1,
   /**
    * The slot caches' layout (SmallPages.slotCache): class c's count at c << CACHE_SHIFT, then up to
    * CACHE_SLOTS granules of its cached slots, the last freed last.
@@ -104,13 +113,19 @@ const SIZES = [16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 2
     CLASS_SIZE[c] = size;
     CLASS_SLOTS[c] = Math.floor(Page.BYTES / size);
   }
-  if (SIZES[SIZES.length - 1] !== Page.SHARED_SMALL_MAX || Page.CLASSES !== Page.SHARED_SMALL_MAX >>> 4 || CLASS_SIZE[Page.SMALL_MAX >>> 4] !== Page.SMALL_MAX) {
+  if (SIZES[SIZES.length - 1] !== Page.SHARED_SMALL_MAX || Page.CLASSES !== Page.SHARED_SMALL_MAX >>> 4 || CLASS_SIZE[Page.SMALL_MAX >>> 4] !== Page.SMALL_MAX ||
+      Page.LIVE + Page.CLASSES !== Page.LIVE_MAX) {
     throw new Error('the small-object layout disagrees with its limits');
   }
   for (let i = 0, k = 0; i < CLASS_OF.length; i++) {
     while (SIZES[k]! < Math.max(16, i * 16)) k++;
     CLASS_OF[i] = SIZES[k]! >>> 4;
   }
+}
+
+/** Whether mark `m` is a slot in use: LIVE + its class, or NOTED. */
+export function isLiveMark(m: number): boolean {
+  return m <= Page.LIVE_MAX || m === Page.NOTED;
 }
 
 /** Whether `c` (any byte) is a class: a number a page's class byte may hold. */
