@@ -59,6 +59,13 @@ function raw(address: number, length: number): Uint8Array {
 export interface RunOptions {
   /** Writes into freed blocks are part of the program; corruption may then be reported. */
   writesAfterFree?: boolean;
+  /**
+   * Live blocks whose bytes each step proves, in turn, so that a long run's steps stay cheap (every
+   * live block is still proved every few steps, and all of them at finish). Default: all of them.
+   */
+  verifyWindow?: number;
+  /** Steps between the check() calls verify() makes (always one at finish). Default 1: every step. */
+  checkEvery?: number;
 }
 
 /** Runs ops on one heap; `counts` tallies what was done, for the soak's summary. */
@@ -72,6 +79,11 @@ export class ModelRun {
   private unmapsSeen = -1;
   private readonly stale: number[] = [];
   private readonly waf: boolean;
+  private readonly window: number;
+  private readonly checkEvery: number;
+  private steps = 0;
+  /** The next live block verify() proves, when it proves a window of them. */
+  private cursor = 0;
   private nextWord = 1;
   /** Set once the heap reported ERR_HEAP_CORRUPTED: the op that did, and the message. */
   corruption: string | null = null;
@@ -82,10 +94,17 @@ export class ModelRun {
     this.other = new Heap({ preset: options.preset ?? 'fast' });
     this.foreign = this.other.malloc(64);
     this.waf = run.writesAfterFree ?? false;
+    this.window = run.verifyWindow ?? Infinity;
+    this.checkEvery = run.checkEvery ?? 1;
   }
 
   get liveBlocks(): number {
     return this.live.length;
+  }
+
+  /** The live blocks' addresses, in the model's order (for tests of the model itself). */
+  get liveAddresses(): number[] {
+    return this.live.map((block) => block.ptr);
   }
 
   /** Byte i of a block is byte (i mod 4) of its word, so any prefix is checkable on its own. */
@@ -96,10 +115,14 @@ export class ModelRun {
     for (let i = words * 4; i < bytes.length; i++) bytes[i] = (block.word >>> ((i & 3) * 8)) & 0xff;
   }
 
-  /** Reads through a raw view: it must work even after the heap has refused to answer. */
+  /**
+   * Whether the block's first `size` bytes hold its pattern. Read through the heap's own view while
+   * it answers; through a raw view once it has reported corruption and may refuse. (A raw view is
+   * a koffi view made per call: slow, and memory the process holds until a collection.)
+   */
   private holds(block: Live, size: number): boolean {
     if (size === 0) return true;
-    const bytes = raw(block.ptr, size);
+    const bytes = this.corruption === null ? this.heap.bytes(block.ptr, size) : raw(block.ptr, size);
     const words = size >>> 2;
     const view = new Uint32Array(bytes.buffer, bytes.byteOffset, words);
     for (let i = 0; i < words; i++) if (view[i] !== block.word) return false;
@@ -178,7 +201,7 @@ export class ModelRun {
         this.counts.realloc++;
         if (op.size === 0) {
           if (moved !== 0) fail('realloc(p, 0) did not return 0');
-          this.live.splice(i, 1);
+          this.removeLive(i);
           return this.released(block, usable);
         }
         if (moved === 0 || moved % 16 !== 0) fail(`realloc(${hex(block.ptr)}, ${op.size}) returned ${hex(moved)}`);
@@ -192,10 +215,10 @@ export class ModelRun {
       }
       case 'free':
         for (let n = 0; n < op.count && this.live.length > 0; n++) {
-          const [block] = this.live.splice((op.pick + n * 31) % this.live.length, 1);
-          const usable = this.usable(block!);
-          heap.free(block!.ptr);
-          this.released(block!, usable);
+          const block = this.removeLive((op.pick + n * 31) % this.live.length);
+          const usable = this.usable(block);
+          heap.free(block.ptr);
+          this.released(block, usable);
           this.counts.free++;
         }
         return;
@@ -209,6 +232,14 @@ export class ModelRun {
       case 'writeFreed':
         return this.writeFreed(op.pick, op.offset, op.value, op.width);
     }
+  }
+
+  /** Takes live block `i` off the list, the last one taking its place: O(1), whatever the count. */
+  private removeLive(i: number): Live {
+    const block = this.live[i]!;
+    const last = this.live.pop()!;
+    if (i < this.live.length) this.live[i] = last;
+    return block;
   }
 
   private usable(block: Live): number {
@@ -295,16 +326,29 @@ export class ModelRun {
    * must cope with it (malloc, free, trim) ever met it.
    */
   verify(): void {
-    if (!this.waf) this.heap.check();
-    for (const block of this.live) {
-      if (!this.holds(block, block.size)) fail(`live block ${hex(block.ptr)} (${block.size} bytes) lost its bytes`);
+    if (!this.waf && ++this.steps % this.checkEvery === 0) this.heap.check();
+    const live = this.live;
+    if (this.window >= live.length) return this.verifyAll();
+    for (let k = 0; k < this.window; k++) {
+      if (this.cursor >= live.length) this.cursor = 0;
+      this.proveHolds(live[this.cursor++]!);
     }
+  }
+
+  /** Every live block holds its bytes. */
+  private verifyAll(): void {
+    for (const block of this.live) this.proveHolds(block);
+  }
+
+  private proveHolds(block: Live): void {
+    if (!this.holds(block, block.size)) fail(`live block ${hex(block.ptr)} (${block.size} bytes) lost its bytes`);
   }
 
   /** Frees everything; the heap must then be empty (after trim, holding nothing). */
   finish(): void {
     if (this.corruption !== null) return;
     try {
+      this.verifyAll();
       for (const block of this.live.splice(0)) this.heap.free(block.ptr);
       this.heap.check();
       this.heap.trim();

@@ -1,8 +1,9 @@
 // npm run soak -- [--ops N] [--seed S] [--preset NAME] [--writes-after-free]
 // The property test's random programs (./programs.ts) for as long as asked, on every entry of
-// PRESETS (or the one named), with a summary at the end. With --writes-after-free, writes into
-// freed blocks join the mix: a heap that reports ERR_HEAP_CORRUPTED is dropped and a fresh one
-// taken; any other answer, a crash or a hang is a failure.
+// PRESETS (or the one named), with a summary at the end; the model's checks are spread over the
+// steps (see VERIFY_WINDOW). With --writes-after-free, writes into freed blocks join the mix: a
+// heap that reports ERR_HEAP_CORRUPTED is dropped and a fresh one taken; any other answer, a
+// crash or a hang is a failure.
 
 import { parseArgs } from 'node:util';
 import { random } from '../src/debug/random.js';
@@ -24,11 +25,19 @@ if (!Number.isSafeInteger(ops) || ops < 1 || !Number.isSafeInteger(seed) || pres
 
 /** Ops per heap before a fresh one, so that growth, trimming and teardown are soaked too. */
 const PER_HEAP = 2_000;
+/**
+ * Each step proves a window of the live blocks' bytes, in turn, and every CHECK_EVERY-th step runs
+ * check(); a heap's last step does both in full. Both in full at every step, as the property test
+ * does, makes a long run's steps grow with its heap: hundreds of thousands of live blocks.
+ */
+const VERIFY_WINDOW = 64;
+const CHECK_EVERY = 16;
+const runOptions = { writesAfterFree: waf, verifyWindow: VERIFY_WINDOW, checkEvery: CHECK_EVERY };
 
 for (const preset of presets) {
   const next = random(seed);
   const started = performance.now();
-  let run = new ModelRun(preset.options, { writesAfterFree: waf });
+  let run = new ModelRun(preset.options, runOptions);
   let heaps = 1;
   let corrupted = 0;
   for (let i = 1; i <= ops; i++) {
@@ -39,7 +48,7 @@ for (const preset of presets) {
       if (i % 100_000 < PER_HEAP && i >= 100_000 && i % PER_HEAP === 0) {
         process.stderr.write(`  ${preset.name}: ${i} steps; ${heaps} heaps, ${corrupted} reported corruption\n`);
       }
-      run = new ModelRun(preset.options, { writesAfterFree: waf });
+      run = new ModelRun(preset.options, runOptions);
       heaps++;
     }
   }
