@@ -1,11 +1,13 @@
-// npm run bench:native [-- --repeat N] [TRACE...]
+// npm run bench:native [-- --repeat N] [--warmup MS] [TRACE...]
 //
 // ffi-heap against native C: glibc's malloc called from C (bench/native/glibc.c, compiled here
 // with the machine's C compiler into build/bench/), with glibc through koffi beside it. Two
 // measures, as issue targets quote them:
 // - the 64-byte malloc+free pair (and a few other sizes): median ns over rounds, spread beside it;
-// - trace replay: the best of N timed passes over each trace, after untimed warm-up passes, for
-//   native glibc, ffi-heap's fast preset and glibc through koffi (the replay tool's `libc`). Each
+// - trace replay: the best of N timed passes (default 20) over each trace, after untimed warm-up
+//   passes (at least MS milliseconds, default 1000: steady speed, which a JIT-compiled allocator
+//   reaches only after some millions of requests), for native glibc, ffi-heap's fast preset and
+//   glibc through koffi (the replay tool's `libc`), all three warmed up alike. Each
 //   trace and allocator runs in a process of its own, as the native program does: one process's
 //   JIT feedback from another trace would slow the next (the replay tool, which times every trace
 //   in one process, shows that cost).
@@ -46,16 +48,16 @@ function native(args: readonly string[]): Record<string, number> {
 }
 
 /** Replays one trace on one allocator in a child process of its own (this script with --one). */
-function replayAlone(file: string, allocator: string, repeat: number): number {
+function replayAlone(file: string, allocator: string, repeat: number, warmup: number): number {
   const self = fileURLToPath(import.meta.url);
-  const run = spawnSync(process.execPath, [self, '--one', file, allocator, String(repeat)], { encoding: 'utf8', maxBuffer: 1 << 20 });
+  const run = spawnSync(process.execPath, [self, '--one', file, allocator, String(repeat), String(warmup)], { encoding: 'utf8', maxBuffer: 1 << 20 });
   if (run.status !== 0) throw new Error(`replay of ${file} on ${allocator} failed: ${run.stderr}`);
   return (JSON.parse(run.stdout) as { seconds: number }).seconds;
 }
 
 /** The child's side: verifies, then times, one trace; prints the best pass in seconds. */
-async function one(file: string, allocator: string, repeat: number): Promise<void> {
-  const result = await replay(readTrace(file), allocatorNamed(allocator), { repeat });
+async function one(file: string, allocator: string, repeat: number, warmup: number): Promise<void> {
+  const result = await replay(readTrace(file), allocatorNamed(allocator), { repeat, warmup });
   if (!result.verified) throw new Error(`${result.trace}: ${result.error}`);
   process.stdout.write(`${JSON.stringify({ seconds: result.seconds })}\n`);
 }
@@ -92,21 +94,30 @@ const fmt = (s: Spread): string => `${s.median.toFixed(1)} ns (${s.min.toFixed(1
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  if (args[0] === '--one') return one(args[1]!, args[2]!, Number(args[3]));
-  let repeat = 5;
+  if (args[0] === '--one') return one(args[1]!, args[2]!, Number(args[3]), Number(args[4]));
+  let repeat = 20;
+  let warmup = 1000;
   const files: string[] = [];
+  /** The traces recorded from real programs (../shared/traces), totalled apart. */
+  const realFiles = new Set<string>();
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--repeat') repeat = Number(args[++i]);
+    else if (args[i] === '--warmup') warmup = Number(args[++i]);
     else if (args[i] === '--help' || args[i] === '-h') {
-      process.stdout.write('usage: npm run bench:native [-- --repeat N] [TRACE...]\n');
+      process.stdout.write('usage: npm run bench:native [-- --repeat N] [--warmup MS] [TRACE...]\n');
       return;
     } else files.push(args[i]!);
   }
   if (!Number.isSafeInteger(repeat) || repeat < 1) throw new RangeError(`--repeat must be a positive whole number, got ${args.join(' ')}`);
+  if (!Number.isFinite(warmup) || warmup < 0) throw new RangeError(`--warmup must be a number of milliseconds, at least 0, got ${args.join(' ')}`);
   if (files.length === 0) {
     const shared = join(root, '../shared/traces');
     try {
-      for (const f of readdirSync(shared).sort()) if (f.endsWith('.rep.gz')) files.push(join(shared, f));
+      for (const f of readdirSync(shared).sort()) {
+        if (!f.endsWith('.rep.gz')) continue;
+        files.push(join(shared, f));
+        realFiles.add(join(shared, f));
+      }
     } catch {
       // No shared traces beside the project: the fixtures alone.
     }
@@ -126,35 +137,44 @@ async function main(): Promise<void> {
     process.stdout.write(`${String(size).padStart(4)}   ${fmt(cs).padEnd(22)}  ${fmt(js).padEnd(22)}  ${(js.median / cs.median).toFixed(2)}\n`);
   }
 
-  process.stdout.write(`\nreplay: best of ${repeat} timed passes, each trace and allocator in a process of its own,\n`);
-  process.stdout.write('in millions of requests a second (ratio to native glibc)\n');
+  process.stdout.write(`\nreplay: best of ${repeat} timed passes after at least ${warmup} ms of untimed ones, each trace and\n`);
+  process.stdout.write('allocator in a process of its own, in millions of requests a second (ratio to native glibc)\n');
   process.stdout.write('trace                 ops      native glibc   ffi-heap fast   glibc via koffi\n');
   const dir = mkdtempSync(join(tmpdir(), 'ffi-heap-native-'));
+  // Two totals: the traces of real programs (../shared/traces, the issue targets' measure) and all.
   const totals = { ops: 0, native: 0, heap: 0, koffi: 0 };
+  const real = { ops: 0, native: 0, heap: 0, koffi: 0 };
   try {
     for (const file of files) {
       const trace: Trace = readTrace(file);
       const plain = join(dir, 'trace.rep');
       writeFileSync(plain, formatTrace(trace));
-      const c = native(['replay', plain, String(repeat)]);
-      const heap = { seconds: replayAlone(plain, 'ffi-heap', repeat) };
-      const koffi = { seconds: replayAlone(plain, 'libc', repeat) };
+      const c = native(['replay', plain, String(repeat), String(warmup)]);
+      const heap = { seconds: replayAlone(plain, 'ffi-heap', repeat, warmup) };
+      const koffi = { seconds: replayAlone(plain, 'libc', repeat, warmup) };
       const mops = (seconds: number): string => (trace.kinds.length / seconds / 1e6).toFixed(1);
       const ratio = (seconds: number): string => (c['seconds']! / seconds).toFixed(2);
       process.stdout.write(`${trace.name.padEnd(20)} ${String(trace.kinds.length).padStart(8)}   ${mops(c['seconds']!).padStart(12)}` +
         `   ${`${mops(heap.seconds)} (${ratio(heap.seconds)})`.padStart(13)}   ${`${mops(koffi.seconds)} (${ratio(koffi.seconds)})`.padStart(15)}\n`);
-      totals.ops += trace.kinds.length;
-      totals.native += c['seconds']!;
-      totals.heap += heap.seconds;
-      totals.koffi += koffi.seconds;
+      for (const sum of realFiles.has(file) ? [totals, real] : [totals]) {
+        sum.ops += trace.kinds.length;
+        sum.native += c['seconds']!;
+        sum.heap += heap.seconds;
+        sum.koffi += koffi.seconds;
+      }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const mops = (seconds: number): string => (totals.ops / seconds / 1e6).toFixed(1);
-  process.stdout.write(`${'TOTAL'.padEnd(20)} ${String(totals.ops).padStart(8)}   ${mops(totals.native).padStart(12)}` +
-    `   ${`${mops(totals.heap)} (${(totals.native / totals.heap).toFixed(2)})`.padStart(13)}` +
-    `   ${`${mops(totals.koffi)} (${(totals.native / totals.koffi).toFixed(2)})`.padStart(15)}\n`);
+  const row = (name: string, sum: typeof totals): void => {
+    const mops = (seconds: number): string => (sum.ops / seconds / 1e6).toFixed(1);
+    process.stdout.write(`${name.padEnd(20)} ${String(sum.ops).padStart(8)}   ${mops(sum.native).padStart(12)}` +
+      `   ${`${mops(sum.heap)} (${(sum.native / sum.heap).toFixed(2)})`.padStart(13)}` +
+      `   ${`${mops(sum.koffi)} (${(sum.native / sum.koffi).toFixed(2)})`.padStart(15)}\n`);
+  };
+  if (real.ops > 0) row('TOTAL real programs', real);
+  row('TOTAL', totals);
+  if (real.ops > 0) process.stdout.write(`ffi-heap against glibc via koffi, real programs: ${(real.koffi / real.heap).toFixed(2)} times its throughput\n`);
   process.stdout.write(`ffi-heap against glibc via koffi, total: ${(totals.koffi / totals.heap).toFixed(2)} times its throughput\n`);
 }
 

@@ -128,6 +128,38 @@ test('utilization is peak live payload over peak footprint, computed by hand', a
   assert.ok(result.kops > 0 && result.seconds >= 0);
 });
 
+test('warmup runs untimed passes for at least that many milliseconds before the timed ones', async () => {
+  const trace = parseTrace('0 2 5 1\na 0 100\nr 0 300\na 1 200\nf 0\nf 1\n', 'w.rep');
+  // ffi-heap, counting the timed allocator's mallocs: each pass makes two.
+  const counted = (): { factory: AllocatorFactory; mallocs: () => number } => {
+    let made = 0;
+    let mallocs = 0;
+    const inner = allocatorNamed('ffi-heap');
+    return {
+      mallocs: () => mallocs,
+      factory: {
+        name: 'counted',
+        create: async (t) => {
+          const a = await inner.create(t);
+          if (made++ === 0) return a;
+          const heap = a.requests;
+          return { ...a, requests: { malloc: (n) => (mallocs++, heap.malloc(n)), realloc: (p, n) => heap.realloc(p, n), free: (p) => heap.free(p) } };
+        },
+      },
+    };
+  };
+  const plain = counted();
+  const quick = await replay(trace, plain.factory, { repeat: 1 });
+  // At least 100,000 requests of warm-up (20,000 passes of 5), then the timed pass.
+  assert.is(plain.mallocs(), 2 * (20_000 + 1));
+  const warm = counted();
+  const t0 = performance.now();
+  const slow = await replay(trace, warm.factory, { repeat: 1, warmup: 300 });
+  assert.ok(performance.now() - t0 >= 300);
+  assert.ok(warm.mallocs() > plain.mallocs(), `${warm.mallocs()} mallocs with warm-up, ${plain.mallocs()} without`);
+  assert.equal([quick.verified, slow.verified], [true, true]);
+});
+
 test('the verifier reports an allocator that overlaps, corrupts or misaligns blocks as not verified', async () => {
   const trace = parseTrace('0 3 5 1\na 0 100\na 1 200\na 2 50\nf 0\nf 1\n', 'v.rep');
   const good = await replay(trace, bumpFactory('bump'), { repeat: 1 });

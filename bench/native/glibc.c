@@ -5,9 +5,11 @@
  *
  *   glibc pair SIZE PAIRS ROUNDS   median nanoseconds of one malloc(SIZE)+free pair over ROUNDS
  *                                  rounds of PAIRS pairs, after one untimed round
- *   glibc replay FILE REPEAT       replays a malloc-lab trace (plain text) as the replay tool does:
- *                                  untimed passes first (at least 2, and 100,000 requests), then
- *                                  REPEAT timed passes; prints the best pass in seconds
+ *   glibc replay FILE REPEAT [WARMUP_MS]
+ *                                  replays a malloc-lab trace (plain text) as the replay tool does:
+ *                                  untimed passes first (at least 2, 100,000 requests and WARMUP_MS
+ *                                  milliseconds), then REPEAT timed passes; prints the best pass in
+ *                                  seconds
  *
  * Output is one JSON object on standard output.
  */
@@ -98,7 +100,7 @@ static double replay_pass(const struct trace *t, void **addr) {
     return now_ns() - t0;
 }
 
-static int replay(const char *path, int repeat) {
+static int replay(const char *path, int repeat, double warmup_ms) {
     struct trace t;
     if (read_trace(path, &t) != 0) {
         fprintf(stderr, "glibc: cannot read the trace %s\n", path);
@@ -108,7 +110,8 @@ static int replay(const char *path, int repeat) {
     if (addr == NULL) return 1;
     long warmups = t.ops > 0 ? (100000 + t.ops - 1) / t.ops : 2;
     if (warmups < 2) warmups = 2;
-    for (long r = 0; r < warmups; r++) replay_pass(&t, addr);
+    double until = now_ns() + warmup_ms * 1e6;
+    for (long r = 0; r < warmups || now_ns() < until; r++) replay_pass(&t, addr);
     double best = 1e300;
     for (int r = 0; r < repeat; r++) {
         double ns = replay_pass(&t, addr);
@@ -120,7 +123,7 @@ static int replay(const char *path, int repeat) {
 
 int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "pair") == 0) return pair((size_t)atol(argv[2]), atol(argv[3]), atoi(argv[4]));
-    if (argc == 4 && strcmp(argv[1], "replay") == 0) return replay(argv[2], atoi(argv[3]));
-    fprintf(stderr, "usage: glibc pair SIZE PAIRS ROUNDS | glibc replay FILE REPEAT\n");
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "replay") == 0) return replay(argv[2], atoi(argv[3]), argc == 5 ? atof(argv[4]) : 0);
+    fprintf(stderr, "usage: glibc pair SIZE PAIRS ROUNDS | glibc replay FILE REPEAT [WARMUP_MS]\n");
     return 2;
 }

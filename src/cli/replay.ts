@@ -1,4 +1,4 @@
-// `ffi-heap replay [--allocator NAME]... [--json] [--repeat N] [--svg FILE] FILE...`
+// `ffi-heap replay [--allocator NAME]... [--json] [--repeat N] [--warmup MS] [--svg FILE] FILE...`
 
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -6,7 +6,7 @@ import { toSVG } from '../debug/svg.js';
 import { readTrace, TraceError } from '../trace/format.js';
 import { ALLOCATORS, allocatorNamed, replay, type ReplayResult } from '../trace/replay.js';
 
-export const REPLAY_USAGE = `usage: ffi-heap replay [--allocator NAME]... [--json] [--repeat N] [--svg FILE] FILE...
+export const REPLAY_USAGE = `usage: ffi-heap replay [--allocator NAME]... [--json] [--repeat N] [--warmup MS] [--svg FILE] FILE...
 
 Replays malloc-lab traces (a/r/f lines after a 4-number header; .gz read directly). For each trace
 and allocator: verifies every request (alignment, payloads that never overlap and keep their bytes),
@@ -16,6 +16,9 @@ the kernel).
   --allocator NAME  ${ALLOCATORS.map((a) => a.name).join(', ')} (repeatable; default ffi-heap)
   --json            one JSON line per trace and allocator instead of the table
   --repeat N        timed passes per trace (default 3)
+  --warmup MS       untimed passes for at least MS milliseconds first (default 0: at least 2 passes
+                    and 100,000 requests); a JIT-compiled allocator needs about a second to reach
+                    its steady speed
   --svg FILE        draw the heap at the first trace's peak payload (first ffi-heap allocator)
 `;
 
@@ -50,6 +53,7 @@ export async function replayCommand(argv: readonly string[], out: (text: string)
       allocator: { type: 'string', multiple: true },
       json: { type: 'boolean' },
       repeat: { type: 'string' },
+      warmup: { type: 'string' },
       svg: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -65,6 +69,11 @@ export async function replayCommand(argv: readonly string[], out: (text: string)
   const repeat = values.repeat === undefined ? 3 : Number(values.repeat);
   if (!Number.isSafeInteger(repeat) || repeat < 1) {
     err(`ffi-heap replay: --repeat must be a whole number of at least 1, got '${values.repeat}'\n`);
+    return 2;
+  }
+  const warmup = values.warmup === undefined ? 0 : Number(values.warmup);
+  if (!Number.isFinite(warmup) || warmup < 0) {
+    err(`ffi-heap replay: --warmup must be a number of milliseconds, at least 0, got '${values.warmup}'\n`);
     return 2;
   }
   let factories;
@@ -96,7 +105,7 @@ export async function replayCommand(argv: readonly string[], out: (text: string)
     }
     for (const factory of factories) {
       const draw = !drawn && factory === svgAllocator;
-      const { snapshot, ...result } = await replay(trace, factory, { repeat, snapshotAtPeak: draw, progress: (line) => err(`  ${line}\n`) });
+      const { snapshot, ...result } = await replay(trace, factory, { repeat, warmup, snapshotAtPeak: draw, progress: (line) => err(`  ${line}\n`) });
       if (draw && snapshot !== undefined) {
         writeFileSync(values.svg!, toSVG(snapshot, { title: `${trace.name} at its peak payload, ${factory.name}` }));
         err(`  wrote ${values.svg}\n`);

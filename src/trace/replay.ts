@@ -227,9 +227,10 @@ export function verify(trace: Trace, a: ReplayAllocator, snapshotAt = -1): { foo
 
 // The timed pass. It is compiled once per allocator (new Function), so that each allocator's calls
 // get JIT feedback of their own: one shared loop would turn polymorphic and slow every allocator
-// timed after the first.
+// timed after the first. Its table of addresses by id is made once per replay, as the C peer's is
+// (bench/native/glibc.c): a table made per pass is fresh memory whose page faults the pass would
+// time (some 170 of them for sqlite-join's 86,257 ids, as much time as the requests themselves).
 const TIMED_PASS = `
-  const addr = new Float64Array(idCount);
   const t0 = performance.now();
   for (let i = 0; i < kinds.length; i++) {
     const kind = kinds[i];
@@ -240,17 +241,17 @@ const TIMED_PASS = `
   }
   return performance.now() - t0;`;
 
-/** Untimed passes before the timed ones: at least this many, and at least WARMUP_OPS requests. */
+/** Untimed passes before the timed ones: at least this many, and at least WARMUP_OPS requests (and `warmup` ms). */
 const WARMUP_PASSES = 2;
 const WARMUP_OPS = 100_000;
 
-type TimedPass = (a: Requests, kinds: Uint8Array, ids: Uint32Array, sizes: Float64Array, idCount: number) => number;
+type TimedPass = (a: Requests, kinds: Uint8Array, ids: Uint32Array, sizes: Float64Array, addr: Float64Array) => number;
 const timedPasses = new Map<string, TimedPass>();
 
 function timedPass(allocator: string): TimedPass {
   let pass = timedPasses.get(allocator);
   if (pass === undefined) {
-    pass = new Function('a', 'kinds', 'ids', 'sizes', 'idCount', TIMED_PASS) as TimedPass;
+    pass = new Function('a', 'kinds', 'ids', 'sizes', 'addr', TIMED_PASS) as TimedPass;
     timedPasses.set(allocator, pass);
   }
   return pass;
@@ -259,6 +260,13 @@ function timedPass(allocator: string): TimedPass {
 export interface ReplayOptions {
   /** Timed passes; the best counts. Default 3. */
   repeat?: number;
+  /**
+   * Milliseconds of untimed passes before the timed ones, at the least (default 0: just the
+   * passes below). A JIT-compiled allocator reaches its steady speed only after some millions of
+   * requests (measured: 2 to 40 passes of the shared traces on Node 20), so a measure of steady
+   * throughput asks for a second or so.
+   */
+  warmup?: number;
   /** Take a snapshot at the trace's peak payload (for a picture). */
   snapshotAtPeak?: boolean;
   /** Progress lines, for long runs. */
@@ -295,12 +303,14 @@ export async function replay(trace: Trace, factory: AllocatorFactory, options: R
   const pass = timedPass(factory.name);
   const a = await factory.create(trace);
   let best = Infinity;
+  const addr = new Float64Array(trace.idCount);
   try {
     const warmups = Math.max(WARMUP_PASSES, Math.ceil(WARMUP_OPS / Math.max(1, trace.kinds.length)));
-    for (let r = 0; r < warmups; r++) pass(a.requests, trace.kinds, trace.ids, trace.sizes, trace.idCount);
+    const until = performance.now() + (options.warmup ?? 0);
+    for (let r = 0; r < warmups || performance.now() < until; r++) pass(a.requests, trace.kinds, trace.ids, trace.sizes, addr);
     for (let r = 0; r < repeat; r++) {
       options.progress?.(`${trace.name} / ${factory.name}: timed pass ${r + 1} of ${repeat}`);
-      best = Math.min(best, pass(a.requests, trace.kinds, trace.ids, trace.sizes, trace.idCount));
+      best = Math.min(best, pass(a.requests, trace.kinds, trace.ids, trace.sizes, addr));
     }
   } finally {
     a.dispose();
