@@ -382,6 +382,59 @@ test('realloc to another class moves the bytes to a slot of that class and frees
   heap.destroy();
 });
 
+test('realloc to another class takes that class\'s cached slot first and caches the old slot; with the cache full, the old slot goes to its page', () => {
+  const heap = fast();
+  const spare = heap.malloc(100); // a 112-byte slot
+  const keep = heap.malloc(100);
+  heap.free(spare); // now at the top of the 112-byte class's cache
+  const p = heap.malloc(20); // a 32-byte slot
+  heap.bytes(p, 20).set(Array.from({ length: 20 }, (_, i) => i + 1));
+  const before = heap.stats().inUse;
+  const q = heap.realloc(p, 100);
+  assert.is(q, spare, 'the new class\'s cached slot');
+  assert.equal([...heap.bytes(q, 20)], Array.from({ length: 20 }, (_, i) => i + 1));
+  assert.is(heap.stats().inUse, before - 32 + 112);
+  assert.is(heap.realloc(q, 57), q, 'a shrink to a class of at least half the slot stays');
+  assert.is(code(() => heap.free(p)), 'ERR_DOUBLE_FREE', 'the old slot is free');
+  assert.is(heap.malloc(20), p, 'the old slot, cached, is the next of its class');
+  heap.check();
+  // The 32-byte class's cache full: a block leaving that class for one with a page that has room
+  // gives its slot back to its page, whose free list hands it out once the cache is empty.
+  const other = heap.malloc(200); // a 208-byte slot: its page has room for more
+  const full = Array.from({ length: Page.CACHE_SLOTS + 1 }, () => heap.malloc(20));
+  const leaving = full.pop()!;
+  for (const b of full) heap.free(b);
+  const moved = heap.realloc(leaving, 200);
+  assert.is(moved, other + 208, 'the next slot of the 208-byte page');
+  assert.is(code(() => heap.usableSize(leaving)), 'ERR_DOUBLE_FREE');
+  assert.is(heap.stats().usedBlocks, 5, 'p, q, keep, other and the moved block');
+  heap.check();
+  assert.equal(Array.from({ length: Page.CACHE_SLOTS }, () => heap.malloc(20)), full.reverse(), 'the cache, the last freed first');
+  assert.is(heap.malloc(20), leaving, 'then the page, whose free list it heads');
+  heap.check();
+  for (const b of [...full, leaving]) heap.free(b);
+  for (const b of [p, q, keep, other, moved]) heap.free(b);
+  assert.is(heap.stats().inUse, 0);
+  heap.check();
+  heap.destroy();
+});
+
+test('realloc of a small block with a name, an owner or scribbling on takes the careful path: the name and the scribbled tail follow the block', () => {
+  const named = fast();
+  const p = named.malloc(20, 'label');
+  const q = named.realloc(p, 200);
+  assert.is.not(q, p);
+  assert.match(named.formatMemory(), /label/);
+  named.check();
+  named.destroy();
+  const scribbled = new Heap({ preset: 'fast', scribble: true });
+  const r = scribbled.malloc(40);
+  const s = scribbled.realloc(r, 100);
+  assert.ok(scribbled.bytes(s, 112).subarray(40).every((b) => b === 0xaa), 'the grown tail reads 0xAA');
+  scribbled.check();
+  scribbled.destroy();
+});
+
 test('pages are committed in long steps but counted only once handed out', () => {
   const heap = fast();
   heap.malloc(16);

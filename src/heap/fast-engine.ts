@@ -354,6 +354,39 @@ export abstract class FastEngine extends FastLarge {
   }
 
   override realloc(ptr: Address, size: number, name?: string): number {
+    // The fast path: an unnamed request of 1 to SMALL_MAX bytes for a slot in use with no name or
+    // owner, nothing scribbled. The slot's mark proves the address and says its class (as in free);
+    // the slot stays while slotKeeps would keep it, else the block moves to a slot of the new class
+    // from its slot cache or a page with room, and the old slot goes to its own class's cache.
+    // Anything else takes reallocSlow.
+    if (typeof ptr === 'number' && typeof size === 'number' && (size >>> 0) === size && size !== 0 && size <= Page.SMALL_MAX &&
+        name === undefined && this.scribble !== true) {
+      const small = this.small;
+      const o = ptr - small.base;
+      if ((o >>> 0) === o && o < small.top && (o & 15) === 0) {
+        const g = o >>> Page.GRANULE_SHIFT;
+        const mark = small.marks[g]!;
+        if (mark <= Page.LIVE_MAX) {
+          const old = mark - Page.LIVE;
+          const c = (size + 15) >>> 4;
+          // slotKeeps, for the classes of 16-byte steps: no larger, and no less than half.
+          if (c <= old && 2 * c >= old) return ptr;
+          const cached = small.slotCache[c << Page.CACHE_SHIFT]!;
+          if (cached !== 0 || small.avail[c] !== 0) {
+            const moved = cached !== 0 ? small.takeCached(c) : small.takeSlot(c);
+            this.copySlot(o, moved - small.base, (c < old ? c : old) << 4);
+            small.cacheSlot(g, old);
+            if ((this.inUse += (c - old) << 4) > this.peakInUse) this.peakInUse = this.inUse;
+            return moved;
+          }
+        }
+      }
+    }
+    return this.reallocSlow(ptr, size, name);
+  }
+
+  /** realloc past the fast path: every check, and every kind of block. */
+  private reallocSlow(ptr: Address, size: number, name: string | undefined): number {
     ptr = checkRealloc(ptr, size, name);
     if (ptr === 0) return this.malloc(size, name);
     const at = this.small.locate(ptr - this.small.base);
