@@ -259,8 +259,9 @@ export abstract class FastEngine extends FastLarge {
 
   /**
    * free() past the page path, apart so that free stays small enough for V8 to inline: a medium
-   * block of at most CACHE_MAX_BLOCK bytes, at a recorded block start, whose size the next header
-   * confirms, with room in its size's cache. Anything else takes freeSlow.
+   * block of at most CACHE_MAX_BLOCK bytes, at a recorded block start, whose size ends at another
+   * recorded start (or the sentinel) that records it, with room in its size's cache. Anything else
+   * takes freeSlow.
    */
   private freeMedium(ptr: Address): void {
     if (typeof ptr === 'number') {
@@ -271,8 +272,11 @@ export abstract class FastEngine extends FastLarge {
         const w = h >>> 2;
         const size = mem[w + Word.SIZE]!;
         const c = size >>> 4;
-        if (size <= CACHE_MAX_BLOCK && (size & Flag.MASK) === 0 && size !== 0 && h + size <= this.top - Block.HEADER &&
-            mem[(h + size) >>> 2] === size && this.cacheCounts[c]! < CACHE_DEPTH) {
+        // The size ends at a recorded start (or the sentinel) whose prev size echoes it: an echo
+        // alone could be any word of a neighbour's data.
+        const n = h + size;
+        if (size <= CACHE_MAX_BLOCK && (size & Flag.MASK) === 0 && size !== 0 && n <= this.top - Block.HEADER && mem[n >>> 2] === size &&
+            ((this.starts[n >>> 9]! & (1 << ((n >>> 4) & 31))) !== 0 || n === this.top - Block.HEADER) && this.cacheCounts[c]! < CACHE_DEPTH) {
           this.inUse -= size;
           mem[w + Word.SIZE] = size | Flag.CACHED;
           mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;

@@ -305,7 +305,7 @@ export class SharedHeap extends SharedArenas {
     if ((o >>> 0) === o && o < this.pages.top) return this.freeSmallElsewhere(ptr, o);
     if (this.outside(ptr)) return this.freeLarge(ptr);
     // Without a lock: an unnamed block of the home arena of up to 2 KiB, at a recorded block start,
-    // whose size the next header confirms, into this thread's cache if it has room. The compare-and-swap on its
+    // whose size ends at a recorded start that records it, into this thread's cache if it has room. The compare-and-swap on its
     // size word (used -> cached) claims it: of two threads freeing one block, one wins and the
     // other takes the locked path, which reports the double free. The checks are FastHeap.free's,
     // written out again because there they stay inline in the unshared hot path.
@@ -318,8 +318,11 @@ export class SharedHeap extends SharedArenas {
         const w = h >>> 2;
         const size = mem[w + Word.SIZE]!;
         const c = size >>> 4;
-        if (size <= CACHE_MAX_BLOCK && (size & Flag.MASK) === 0 && size !== 0 && h + size <= this.top - Block.HEADER &&
-            mem[(h + size) >>> 2] === size && this.cacheCounts[c]! < CACHE_DEPTH &&
+        // The size ends at a recorded start (or the sentinel) whose prev size echoes it: an echo
+        // alone could be any word of a neighbour's data.
+        const n = h + size;
+        if (size <= CACHE_MAX_BLOCK && (size & Flag.MASK) === 0 && size !== 0 && n <= this.top - Block.HEADER && mem[n >>> 2] === size &&
+            ((this.starts[n >>> 9]! & (1 << ((n >>> 4) & 31))) !== 0 || n === this.top - Block.HEADER) && this.cacheCounts[c]! < CACHE_DEPTH &&
             Atomics.compareExchange(mem, w + Word.SIZE, size, size | Flag.CACHED) === size) {
           mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;
           this.cacheHeads[c] = h;

@@ -90,6 +90,36 @@ function overflowCases(o: HeapOptions): AttackCase[] {
   }];
 }
 
+function forgedSizeCases(o: HeapOptions): AttackCase[] {
+  // The fast layouts' headers: the size word is the 4 bytes before a block's data.
+  if (isClassic(o) || o.debug) return [];
+  return [{
+    id: 'a size word forged with its echo in a live neighbour\'s data, then free and malloc of the forged size',
+    test: 'a forged block size whose echo lies in a live block is refused: no block is handed out over a live one',
+    run() {
+      const world = new World(o);
+      // Past every preset's small slots (the shared preset's go to 512 bytes): blocks with headers.
+      const a = world.alloc(600); // a block of 608 bytes
+      const b = world.alloc(600); // the next one
+      world.alloc(100);
+      if (b !== a + 608) throw new Error(`setup: ${hex(b)} does not follow ${hex(a)}`);
+      // 768 bytes from a's header lies inside b's data, which its program may write at will: the
+      // heap may not take the word there for the next header's record of a forged size.
+      const forged = 768;
+      world.forget(b);
+      poke32(a - 8 + forged, forged);
+      world.forget(a);
+      poke32(a - 4, forged);
+      world.attempt(`free(${hex(a)})`, () => world.heap.free(a));
+      const p = world.attempt(`malloc(${forged - 8})`, () => world.heap.malloc(forged - 8));
+      if (p !== undefined && p !== 0 && p < b + 600 && b - 8 < p + forged - 8) {
+        throw new Broken(`malloc(${forged - 8}) returned ${hex(p)}, whose bytes cover the live block ${hex(b)}`);
+      }
+      world.end();
+    },
+  }];
+}
+
 function linkCases(o: HeapOptions): AttackCase[] {
   // Merging with the damaged block must unlink it, so that free can only refuse; a malloc may
   // rightly take another block. Debug mode quarantines freed blocks: their links are only fill bytes.
@@ -312,5 +342,5 @@ function argumentCases(o: HeapOptions): AttackCase[] {
 
 export const miscGroup: CaseGroup = (preset: TestPreset) => {
   const o = preset.options;
-  return [...overflowCases(o), ...linkCases(o), ...svgCases(o), ...destroyedCases(o), ...scopeCases(o), ...scribbleCases(o), ...argumentCases(o)];
+  return [...overflowCases(o), ...forgedSizeCases(o), ...linkCases(o), ...svgCases(o), ...destroyedCases(o), ...scopeCases(o), ...scribbleCases(o), ...argumentCases(o)];
 };
