@@ -46,7 +46,8 @@ test('bad command lines are one line on stderr with exit code 2, never a stack t
     [['demo', '--preset', 'fast', '--algorithm', 'best_fit'], /^ffi-heap demo: --algorithm picks the classic preset's search/],
     [['demo', '--colour'], /^ffi-heap demo: Unknown option '--colour'.*\n\(ffi-heap demo --help lists the options\)\n$/],
     [['replay', '--repeat', 'x', 'trace.rep'], /^ffi-heap replay: --repeat must be a whole number of at least 1, got 'x'\n$/],
-    [['replay', '--warmup', '-1', 'trace.rep'], /^ffi-heap replay: --warmup must be a number of milliseconds, at least 0, got '-1'\n$/],
+    [['replay', '--warmup', 'x', 'trace.rep'], /^ffi-heap replay: --warmup must be a number of milliseconds, at least 0, got 'x'\n$/],
+    [['replay', '--warmup=-1', 'trace.rep'], /^ffi-heap replay: --warmup must be a number of milliseconds, at least 0, got '-1'\n$/],
     [['replay', '--allocator', 'nothing', 'trace.rep'], /^ffi-heap replay: unknown allocator 'nothing'/],
     [['frobnicate'], /^ffi-heap: unknown command 'frobnicate' \(ffi-heap --help lists the commands\)\n$/],
   ];
