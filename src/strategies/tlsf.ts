@@ -102,6 +102,15 @@ export class SegregatedLists {
       this.damaged = block;
       return false;
     }
+    this.unlink(block, size);
+    return true;
+  }
+
+  /**
+   * Takes `block` off its list with no proof: only for a block `linked` has just proved, or one
+   * whose links only such an unlink has written since.
+   */
+  unlink(block: number, size: number): void {
     const mem = this.mem;
     const w = block >>> 2;
     const next = mem[w + Word.NEXT_FREE]!;
@@ -115,7 +124,6 @@ export class SegregatedLists {
     }
     if (next !== 0) this.mem[(next >>> 2) + Word.PREV_FREE] = prev;
     this.count--;
-    return true;
   }
 
   /**
