@@ -11,9 +11,9 @@ import { destroyedError, type HeapError } from './errors.js';
 import { EMPTY_BYTES, LARGE_THRESHOLD_MAX, SCRIBBLE_BYTE, doubleFree, invalidPointer, type LargeBlock } from './fast-arena.js';
 import { FastGrowth } from './fast-growth.js';
 
-/** The fast preset's arena and its large blocks; ./fast-engine.ts builds the hot paths on it. */
+/** The fast preset's arena and its large blocks; ./fast-realloc.ts and ./fast-engine.ts build on it. */
 export abstract class FastLarge extends FastGrowth {
-  /** malloc, copy, free: realloc's way to move a block (./fast-engine.ts). */
+  /** malloc, copy, free: realloc's way to move a block (./fast-realloc.ts). */
   protected abstract move(ptr: number, oldUsable: number, size: number, name: string | undefined): number;
 
   protected mallocLarge(size: number, name: string | undefined): number {
