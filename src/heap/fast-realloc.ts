@@ -44,9 +44,8 @@ export abstract class FastRealloc extends FastLarge {
         const mark = small.marks[g]!;
         if (mark <= Page.LIVE_MAX) {
           const old = mark - Page.LIVE;
+          if (slotKeeps(size, old << 4)) return ptr;
           const c = (size + 15) >>> 4;
-          // slotKeeps, for the classes of 16-byte steps: no larger, and no less than half.
-          if (c <= old && 2 * c >= old) return ptr;
           const cached = small.slotCache[c << Page.CACHE_SHIFT]!;
           if (cached !== 0 || small.avail[c] !== 0) {
             const moved = cached !== 0 ? small.takeCached(c) : small.takeSlot(c);
