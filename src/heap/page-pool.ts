@@ -180,7 +180,8 @@ export abstract class PagePool {
   private givePool(count: number, among: number): number {
     if (count <= 0) return 0;
     const unit = this.unitPages;
-    const pages = Array.from(this.pool.subarray(0, among)).sort((a, b) => a - b);
+    // A typed array's sort is numeric, and native: the pool may hold thousands of pages.
+    const pages = this.pool.slice(0, among).sort();
     // Units wholly pooled: their first pages, from the highest down.
     const whole: number[] = [];
     for (let i = pages.length - unit; i >= 0; i--) {
@@ -189,7 +190,7 @@ export abstract class PagePool {
     }
     const give = whole.slice(0, Math.ceil(count / unit)).sort((a, b) => a - b);
     if (give.length === 0) return 0;
-    const given = new Set<number>();
+    let given = 0;
     for (let i = 0; i < give.length;) {
       let j = i + 1;
       while (j < give.length && give[j] === give[j - 1]! + unit) j++;
@@ -200,20 +201,21 @@ export abstract class PagePool {
         for (let p = give[k]!; p < give[k]! + unit; p++) {
           this.pageInfo[p] = Page.GIVEN_BACK;
           this.changes?.push(this.base + (p << Page.SHIFT));
-          given.add(p);
+          given++;
         }
       }
       i = j;
     }
     this.committed -= (give.length * unit) << Page.SHIFT;
     // The pages kept stay in the order they had, so the pool's top is still the pages used last.
+    // (A pooled page's class is 0; a page given back is GIVEN_BACK now.)
     let kept = 0;
     for (let i = 0; i < this.pooled; i++) {
       const p = this.pool[i]!;
-      if (!given.has(p)) this.pool[kept++] = p;
+      if (this.pageInfo[p] !== Page.GIVEN_BACK) this.pool[kept++] = p;
     }
     this.pooled = kept;
-    return given.size;
+    return given;
   }
 
   /** Gives the arena back, and forgets every page. */
