@@ -67,14 +67,16 @@ export abstract class FastEngine extends FastRealloc {
         return ptr;
       }
     }
-    // The unary plus types the result as a Number: without it V8 merges the two results as tagged
-    // values and boxes every fast-path address in a new HeapNumber when malloc is inlined.
-    return +this.mallocMedium(size, name);
+    // mallocMedium returns an offset from the arena's base, a small integer: an address returned
+    // from a call that is not inlined would be boxed in a new HeapNumber at every call. (The base
+    // is read after the call, which may reserve the arena.)
+    const o = this.mallocMedium(size, name);
+    return this.base + o;
   }
 
   /**
    * malloc past the page path: an unnamed request of at most CACHE_MAX_REQUEST bytes whose size's
-   * cache holds a block. Anything else takes mallocSlow.
+   * cache holds a block. Anything else takes mallocSlow. Returns the address less `base` (see malloc).
    */
   private mallocMedium(size: number, name: string | undefined): number {
     if (typeof size === 'number' && (size >>> 0) === size && size <= CACHE_MAX_REQUEST && name === undefined) {
@@ -95,11 +97,12 @@ export abstract class FastEngine extends FastRealloc {
           mem[w + Word.SIZE] = need;
           if ((this.inUse += need) > this.peakInUse) this.peakInUse = this.inUse;
           if (this.scribble === true) this.dress(h, need, undefined);
-          return this.base + h + Block.HEADER;
+          return h + Block.HEADER;
         }
       }
     }
-    return +this.mallocSlow(size, name);
+    // Exact: addresses are integers below 2^53, and 0 (out of memory) comes back as 0.
+    return this.mallocSlow(size, name) - this.base;
   }
 
   protected mallocSlow(size: number, name: string | undefined): number {
@@ -251,41 +254,42 @@ export abstract class FastEngine extends FastRealloc {
           return;
         }
       }
+      // Anything else in the arena's 4 GiB goes to freeMedium as an offset, a small integer: an
+      // address passed to a call that is not inlined would be boxed in a new HeapNumber.
+      const offset = ptr - this.base;
+      if ((offset >>> 0) === offset) return this.freeMedium(offset);
     }
-    this.freeMedium(ptr);
+    this.freeSlow(ptr);
   }
 
   /**
    * free() past the page path, apart so that free stays small enough for V8 to inline: a medium
    * block of at most CACHE_MAX_BLOCK bytes, at a recorded block start, whose size ends at another
    * recorded start (or the sentinel) that records it, with room in its size's cache. Anything else
-   * takes freeSlow.
+   * takes freeSlow. `o` is the address less `base`, a whole number below 2^32.
    */
-  private freeMedium(ptr: Address): void {
-    if (typeof ptr === 'number') {
-      const h = ptr - this.base - Block.HEADER;
-      if ((h >>> 0) === h && h >= Block.HEADER && h < this.top && (h & Flag.MASK) === Block.HEADER &&
-          (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) !== 0) {
-        const mem = this.mem;
-        const w = h >>> 2;
-        const size = mem[w + Word.SIZE]!;
-        const c = size >>> 4;
-        // The size ends at a recorded start (or the sentinel) whose prev size echoes it: an echo
-        // alone could be any word of a neighbour's data.
-        const n = h + size;
-        if (size <= CACHE_MAX_BLOCK && (size & Flag.MASK) === 0 && size !== 0 && n <= this.top - Block.HEADER && mem[n >>> 2] === size &&
-            ((this.starts[n >>> 9]! & (1 << ((n >>> 4) & 31))) !== 0 || n === this.top - Block.HEADER) && this.cacheCounts[c]! < CACHE_DEPTH) {
-          this.inUse -= size;
-          mem[w + Word.SIZE] = size | Flag.CACHED;
-          mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;
-          this.cacheHeads[c] = h;
-          this.cacheCounts[c]!++;
-          if (this.scribble === true) this.scribbleFreed(h, size);
-          return;
-        }
+  private freeMedium(o: number): void {
+    const h = o - Block.HEADER;
+    if (h >= Block.HEADER && h < this.top && (h & Flag.MASK) === Block.HEADER && (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) !== 0) {
+      const mem = this.mem;
+      const w = h >>> 2;
+      const size = mem[w + Word.SIZE]!;
+      const c = size >>> 4;
+      // The size ends at a recorded start (or the sentinel) whose prev size echoes it: an echo
+      // alone could be any word of a neighbour's data.
+      const n = h + size;
+      if (size <= CACHE_MAX_BLOCK && (size & Flag.MASK) === 0 && size !== 0 && n <= this.top - Block.HEADER && mem[n >>> 2] === size &&
+          ((this.starts[n >>> 9]! & (1 << ((n >>> 4) & 31))) !== 0 || n === this.top - Block.HEADER) && this.cacheCounts[c]! < CACHE_DEPTH) {
+        this.inUse -= size;
+        mem[w + Word.SIZE] = size | Flag.CACHED;
+        mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;
+        this.cacheHeads[c] = h;
+        this.cacheCounts[c]!++;
+        if (this.scribble === true) this.scribbleFreed(h, size);
+        return;
       }
     }
-    this.freeSlow(ptr);
+    this.freeSlow(this.base + o);
   }
 
   protected freeSlow(ptr: Address): void {
