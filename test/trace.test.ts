@@ -13,7 +13,7 @@ import * as assert from 'uvu/assert';
 import { Heap } from '../src/index.js';
 import { TraceError, formatTrace, parseTrace, peakPayload, readTrace } from '../src/trace/format.js';
 import { TRACE_KINDS, generateTrace } from '../src/trace/generate.js';
-import { ALLOCATORS, allocatorNamed, replay, type AllocatorFactory, type ReplayAllocator } from '../src/trace/replay.js';
+import { ALLOCATORS, allocatorNamed, replay, timedSizes, type AllocatorFactory, type ReplayAllocator } from '../src/trace/replay.js';
 
 const fixtures = fileURLToPath(new URL('../../test/fixtures/', import.meta.url));
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -162,6 +162,15 @@ test('warmup runs untimed passes for at least that many milliseconds before the 
   assert.ok(performance.now() - t1 >= warmup);
   assert.ok(warm.mallocs() > plain.mallocs(), `${warm.mallocs()} mallocs with warm-up, ${plain.mallocs()} without`);
   assert.equal([quick.verified, slow.verified], [true, true]);
+});
+
+test('the timed passes get the sizes as integers when every size is a whole number below 2^32, else exactly as the trace has them', () => {
+  const small = Float64Array.of(0, 16, 4104, 2 ** 32 - 1);
+  const asIntegers = timedSizes(small);
+  assert.instance(asIntegers, Uint32Array);
+  assert.equal(Array.from(asIntegers), Array.from(small));
+  const huge = Float64Array.of(16, 2 ** 32 + 16);
+  assert.is(timedSizes(huge), huge, 'a size past 2^32 would wrap in a Uint32Array');
 });
 
 test('the verifier reports an allocator that overlaps, corrupts or misaligns blocks as not verified', async () => {
