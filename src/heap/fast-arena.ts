@@ -8,7 +8,7 @@
 // contiguous range [0, top) with one typed array over it: an address is `base + offset`, a header
 // one array read, and a sentinel header (size 0, used) ends it.
 //
-// Invariants (FastHeap.check proves them): blocks tile [8, top - 8); bit (offset >>> 4) of `starts`
+// Invariants (FastCheck.check proves them): blocks tile [8, top - 8); bit (offset >>> 4) of `starts`
 // is set exactly where a block starts; every block's size is recorded again as the next header's
 // prev size; no two free blocks are neighbours; a free block is on the list of its class, a cached
 // one on the cache of its size, and nothing else is on either.

@@ -27,7 +27,7 @@
 // each CACHED slot is in its class's slot cache once, and the cache holds nothing else; a page is on
 // its class's avail list exactly when it has a free slot, and only its head may have every slot
 // free; a page no class owns has only NOT_SLOT marks; the pool holds exactly the pages of class 0
-// below `fresh`. (The bytes in use are the heap's count to prove: FastHeap.check compares it with
+// below `fresh`. (The bytes in use are the heap's count to prove: FastCheck.check compares it with
 // usage().)
 //
 // The hot paths that use these arrays are FastHeap.malloc and FastHeap.free, written out there so

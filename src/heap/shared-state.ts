@@ -10,7 +10,7 @@
 // preset's own code over it, and stores them back before it lets go; between calls the fields
 // show its home arena, whose blocks its lock-free caches hold. The lock names its holder's thread;
 // a waiter takes it over from a thread that died holding it (acquire), and then rebuilds that
-// arena from its blocks (FastHeap.rebuildArena). A thread holds one arena's lock at a time.
+// arena from its blocks (FastCheck.rebuildArena). A thread holds one arena's lock at a time.
 
 import { HeapError, destroyedError } from './errors.js';
 import { FastHeap } from './fast.js';
@@ -312,7 +312,7 @@ export abstract class SharedState extends FastHeap {
 
   /**
    * After taking the bound arena's lock over from a thread that died holding it: the arena is
-   * rebuilt from its blocks (FastHeap.rebuildArena). The dead thread may have been growing or
+   * rebuilt from its blocks (FastCheck.rebuildArena). The dead thread may have been growing or
    * trimming it, so the top is taken as what the control block says, lowered to the memory that is
    * read-write. (The heaps of ended threads are reclaimed by the next call that looks for them.)
    */
