@@ -190,7 +190,6 @@ export abstract class PagePool {
     }
     const give = whole.slice(0, Math.ceil(count / unit)).sort((a, b) => a - b);
     if (give.length === 0) return 0;
-    let given = 0;
     for (let i = 0; i < give.length;) {
       let j = i + 1;
       while (j < give.length && give[j] === give[j - 1]! + unit) j++;
@@ -201,7 +200,6 @@ export abstract class PagePool {
         for (let p = give[k]!; p < give[k]! + unit; p++) {
           this.pageInfo[p] = Page.GIVEN_BACK;
           this.changes?.push(this.base + (p << Page.SHIFT));
-          given++;
         }
       }
       i = j;
@@ -215,7 +213,7 @@ export abstract class PagePool {
       if (this.pageInfo[p] !== Page.GIVEN_BACK) this.pool[kept++] = p;
     }
     this.pooled = kept;
-    return given;
+    return give.length * unit;
   }
 
   /** Gives the arena back, and forgets every page. */
