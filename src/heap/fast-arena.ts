@@ -59,6 +59,15 @@ export const PURGE_MIN = 64 * 1024;
 export const CACHE_MAX_BLOCK = 2048;
 export const CACHE_MAX_REQUEST = CACHE_MAX_BLOCK - Block.HEADER;
 export const CACHE_DEPTH = 32;
+/**
+ * The same limits for the hot paths, as a const enum whose values tsc writes into the code: V8 reads
+ * an imported `const` through a module cell, checked for the temporal dead zone, at every use.
+ */
+export const enum Cache {
+  MAX_BLOCK = 2048,
+  MAX_REQUEST = 2048 - Block.HEADER,
+  DEPTH = 32,
+}
 /** Size classes of the caches: block size / 16, up to CACHE_MAX_BLOCK. */
 export const CACHE_CLASSES = CACHE_MAX_BLOCK / 16 + 1;
 /**

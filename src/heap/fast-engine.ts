@@ -23,7 +23,7 @@ import { callocBytes, checkAddress, checkName, checkSize, toAddress } from './ar
 import { destroyedError } from './errors.js';
 import type { Address } from './types.js';
 import {
-  CACHE_DEPTH, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, FREED_BYTE, TRIM_MIN, doubleFree,
+  Cache, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, FREED_BYTE, TRIM_MIN, doubleFree,
 } from './fast-arena.js';
 import { FastRealloc } from './fast-realloc.js';
 import { releaseReservation, unmapMemory } from '../os/memory.js';
@@ -79,7 +79,7 @@ export abstract class FastEngine extends FastRealloc {
    * cache holds a block. Anything else takes mallocSlow. Returns the address less `base` (see malloc).
    */
   private mallocMedium(size: number, name: string | undefined): number {
-    if (typeof size === 'number' && (size >>> 0) === size && size <= CACHE_MAX_REQUEST && name === undefined) {
+    if (typeof size === 'number' && (size >>> 0) === size && size <= Cache.MAX_REQUEST && name === undefined) {
       const need = blockSize(size);
       const c = need >>> 4;
       const h = this.cacheHeads[c]!;
@@ -269,7 +269,9 @@ export abstract class FastEngine extends FastRealloc {
    * takes freeSlow. `o` is the address less `base`, a whole number below 2^32.
    */
   private freeMedium(o: number): void {
-    const h = o - Block.HEADER;
+    // `o | 0` is an int32 for V8 to work in; an offset of 2 GiB or more turns negative and fails
+    // the first test, and takes freeSlow whole.
+    const h = (o | 0) - Block.HEADER;
     if (h >= Block.HEADER && h < this.top && (h & Flag.MASK) === Block.HEADER && (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) !== 0) {
       const mem = this.mem;
       const w = h >>> 2;
@@ -278,8 +280,8 @@ export abstract class FastEngine extends FastRealloc {
       // The size ends at a recorded start (or the sentinel) whose prev size echoes it: an echo
       // alone could be any word of a neighbour's data.
       const n = h + size;
-      if (size <= CACHE_MAX_BLOCK && (size & Flag.MASK) === 0 && size !== 0 && n <= this.top - Block.HEADER && mem[n >>> 2] === size &&
-          ((this.starts[n >>> 9]! & (1 << ((n >>> 4) & 31))) !== 0 || n === this.top - Block.HEADER) && this.cacheCounts[c]! < CACHE_DEPTH) {
+      if (size <= Cache.MAX_BLOCK && (size & Flag.MASK) === 0 && size !== 0 && n <= this.top - Block.HEADER && mem[n >>> 2] === size &&
+          ((this.starts[n >>> 9]! & (1 << ((n >>> 4) & 31))) !== 0 || n === this.top - Block.HEADER) && this.cacheCounts[c]! < Cache.DEPTH) {
         this.inUse -= size;
         mem[w + Word.SIZE] = size | Flag.CACHED;
         mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;
