@@ -267,7 +267,7 @@ test('a freed medium block of up to 2 KiB is cached and handed back to the next 
   heap.destroy();
 });
 
-test('a freed block of 2 KiB to 32 MiB is kept whole for a request of its size; any other request merges it back first', () => {
+test('a freed block of 2 KiB to 32 MiB is kept whole for a request of its size, the four freed last; a request that would touch new memory merges them back first', () => {
   const heap = fast();
   const a = heap.malloc(5000); // a 5008-byte block
   const pin = heap.malloc(300, 'pin'); // a block of the arena between a and b
@@ -276,21 +276,53 @@ test('a freed block of 2 KiB to 32 MiB is kept whole for a request of its size; 
   assert.equal(layout(heap)[0], [5008, true], 'held whole, shown as free');
   assert.is(heap.malloc(5000), a, 'the same size takes it back');
   heap.free(a);
-  const c = heap.malloc(3000); // the wide cache cannot serve it: the block merges back and is split
+  // The wide cache cannot serve 3000 bytes, and the lists could only from the untouched top: the
+  // held block merges back and is split.
+  const c = heap.malloc(3000);
   assert.is(c, a);
   assert.equal(layout(heap).slice(0, 2), [[3008, false], [2000, true]]);
   heap.free(c);
   heap.free(b);
   heap.free(pin);
   heap.check();
-  // At most four are held: a fifth freed block goes to the lists and merges at once.
+  // At most four are held: a fifth freed block sends the oldest to the lists.
   const blocks = Array.from({ length: 5 }, () => [heap.malloc(8000), heap.malloc(300, 'pin')] as const);
   for (const [p] of blocks) heap.free(p);
-  const held = heap.snapshot().regions[0]!.blocks.filter((x) => x.free && x.size === 8016).length;
-  assert.is(held, 5, 'five free blocks of that size: four held, one on the lists');
-  assert.is(heap.malloc(8000), blocks[3]![0], 'the held ones serve first');
+  const free8k = () => heap.snapshot().regions[0]!.blocks.filter((x) => x.free && x.size === 8016).length;
+  assert.is(free8k(), 5, 'five free blocks of that size: four held, one on the lists');
+  // The snapshot's free list ends with the wide cache's blocks (their headers), oldest first.
+  assert.equal(heap.snapshot().freeList.slice(-4), blocks.slice(1).map(([p]) => p - HEADER), 'the four freed last are held');
+  assert.is(heap.malloc(8000), blocks[4]![0], 'the one freed last serves first');
+  // A request the held blocks do not serve, that a listed block below the touched top does: they
+  // stay held.
+  const d = heap.malloc(7000);
+  assert.is(d, blocks[0]![0], 'served by the listed block');
+  assert.is(heap.malloc(8000), blocks[3]![0], 'and the held ones still serve their size');
   heap.check();
   heap.destroy();
+});
+
+test('a freed block past 64 KiB is held only until a request it does not serve; one of at most 64 KiB stays held', () => {
+  for (const [size, kept] of [[60_000, true], [100_000, false]] as const) {
+    const heap = fast();
+    const a = heap.malloc(5000);
+    heap.malloc(300, 'pin');
+    const big = heap.malloc(size);
+    const x = heap.malloc(5000); // big's neighbour, to be free on the lists
+    heap.malloc(300, 'pin');
+    heap.free(x);
+    heap.free(a);
+    // The held blocks merge back (only the untouched top could serve otherwise); a is split.
+    assert.is(heap.malloc(3000), a, 'a 2000-byte block on the lists, below the touched top');
+    heap.free(big);
+    assert.is(heap.malloc(1500), a + 3008, 'a request the listed 2000-byte block serves');
+    const block = size + HEADER + 8; // align16(size + 8)
+    const merged = layout(heap).some(([n, free]) => free && n === block + 5008);
+    assert.is(merged, !kept, kept ? `${size} bytes: still held whole` : `${size} bytes: merged with its free neighbour`);
+    assert.is(layout(heap).some(([n, free]) => free && n === block), kept);
+    heap.check();
+    heap.destroy();
+  }
 });
 
 test('a block in the wide cache whose header was overwritten is reported, not handed out', () => {

@@ -73,14 +73,17 @@ export const CACHE_CLASSES = CACHE_MAX_BLOCK / 16 + 1;
 /**
  * The wide cache: up to CACHE_WIDE_SLOTS freed blocks above CACHE_MAX_BLOCK and up to
  * CACHE_WIDE_MAX bytes (the most the large-block threshold rises to: any block of the arena a
- * request made) are kept whole (flagged CACHED, their offsets in JavaScript) for a request of
- * exactly their size. The first request that would take from the free lists, growth and trim()
- * merge them back first; so a buffer freed and asked for again costs no split and no merge, and
- * no request that a merged block could serve finds one held back. A block whose free would trim
- * the top is not held: its memory goes back to the kernel as it would have.
+ * request made) are kept whole (flagged CACHED, their offsets in JavaScript, oldest first) for a
+ * request of exactly their size; a block freed into a full cache sends the oldest to the free lists.
+ * A request the lists could serve only past the touched top, growth, the peak rule, a realloc that
+ * grows or moves, and trim() merge them all back first. A block above CACHE_WIDE_KEEP is held only
+ * while a slot is free and until the first request it does not serve. A block whose free would
+ * trim the top (with the free and held blocks below it) is not held: its memory goes back.
  */
 export const CACHE_WIDE_SLOTS = 4;
 export const CACHE_WIDE_MAX = LARGE_THRESHOLD_MAX;
+/** The largest block the wide cache keeps past a request it does not serve. */
+export const CACHE_WIDE_KEEP = 64 * 1024;
 
 export const SCRIBBLE_BYTE = 0xaa;
 /** What scribble fills a freed block's data with (past the list links the block keeps there). */
@@ -130,6 +133,8 @@ export abstract class FastArena extends Heap implements HeapOperations {
   /** The wide cache's blocks (header offsets) and how many it holds. */
   protected readonly wide = new Int32Array(CACHE_WIDE_SLOTS);
   protected wideCount = 0;
+  /** How many of them are larger than CACHE_WIDE_KEEP. */
+  protected wideLarge = 0;
   /** Names of named blocks, by header offset; touched only for blocks flagged Flag.NAMED. */
   protected readonly names = new Map<number, string>();
   /** Names of named small blocks, by address; while it holds any, frees of small blocks take the slow path. */

@@ -12,6 +12,7 @@ import { Block, Flag, Word } from '../layout/fast.js';
 import { classOf } from '../strategies/tlsf.js';
 import { destroyedError, hex } from './errors.js';
 import { CACHE_DEPTH, FastEngine } from './fast-engine.js';
+import { CACHE_WIDE_KEEP } from './fast-arena.js';
 
 /** check() and rebuildArena() of the fast preset; FastHeap (./fast.ts) builds on it. */
 export abstract class FastCheck extends FastEngine {
@@ -203,11 +204,13 @@ export abstract class FastCheck extends FastEngine {
       if (count !== this.cacheCounts[c]) this.corrupted(0, `the ${c << 4}-byte cache holds ${count} blocks, counted ${this.cacheCounts[c]}`);
       total += count;
     }
+    let large = 0;
     for (let i = 0; i < this.wideCount; i++) {
       const h = this.wide[i]!;
-      this.wideSize(h);
+      if (this.wideSize(h) > CACHE_WIDE_KEEP) large++;
       for (let j = 0; j < i; j++) if (this.wide[j] === h) this.corrupted(h, 'a block is in the wide cache twice');
     }
+    if (large !== this.wideLarge) this.corrupted(0, `the wide cache holds ${large} blocks past ${CACHE_WIDE_KEEP} bytes, counted ${this.wideLarge}`);
     total += this.wideCount;
     if (total !== cachedBlocks) {
       this.corrupted(0, `${cachedBlocks} cached blocks in the heap, ${total} in the caches`);

@@ -23,7 +23,7 @@ import { callocBytes, checkAddress, checkName, checkSize, toAddress } from './ar
 import { destroyedError } from './errors.js';
 import type { Address } from './types.js';
 import {
-  Cache, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, FREED_BYTE, TRIM_MIN, doubleFree,
+  Cache, CACHE_MAX_BLOCK, CACHE_MAX_REQUEST, CACHE_WIDE_KEEP, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, EMPTY_BYTES, EMPTY_WORDS, SCRIBBLE_BYTE, FREED_BYTE, TRIM_MIN, doubleFree,
 } from './fast-arena.js';
 import { FastRealloc } from './fast-realloc.js';
 import { releaseReservation, unmapMemory } from '../os/memory.js';
@@ -100,6 +100,11 @@ export abstract class FastEngine extends FastRealloc {
           return h + Block.HEADER;
         }
       }
+    } else if (this.wideCount !== 0 && typeof size === 'number' && size < this.largeThreshold && (size >>> 0) === size && name === undefined) {
+      // A block the wide cache holds at exactly this size (sqlite's page buffers, a buffer freed
+      // and asked for again): no split, no merge.
+      const h = this.takeWide(blockSize(size));
+      if (h !== 0) return this.use(h, blockSize(size), undefined);
     }
     // Exact: addresses are integers below 2^53, and 0 (out of memory) comes back as 0.
     return this.mallocSlow(size, name) - this.base;
@@ -180,21 +185,31 @@ export abstract class FastEngine extends FastRealloc {
   private mallocFromLists(need: number, name: string | undefined): number {
     if (this.wideCount !== 0) {
       const held = this.takeWide(need);
-      if (held !== 0) return this.use(held, need, name);
-      // A request the wide cache cannot serve: its blocks merge back before the lists are searched.
-      this.flushWide();
+      if (held !== 0) return this.base + this.use(held, need, name);
+      // Blocks past CACHE_WIDE_KEEP are held only until a request they do not serve.
+      if (this.wideLarge !== 0) this.flushWide();
     }
     let h = this.lists.takeFit(need);
+    if (h > 0 && h + need > this.touchedTop && this.wideCount !== 0) {
+      // The block found would reach past the touched top: the wide cache's blocks merge first, so
+      // that no block it holds makes the heap touch more.
+      this.lists.insert(h, this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK);
+      this.flushWide();
+      h = this.lists.takeFit(need);
+    }
     if (h > 0 && h + need > this.touchedTop && this.passesPeak(h + need)) h = this.belowPeak(h, need);
     if (h <= 0) {
       h = h === 0 ? this.growFor(need) : this.corruptedList();
       // The arena is full (or could not be reserved): a mapping of its own is still worth a try.
       if (h === 0) return this.mallocLarge(need - Block.HEADER, name);
     }
-    return this.use(h, need, name);
+    return this.base + this.use(h, need, name);
   }
 
-  /** Turns free block `h`, already off its list, into a used block of `need` bytes. */
+  /**
+   * Turns free block `h`, already off its list, into a used block of `need` bytes. Returns its
+   * address less `base` (see malloc).
+   */
   private use(h: number, need: number, name: string | undefined): number {
     const mem = this.mem;
     const w = h >>> 2;
@@ -214,7 +229,7 @@ export abstract class FastEngine extends FastRealloc {
     this.touch(h + size);
     if ((this.inUse += size) > this.peakInUse) this.peakInUse = this.inUse;
     if (name !== undefined || this.scribble === true) this.dress(h, size, name);
-    return this.base + h + Block.HEADER;
+    return h + Block.HEADER;
   }
 
   override free(ptr: Address): void {
@@ -280,15 +295,23 @@ export abstract class FastEngine extends FastRealloc {
       // The size ends at a recorded start (or the sentinel) whose prev size echoes it: an echo
       // alone could be any word of a neighbour's data.
       const n = h + size;
-      if (size <= Cache.MAX_BLOCK && (size & Flag.MASK) === 0 && size !== 0 && n <= this.top - Block.HEADER && mem[n >>> 2] === size &&
-          ((this.starts[n >>> 9]! & (1 << ((n >>> 4) & 31))) !== 0 || n === this.top - Block.HEADER) && this.cacheCounts[c]! < Cache.DEPTH) {
-        this.inUse -= size;
-        mem[w + Word.SIZE] = size | Flag.CACHED;
-        mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;
-        this.cacheHeads[c] = h;
-        this.cacheCounts[c]!++;
-        if (this.scribble === true) this.scribbleFreed(h, size);
-        return;
+      if ((size & Flag.MASK) === 0 && size !== 0 && n <= this.top - Block.HEADER && mem[n >>> 2] === size &&
+          ((this.starts[n >>> 9]! & (1 << ((n >>> 4) & 31))) !== 0 || n === this.top - Block.HEADER)) {
+        if (size <= Cache.MAX_BLOCK) {
+          if (this.cacheCounts[c]! < Cache.DEPTH) {
+            this.inUse -= size;
+            mem[w + Word.SIZE] = size | Flag.CACHED;
+            mem[w + Word.NEXT_FREE] = this.cacheHeads[c]!;
+            this.cacheHeads[c] = h;
+            this.cacheCounts[c]!++;
+            if (this.scribble === true) this.scribbleFreed(h, size);
+            return;
+          }
+        } else if (size <= CACHE_WIDE_KEEP && this.cacheDepth !== 0 && !this.wouldTrim(h, size)) {
+          this.inUse -= size;
+          if (this.scribble === true) this.scribbleFreed(h, size);
+          return this.holdWide(h, size);
+        }
       }
     }
     this.freeSlow(this.base + o);
@@ -321,10 +344,11 @@ export abstract class FastEngine extends FastRealloc {
         this.cacheCounts[c]!++;
         return;
       }
-    } else if (size <= CACHE_WIDE_MAX && this.wideCount < CACHE_WIDE_SLOTS && this.cacheDepth !== 0 && (size <= TRIM_MIN || !this.wouldTrim(h, size))) {
-      mem[w + Word.SIZE] = size | Flag.CACHED;
-      this.wide[this.wideCount++] = h;
-      return;
+    } else if (size <= CACHE_WIDE_MAX && this.cacheDepth !== 0) {
+      // A block whose free would trim the top is not held, and the blocks held below it merge
+      // back with it, so that the top goes back to the kernel whatever order the frees came in.
+      if (this.wouldTrim(h, size)) this.flushWide();
+      else if (size <= CACHE_WIDE_KEEP || this.wideCount < CACHE_WIDE_SLOTS) return this.holdWide(h, size);
     }
     this.release(h, size, true);
   }
@@ -426,6 +450,7 @@ export abstract class FastEngine extends FastRealloc {
     this.cacheHeads.fill(0);
     this.cacheCounts.fill(0);
     this.wideCount = 0;
+    this.wideLarge = 0;
     this.names.clear();
     this.top = 0;
     this.committedTop = 0;

@@ -20,7 +20,7 @@ import { alignPage, commit, decommit, discard, getPageSize, reserveAddressSpace 
 import { Block, Flag, Word } from '../layout/fast.js';
 import { destroyedError } from './errors.js';
 import { classOf } from '../strategies/tlsf.js';
-import { ARENA_BYTES, ARENA_MIN_BYTES, FastArena, TRIM_ADAPTED_MAX, TRIM_MIN } from './fast-arena.js';
+import { ARENA_BYTES, ARENA_MIN_BYTES, CACHE_WIDE_KEEP, CACHE_WIDE_SLOTS, FastArena, TRIM_ADAPTED_MAX, TRIM_MIN } from './fast-arena.js';
 
 /** Growth step: committed / GROWTH_DIVISOR, clamped to [GROWTH_MIN, GROWTH_MAX], whole pages. */
 const GROWTH_DIVISOR = 6;
@@ -207,19 +207,35 @@ export abstract class FastGrowth extends FastArena {
   /**
    * Whether freeing block `h` of `size` bytes to the lists would trim the top: it lies at the top
    * of the blocks, or before a free block there, and the free memory at the top, merged with it
-   * and with a free block before it, would then pass the trim threshold. Such a block is not held
-   * in the wide cache: the memory goes back. (Asked only of blocks larger than TRIM_MIN, the least
-   * the threshold is: a smaller one may tip a large free top over it, and is held all the same,
-   * until the next request merges it back.)
+   * and with the free blocks and the wide cache's blocks just below it (flushed first), would then
+   * pass the trim threshold. Such a block is not held in the wide cache: the memory goes back.
    */
   protected wouldTrim(h: number, size: number): boolean {
     const n = h + size;
     const end = this.top - Block.HEADER;
     const after = n === end ? 0 : this.freeSizeAt(n);
     if (n !== end && (after === 0 || n + after !== end)) return false;
-    // The free block before it merges too.
-    const before = this.freeBefore(h);
-    return this.trimsAt((before === 0 ? 0 : h - before) + size + after);
+    // Below it, free blocks and held ones alternate (no two free blocks are neighbours): at most
+    // one free block beside each held one, and one more.
+    let total = size + after;
+    let b = h;
+    for (let steps = 2 * this.wideCount + 1; steps > 0; steps--) {
+      let p = this.freeBefore(b);
+      if (p === 0) p = this.heldBefore(b);
+      if (p === 0) break;
+      total += b - p;
+      b = p;
+    }
+    return this.trimsAt(total);
+  }
+
+  /** The wide cache's block that ends where block `b` starts, or 0: found by the cache's offsets, its size proved. */
+  private heldBefore(b: number): number {
+    for (let i = 0; i < this.wideCount; i++) {
+      const p = this.wide[i]!;
+      if (p < b && p + this.wideSize(p) === b) return p;
+    }
+    return 0;
   }
 
   /** Gives back the top of free block `h` (the last one) beyond `keep` bytes, in whole pages. */
@@ -307,6 +323,7 @@ export abstract class FastGrowth extends FastArena {
       this.release(h, size, false);
     }
     this.wideCount = 0;
+    this.wideLarge = 0;
   }
 
   /**
@@ -358,18 +375,49 @@ export abstract class FastGrowth extends FastArena {
     return p !== h && this.isStart(p) && (this.mem[(p >>> 2) + Word.SIZE]! & Flag.MASK) === Flag.CACHED;
   }
 
-  /** A block of exactly `need` bytes from the wide cache, the last freed first, made free (flagged FREE) for use(); 0 if none. */
+  /**
+   * A block of exactly `need` bytes from the wide cache, the last freed first, made free (flagged
+   * FREE) for use(); 0 if none. The blocks left keep their order, oldest first.
+   */
   protected takeWide(need: number): number {
     const n = this.wideCount;
+    const wide = this.wide;
     for (let i = n - 1; i >= 0; i--) {
-      const h = this.wide[i]!;
-      if (this.wideSize(h) !== need) continue;
-      this.wide[i] = this.wide[n - 1]!;
+      const h = wide[i]!;
+      // A header that does not read as cached at this size is passed over here, and proved (or
+      // found damaged) when its block leaves the cache.
+      if (this.mem[(h >>> 2) + Word.SIZE] !== (need | Flag.CACHED) || this.wideSize(h) !== need) continue;
+      for (let j = i + 1; j < n; j++) wide[j - 1] = wide[j]!;
       this.wideCount = n - 1;
+      if (need > CACHE_WIDE_KEEP) this.wideLarge--;
       this.mem[(h >>> 2) + Word.SIZE] = need | Flag.FREE;
       return h;
     }
     return 0;
+  }
+
+  /**
+   * Holds used block `h` of `size` bytes, just freed (and counted out of inUse), in the wide cache.
+   * A full cache first moves its oldest block to the free lists.
+   */
+  protected holdWide(h: number, size: number): void {
+    if (this.wideCount === CACHE_WIDE_SLOTS) this.evictWide();
+    this.mem[(h >>> 2) + Word.SIZE] = size | Flag.CACHED;
+    this.wide[this.wideCount++] = h;
+    if (size > CACHE_WIDE_KEEP) this.wideLarge++;
+  }
+
+  /** Moves the wide cache's oldest block (which is there) to the free lists, merged with its free neighbours. */
+  protected evictWide(): void {
+    const wide = this.wide;
+    const old = wide[0]!;
+    const size = this.wideSize(old);
+    const n = this.wideCount - 1;
+    for (let j = 0; j < n; j++) wide[j] = wide[j + 1]!;
+    this.wideCount = n;
+    if (size > CACHE_WIDE_KEEP) this.wideLarge--;
+    this.mem[(old >>> 2) + Word.SIZE] = size;
+    this.release(old, size, true);
   }
 
   /** Releases every free byte at the top of the heap; all of it when nothing is in use there. */

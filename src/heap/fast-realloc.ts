@@ -198,6 +198,8 @@ export abstract class FastRealloc extends FastLarge {
     else this.viewOf(moved, n).set(this.viewOf(ptr, n));
     this.owners?.moved(ptr, moved);
     this.free(ptr);
+    // The block the buffer outgrew is not asked for again at its size: held, it would pin a hole.
+    if (this.wideCount !== 0) this.flushWide();
     return moved;
   }
 
