@@ -102,9 +102,11 @@ export abstract class FastEngine extends FastRealloc {
       }
     } else if (this.wideCount !== 0 && typeof size === 'number' && size < this.largeThreshold && (size >>> 0) === size && name === undefined) {
       // A block the wide cache holds at exactly this size (sqlite's page buffers, a buffer freed
-      // and asked for again): no split, no merge.
-      const h = this.takeWide(blockSize(size));
-      if (h !== 0) return this.use(h, blockSize(size), undefined);
+      // and asked for again): no split, no merge. Else the lists, as mallocSlow would come to.
+      const need = blockSize(size);
+      const h = this.takeWide(need);
+      if (h !== 0) return this.use(h, need, undefined);
+      return this.mallocListed(need, undefined) - this.base;
     }
     // Exact: addresses are integers below 2^53, and 0 (out of memory) comes back as 0.
     return this.mallocSlow(size, name) - this.base;
@@ -186,18 +188,16 @@ export abstract class FastEngine extends FastRealloc {
     if (this.wideCount !== 0) {
       const held = this.takeWide(need);
       if (held !== 0) return this.base + this.use(held, need, name);
-      // Blocks past CACHE_WIDE_KEEP are held only until a request they do not serve.
-      if (this.wideLarge !== 0) this.flushWide();
     }
+    return this.mallocListed(need, name);
+  }
+
+  /** A block of `need` bytes for a request the wide cache did not serve: from the lists, else by growth, else a mapping. */
+  private mallocListed(need: number, name: string | undefined): number {
+    // Blocks past CACHE_WIDE_KEEP are held only until a request they do not serve.
+    if (this.wideLarge !== 0) this.flushWide();
     let h = this.lists.takeFit(need);
-    if (h > 0 && h + need > this.touchedTop && this.wideCount !== 0) {
-      // The block found would reach past the touched top: the wide cache's blocks merge first, so
-      // that no block it holds makes the heap touch more.
-      this.lists.insert(h, this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK);
-      this.flushWide();
-      h = this.lists.takeFit(need);
-    }
-    if (h > 0 && h + need > this.touchedTop && this.passesPeak(h + need)) h = this.belowPeak(h, need);
+    if (h > 0 && h + need > this.touchedTop) h = this.pastTouched(h, need);
     if (h <= 0) {
       h = h === 0 ? this.growFor(need) : this.corruptedList();
       // The arena is full (or could not be reserved): a mapping of its own is still worth a try.

@@ -337,6 +337,22 @@ export abstract class FastGrowth extends FastArena {
   }
 
   /**
+   * Free block `h`, off its list, would serve `need` bytes by reaching past the touched top. The
+   * wide cache's blocks merge first and the lists are searched again, so that no block it holds
+   * makes the heap touch more; a block that still reaches past the peak is passed to belowPeak.
+   * Returns the block to use, off its list (0 or -1 as takeFit).
+   */
+  protected pastTouched(h: number, need: number): number {
+    if (this.wideCount !== 0) {
+      this.lists.insert(h, this.mem[(h >>> 2) + Word.SIZE]! & Flag.SIZE_MASK);
+      this.flushWide();
+      h = this.lists.takeFit(need);
+      if (h <= 0 || h + need <= this.touchedTop) return h;
+    }
+    return this.passesPeak(h + need) ? this.belowPeak(h, need) : h;
+  }
+
+  /**
    * Free block `h`, off its list, would serve `need` bytes by reaching past the touched top and
    * the peak (it is the free block at the top: every other lies below the touched top). Another
    * is taken if one can serve: a listed block that fits, unless the block just below `h` is
