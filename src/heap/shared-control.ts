@@ -20,7 +20,7 @@
 import { FL_COUNT, SL_COUNT } from '../strategies/tlsf.js';
 import { CACHE_CLASSES } from './fast.js';
 import { threadAlive } from '../os/threads.js';
-import { LARGE_TABLE_BYTES } from './shared-large.js';
+import { LARGE_TABLE_BYTES } from './shared-large-entries.js';
 
 export const MAGIC = 0x66666875;
 

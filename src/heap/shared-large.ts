@@ -3,70 +3,33 @@
 // so that any thread can find, read, free or resize any of them. The table is JavaScript memory,
 // out of native code's reach; every call on it runs under the global lock.
 //
-// Each entry is EMPTY, LIVE (a block: its range read-write and handed out) or FREE (a range kept
-// for a later block, costing no memory: a freed block's read-only zero pages, or address space
-// reserved after a new block so that realloc can grow it where it lies). A freed block that no
-// heap but the freeing one made a view of (bytes()) is unmapped, as the fast preset unmaps its
-// large blocks (that heap's views detached where the runtime can); one that another heap viewed
-// stays mapped, as read-only zero pages, while any heap is open (a thread can detach only the
-// views it made, and a view over unmapped memory kills the process at its first read), so such a
-// view reads zeros. The last close over a destroyed heap unmaps all.
+// A freed block that no heap but the freeing one made a view of (bytes()) is unmapped, as the fast
+// preset unmaps its large blocks (that heap's views detached where the runtime can); one that
+// another heap viewed stays mapped, as read-only zero pages, while any heap is open (a thread can
+// detach only the views it made, and a view over unmapped memory kills the process at its first
+// read), so such a view reads zeros: a FREE range kept for a later block. So is the address space
+// reserved after a new block, for realloc to grow it where it lies. The last close over a
+// destroyed heap unmaps all.
+//
+// The table's entries, their layout and the operations on one entry are ./shared-large-entries.ts;
+// this file holds the calls a heap makes, and the order of their writes.
 //
 // Invariants:
-// - LIVE and FREE entries never overlap, and each covers whole pages this process mapped.
+// - LIVE (or MOVING) and FREE entries never overlap, and each covers whole pages this process mapped.
 // - Every change writes in an order where a thread stopped between two writes (worker.terminate()
 //   lands at any instruction) leaves at worst a range that no entry holds: address space lost,
 //   never two entries over one byte, and never a LIVE entry over memory not read-write but the
-//   block being freed in that call.
-// - F.LARGE_BYTES and F.LARGE_BLOCKS count the LIVE entries; recount() makes them again from the
-//   entries when the global lock is taken over from a thread that died holding it.
-// - Entries at and past I.LARGE_TOP are EMPTY.
+//   block being freed in that call. A cut (a free or a shrink) is recorded as an intent first,
+//   and recover() finishes it when the global lock is taken over from a thread that died holding
+//   it, then counts the table again.
 
-import { HeapError, hex } from './errors.js';
-import { doubleFree, invalidPointer } from './fast-arena.js';
-import type { RegionInfo } from './types.js';
-import {
-  MAX_ADDRESS, MAX_VIEW_BYTES, commitRange, decommitRange, getPageSize, growInPlace, isMapped, isReadWrite, mapMemory, reserveRange,
-  unmapRange, viewRange,
-} from '../os/memory.js';
+import { hex } from './errors.js';
+import { MAX_VIEW_BYTES, decommitRange, getPageSize, growInPlace, mapMemory, reserveRange, unmapRange, viewRange } from '../os/memory.js';
 import { F, I } from './shared-control.js';
+import { E, LargeEntries, State } from './shared-large-entries.js';
 
 /** Requests of this many bytes or more get a mapping of their own (glibc's largest mmap threshold). */
 export const LARGE_MIN = 32 * 1024 * 1024;
-/** Entries in the table: live blocks and free ranges together. */
-export const LARGE_ENTRIES = 4096;
-/** Float64 slots per entry. */
-export const enum E {
-  ADDRESS = 0,
-  SIZE = 1,
-  STATE = 2,
-  /**
-   * A number given to the block when it became LIVE, never given again: a view made for it is
-   * good while it matches. A FREE range keeps it while it begins where that block began, else 0.
-   */
-  SERIAL = 3,
-  /** A LIVE block's viewers: 0 none, the number of the one heap that made a view of it, or -1 for more than one. */
-  VIEWERS = 4,
-  /**
-   * 1 when a view some heap made of an earlier block may still lie over the range (it then stays
-   * mapped while a heap is open; a block made over such a range keeps the mark), else 0.
-   */
-  KEEP = 5,
-  /** A MOVING block's mover: its heap's slot + 1. */
-  OWNER = 6,
-  FLOATS = 7,
-}
-const enum State {
-  EMPTY = 0,
-  LIVE = 1,
-  FREE = 2,
-  /** A block a realloc is moving out (claimed): live, but no other call may use it. */
-  MOVING = 3,
-}
-/** Addresses of the latest blocks freed that the table remembers, for ERR_DOUBLE_FREE. */
-export const RELEASED_KEPT = 256;
-/** The table's bytes in the control block: its entries, then the addresses of blocks freed (a ring). */
-export const LARGE_TABLE_BYTES = 8 * (E.FLOATS * LARGE_ENTRIES + RELEASED_KEPT);
 /** Views this thread keeps over large blocks before it drops those of blocks freed since. */
 const VIEWS_KEPT = 64;
 
@@ -78,80 +41,8 @@ interface CachedView {
 const canDetach = typeof (ArrayBuffer.prototype as { transfer?: unknown }).transfer === 'function';
 
 /** The table of large blocks, as one thread sees it (its views over the blocks are its own). */
-export class LargeTable {
-  /** The last entry found (find, startOf): its index. */
-  found = -1;
+export class LargeTable extends LargeEntries {
   private readonly views = new Map<number, CachedView>();
-
-  private readonly table: Float64Array;
-  /** The ring of RELEASED_KEPT addresses of blocks freed; I.LARGE_RELEASED is where the next goes. */
-  private readonly released: Float64Array;
-
-  /** Over the LARGE_TABLE_BYTES at `at` in `control`, and the control block's counters. */
-  constructor(control: SharedArrayBuffer, at: number, private readonly ints: Int32Array, private readonly floats: Float64Array) {
-    this.table = new Float64Array(control, at, E.FLOATS * LARGE_ENTRIES);
-    this.released = new Float64Array(control, at + 8 * E.FLOATS * LARGE_ENTRIES, RELEASED_KEPT);
-  }
-
-  /** Bytes and blocks live (as counted). */
-  bytes(): number {
-    return this.floats[F.LARGE_BYTES]!;
-  }
-
-  blocks(): number {
-    return this.floats[F.LARGE_BLOCKS]!;
-  }
-
-  /** The index of the LIVE entry whose range holds `ptr`, or -1. */
-  find(ptr: number): number {
-    const t = this.table;
-    const top = this.top();
-    for (let e = 0; e < top; e++) {
-      const at = e * E.FLOATS;
-      if (t[at + E.STATE] === State.LIVE && ptr >= t[at + E.ADDRESS]! && ptr < t[at + E.ADDRESS]! + t[at + E.SIZE]!) return e;
-    }
-    return -1;
-  }
-
-  address(e: number): number {
-    return this.table[e * E.FLOATS + E.ADDRESS]!;
-  }
-
-  size(e: number): number {
-    return this.table[e * E.FLOATS + E.SIZE]!;
-  }
-
-  /**
-   * The error for `ptr`, no live block's start: a double free where a freed block's range begins,
-   * or at one of the latest RELEASED_KEPT blocks freed whose page is unmapped or inside a freed
-   * range still (a block freed longer ago is no longer known: an invalid pointer); else an
-   * invalid pointer.
-   */
-  notBlock(ptr: number, op: string): HeapError {
-    const t = this.table;
-    const top = this.top();
-    let inFree = false;
-    for (let e = 0; e < top; e++) {
-      const at = e * E.FLOATS;
-      const state = t[at + E.STATE];
-      if (t[at + E.ADDRESS] === ptr && (state === State.MOVING || (state === State.FREE && t[at + E.SERIAL] !== 0))) {
-        return doubleFree(op, ptr);
-      }
-      if (state === State.FREE && ptr > t[at + E.ADDRESS]! && ptr < t[at + E.ADDRESS]! + t[at + E.SIZE]!) inFree = true;
-    }
-    if (ptr > 0 && ptr % getPageSize() === 0 && this.released.includes(ptr) && (inFree || !isMapped(ptr, getPageSize()))) {
-      return doubleFree(op, ptr);
-    }
-    return invalidPointer(op, ptr);
-  }
-
-  /** Records `from`, a block's address just freed, in the ring notBlock reads. */
-  private noteReleased(from: number): void {
-    const next = this.ints[I.LARGE_RELEASED]!;
-    const slot = next >= 0 && next < RELEASED_KEPT ? next : 0;
-    this.released[slot] = from;
-    this.ints[I.LARGE_RELEASED] = (slot + 1) % RELEASED_KEPT;
-  }
 
   /**
    * A block of `length` bytes (whole pages): a freed range that holds it (its head, or all of it
@@ -388,59 +279,6 @@ export class LargeTable {
     return cached.bytes.subarray(ptr - start, ptr - start + n);
   }
 
-  /** The live blocks, one region each. */
-  regions(): RegionInfo[] {
-    const regions: RegionInfo[] = [];
-    const t = this.table;
-    for (let e = 0; e < this.top(); e++) {
-      const at = e * E.FLOATS;
-      if (t[at + E.STATE] !== State.LIVE && t[at + E.STATE] !== State.MOVING) continue;
-      const address = t[at + E.ADDRESS]!;
-      const size = t[at + E.SIZE]!;
-      regions.push({ address, size, blocks: [{ address, size, free: false, name: '' }] });
-    }
-    return regions;
-  }
-
-  /**
-   * Proves the table: every entry's state, ranges of whole pages that do not overlap, live ones
-   * read-write in this process, and the counts. Throws ERR_HEAP_CORRUPTED at the first that fails.
-   */
-  check(): void {
-    const t = this.table;
-    const top = this.top();
-    const page = getPageSize();
-    const ranges: [number, number, number][] = [];
-    let bytes = 0;
-    let blocks = 0;
-    for (let e = 0; e < LARGE_ENTRIES; e++) {
-      const at = e * E.FLOATS;
-      const state = t[at + E.STATE]!;
-      if (state === State.EMPTY) continue;
-      const from = t[at + E.ADDRESS]!;
-      const size = t[at + E.SIZE]!;
-      if (e >= top || (state !== State.LIVE && state !== State.FREE && state !== State.MOVING)) corrupted(`entry ${e} of the large-block table is in state ${state}`);
-      if (!Number.isSafeInteger(from) || !Number.isSafeInteger(size) || from <= 0 || size <= 0 || from % page !== 0 ||
-          size % page !== 0 || from + size > MAX_ADDRESS) {
-        corrupted(`entry ${e} of the large-block table holds ${size} bytes at ${from}, not whole pages`);
-      }
-      if (state !== State.FREE) {
-        bytes += size;
-        blocks++;
-        if (!isReadWrite(from, size)) corrupted(`the large block at ${hex(from)} (${size} bytes) is not read-write memory`);
-      }
-      ranges.push([from, size, e]);
-    }
-    ranges.sort((a, b) => a[0] - b[0]);
-    for (let i = 1; i < ranges.length; i++) {
-      const [from, size, e] = ranges[i - 1]!;
-      if (from + size > ranges[i]![0]) corrupted(`entries ${e} and ${ranges[i]![2]} of the large-block table overlap`);
-    }
-    if (bytes !== this.bytes() || blocks !== this.blocks()) {
-      corrupted(`the large-block table holds ${blocks} blocks of ${bytes} bytes, counted as ${this.blocks()} of ${this.bytes()}`);
-    }
-  }
-
   /**
    * After a thread died holding the global lock: the cut it was making finished, and the counts
    * made again from the entries.
@@ -448,20 +286,6 @@ export class LargeTable {
   recover(): void {
     this.finishCut();
     this.recount();
-  }
-
-  private recount(): void {
-    const t = this.table;
-    let bytes = 0;
-    let blocks = 0;
-    for (let e = 0; e < this.top(); e++) {
-      const at = e * E.FLOATS;
-      if (t[at + E.STATE] !== State.LIVE && t[at + E.STATE] !== State.MOVING) continue;
-      bytes += t[at + E.SIZE]!;
-      blocks++;
-    }
-    this.floats[F.LARGE_BYTES] = bytes;
-    this.floats[F.LARGE_BLOCKS] = blocks;
   }
 
   /** Unmaps every range the table holds, live or free: the last heap over it is closing. */
@@ -490,122 +314,6 @@ export class LargeTable {
     this.views.clear();
   }
 
-  private top(): number {
-    const top = this.ints[I.LARGE_TOP]!;
-    return top >= 0 && top <= LARGE_ENTRIES ? top : LARGE_ENTRIES;
-  }
-
-  /**
-   * Unmaps every free range no other heap's view may lie over (KEEP 0): when the kernel refuses
-   * address space. The entry is emptied first. Returns how many went.
-   */
-  private unmapSpare(): number {
-    const t = this.table;
-    let n = 0;
-    for (let e = 0; e < this.top(); e++) {
-      const at = e * E.FLOATS;
-      if (t[at + E.STATE] === State.FREE && t[at + E.KEEP] === 0) {
-        this.unmapFree(e);
-        n++;
-      }
-    }
-    return n;
-  }
-
-  /** Unmaps free range `e`, its entry emptied first (a thread stopped between leaves the range to no entry). */
-  private unmapFree(e: number): void {
-    const at = e * E.FLOATS;
-    this.table[at + E.STATE] = State.EMPTY;
-    unmapRange(this.table[at + E.ADDRESS]!, this.table[at + E.SIZE]!);
-    this.floats[F.MUNMAP_CALLS]!++;
-  }
-
-  /** An EMPTY entry, the table's top raised over it if need be; -1 when every entry is taken. */
-  private emptyEntry(): number {
-    const t = this.table;
-    const top = this.top();
-    for (let e = 0; e < top; e++) if (t[e * E.FLOATS + E.STATE] === State.EMPTY) return e;
-    if (top === LARGE_ENTRIES) return -1;
-    this.ints[I.LARGE_TOP] = top + 1;
-    return top;
-  }
-
-  /** The LIVE or MOVING entry whose block begins at `address`, or -1. */
-  private entryAt(address: number): number {
-    const t = this.table;
-    for (let e = 0; e < this.top(); e++) {
-      const at = e * E.FLOATS;
-      if ((t[at + E.STATE] === State.LIVE || t[at + E.STATE] === State.MOVING) && t[at + E.ADDRESS] === address) return e;
-    }
-    return -1;
-  }
-
-  /** The FREE entry whose range begins at `address`, or -1. */
-  private freeAt(address: number): number {
-    const t = this.table;
-    for (let e = 0; e < this.top(); e++) {
-      const at = e * E.FLOATS;
-      if (t[at + E.STATE] === State.FREE && t[at + E.ADDRESS] === address) return e;
-    }
-    return -1;
-  }
-
-  /** Makes `length` bytes at `address` read-write; false when the kernel refuses. */
-  private commit(address: number, length: number): boolean {
-    this.floats[F.MMAP_CALLS]!++;
-    return commitRange(address, length);
-  }
-
-  private becomeLive(e: number, address: number, size: number, keep: boolean): void {
-    this.record(e, address, size, State.LIVE, true, keep);
-    this.floats[F.LARGE_BYTES]! += size;
-    this.floats[F.LARGE_BLOCKS]!++;
-  }
-
-  /**
-   * Writes entry `e`, its state last: until then the entry is what it was. A block gets a new
-   * serial and no viewers; a free range no serial (0: it begins where no block was freed), and
-   * `keep`.
-   */
-  private record(e: number, address: number, size: number, state: State, block: boolean, keep: boolean): void {
-    const t = this.table;
-    const at = e * E.FLOATS;
-    t[at + E.ADDRESS] = address;
-    t[at + E.SIZE] = size;
-    t[at + E.SERIAL] = block ? ++this.floats[F.LARGE_SERIAL]! : 0;
-    t[at + E.VIEWERS] = 0;
-    t[at + E.KEEP] = keep ? 1 : 0;
-    t[at + E.STATE] = state;
-  }
-
-  /**
-   * Merges FREE entry `e` with the FREE ranges just before and after it: the entry that gives its
-   * range up is emptied before the other grows over it, so no byte is ever in two entries.
-   */
-  private mergeAround(e: number): void {
-    const t = this.table;
-    const at = e * E.FLOATS;
-    const after = this.freeAt(t[at + E.ADDRESS]! + t[at + E.SIZE]!);
-    if (after >= 0) {
-      const size = t[after * E.FLOATS + E.SIZE]!;
-      const keep = t[after * E.FLOATS + E.KEEP]!;
-      t[after * E.FLOATS + E.STATE] = State.EMPTY;
-      if (keep !== 0) t[at + E.KEEP] = 1;
-      t[at + E.SIZE]! += size;
-    }
-    for (let b = 0; b < this.top(); b++) {
-      const bt = b * E.FLOATS;
-      if (b !== e && t[bt + E.STATE] === State.FREE && t[bt + E.ADDRESS]! + t[bt + E.SIZE]! === t[at + E.ADDRESS]) {
-        const size = t[at + E.SIZE]!;
-        const keep = t[at + E.KEEP]!;
-        t[at + E.STATE] = State.EMPTY;
-        if (keep !== 0) t[bt + E.KEEP] = 1;
-        t[bt + E.SIZE]! += size;
-        return;
-      }
-    }
-  }
-
   /** Drops the views of blocks no longer live with the serial they were made for. */
   private dropStaleViews(): void {
     const t = this.table;
@@ -624,8 +332,4 @@ export class LargeTable {
 function detach(cached: CachedView): void {
   const buffer = cached.bytes.buffer as ArrayBuffer & { transfer?: () => ArrayBuffer };
   if (canDetach && buffer.byteLength !== 0) buffer.transfer!();
-}
-
-function corrupted(message: string): never {
-  throw new HeapError('ERR_HEAP_CORRUPTED', `heap corrupted: ${message}`);
 }
