@@ -61,7 +61,7 @@ export abstract class FastEngine extends FastRealloc {
       }
       if (small.avail[c] !== 0) {
         if ((this.inUse += c << 4) > this.peakInUse) this.peakInUse = this.inUse;
-        const ptr = small.takeSlot(c);
+        const ptr = small.base + (small.takeSlot(c) << Page.GRANULE_SHIFT);
         // `=== true`: a pointer comparison, where a bare truth test of the field is generic.
         if (this.scribble === true) this.scribbleSmall(ptr, c);
         return ptr;
@@ -160,7 +160,7 @@ export abstract class FastEngine extends FastRealloc {
       if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
     }
     if ((this.inUse += classSize[c]!) > this.peakInUse) this.peakInUse = this.inUse;
-    const ptr = cached ? small.takeCached(c) : small.takeSlot(c);
+    const ptr = small.base + ((cached ? small.takeCached(c) : small.takeSlot(c)) << Page.GRANULE_SHIFT);
     if (name !== undefined) this.nameSmall(ptr, name);
     if (this.scribble) this.scribbleSmall(ptr, c);
     return ptr;
@@ -256,15 +256,9 @@ export abstract class FastEngine extends FastRealloc {
             cache[(c << Page.CACHE_SHIFT) | n] = g;
             marks[g] = Page.CACHED;
           } else {
-            // SmallPages.releaseSlot, written out: the slot heads its page's free list.
-            const page = o >>> Page.SHIFT;
-            const info = small.pageInfo[page]!;
-            const head = (info >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD;
-            const used = (info >>> Page.INFO_USED_SHIFT) - 1;
-            marks[g] = head;
-            small.pageInfo[page] = c | ((g & (Page.GRANULES - 1)) << Page.INFO_HEAD_SHIFT) | (used << Page.INFO_USED_SHIFT);
-            // SmallPages.changed: a full page's first free slot, or every slot free off the head of its list.
-            if (head === Page.END || (used === 0 && small.avail[c] !== page)) small.changed(page, used);
+            // The cache is full: the slot heads its page's free list. A call, which keeps free
+            // small enough for V8 to inline beside malloc and realloc; it passes only integers.
+            small.releaseSlot(g);
           }
           return;
         }

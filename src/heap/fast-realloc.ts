@@ -48,7 +48,7 @@ export abstract class FastRealloc extends FastLarge {
           const c = (size + 15) >>> 4;
           const cached = small.slotCache[c << Page.CACHE_SHIFT]!;
           if (cached !== 0 || small.avail[c] !== 0) {
-            const moved = cached !== 0 ? small.takeCached(c) : small.takeSlot(c);
+            const moved = small.base + ((cached !== 0 ? small.takeCached(c) : small.takeSlot(c)) << Page.GRANULE_SHIFT);
             this.copySlot(o, moved - small.base, (c < old ? c : old) << 4);
             small.cacheSlot(g, old);
             if ((this.inUse += (c - old) << 4) > this.peakInUse) this.peakInUse = this.inUse;
@@ -157,7 +157,7 @@ export abstract class FastRealloc extends FastLarge {
     if (size <= Page.SMALL_MAX && name === undefined && small.marks[g] !== Page.NOTED && this.scribble !== true) {
       const c = classOfRequest[(size + 15) >>> 4]!;
       if (small.avail[c] !== 0) {
-        const moved = small.takeSlot(c);
+        const moved = small.base + (small.takeSlot(c) << Page.GRANULE_SHIFT);
         this.copySlot(ptr - small.base, moved - small.base, slotSize < size ? slotSize : size);
         small.releaseSlot(g);
         if ((this.inUse += classSize[c]! - slotSize) > this.peakInUse) this.peakInUse = this.inUse;

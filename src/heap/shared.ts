@@ -178,7 +178,7 @@ export class SharedHeap extends SharedArenas {
     // lock is held at depth 0).
     if (pages.avail[c] === 0 && pages.pooledPages === 0 && this.depth === 0) this.reclaimSometimes();
     if (pages.avail[c] === 0 && pages.refill(c, Infinity) === 0) return 0;
-    const ptr = pages.takeSlot(c);
+    const ptr = pages.base + (pages.takeSlot(c) << Page.GRANULE_SHIFT);
     if (this.scribble === true) this.scribbleSlot(ptr, c);
     return ptr;
   }
