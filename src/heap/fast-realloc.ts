@@ -31,33 +31,43 @@ const classSize = CLASS_SIZE;
 export abstract class FastRealloc extends FastLarge {
   override realloc(ptr: Address, size: number, name?: string): number {
     // The fast path: an unnamed request of 1 to SMALL_MAX bytes for a slot in use with no name or
-    // owner, nothing scribbled. The slot's mark proves the address and says its class (as in free);
-    // the slot stays while slotKeeps would keep it, else the block moves to a slot of the new class
-    // from its slot cache or a page with room, and the old slot goes to its own class's cache.
-    // Anything else takes reallocSlow.
+    // owner, nothing scribbled. The slot's mark proves the address and says its class (as in free),
+    // and the slot stays while slotKeeps would keep it. Else moveSlot moves the block to a slot of
+    // the new class, passed and returning offsets (small integers): a double passed to a call V8
+    // does not inline, or returned from one, is boxed in a new HeapNumber, and this part is small
+    // enough for V8 to inline beside malloc and free. Anything else takes reallocSlow.
     if (typeof ptr === 'number' && typeof size === 'number' && (size >>> 0) === size && size !== 0 && size <= Page.SMALL_MAX &&
         name === undefined && this.scribble !== true) {
       const small = this.small;
       const o = ptr - small.base;
       if ((o >>> 0) === o && o < small.top && (o & 15) === 0) {
-        const g = o >>> Page.GRANULE_SHIFT;
-        const mark = small.marks[g]!;
+        const mark = small.marks[o >>> Page.GRANULE_SHIFT]!;
         if (mark <= Page.LIVE_MAX) {
-          const old = mark - Page.LIVE;
-          if (slotKeeps(size, old << 4)) return ptr;
-          const c = (size + 15) >>> 4;
-          const cached = small.slotCache[c << Page.CACHE_SHIFT]!;
-          if (cached !== 0 || small.avail[c] !== 0) {
-            const moved = small.base + ((cached !== 0 ? small.takeCached(c) : small.takeSlot(c)) << Page.GRANULE_SHIFT);
-            this.copySlot(o, moved - small.base, (c < old ? c : old) << 4);
-            small.cacheSlot(g, old);
-            if ((this.inUse += (c - old) << 4) > this.peakInUse) this.peakInUse = this.inUse;
-            return moved;
-          }
+          if (slotKeeps(size, (mark - Page.LIVE) << 4)) return ptr;
+          const moved = this.moveSlot(o, mark - Page.LIVE, size);
+          if (moved >= 0) return small.base + moved;
         }
       }
     }
     return this.reallocSlow(ptr, size, name);
+  }
+
+  /**
+   * Moves the unnamed slot in use at offset `o` of the small arena, of class `old`, to a slot for
+   * `size` bytes (1 to SMALL_MAX, a class slotKeeps does not keep) from its class's slot cache or a
+   * page with room; the old slot goes to its own class's cache. Returns the new slot's offset, or
+   * -1, having changed nothing, when the class has no slot at hand (reallocSlow refills it).
+   */
+  private moveSlot(o: number, old: number, size: number): number {
+    const small = this.small;
+    const c = (size + 15) >>> 4;
+    const cached = small.slotCache[c << Page.CACHE_SHIFT]!;
+    if (cached === 0 && small.avail[c] === 0) return -1;
+    const moved = (cached !== 0 ? small.takeCached(c) : small.takeSlot(c)) << Page.GRANULE_SHIFT;
+    this.copySlot(o, moved, (c < old ? c : old) << 4);
+    small.cacheSlot(o >>> Page.GRANULE_SHIFT, old);
+    if ((this.inUse += (c - old) << 4) > this.peakInUse) this.peakInUse = this.inUse;
+    return moved;
   }
 
   /** realloc past the fast path: every check, and every kind of block. */
