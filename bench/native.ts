@@ -1,4 +1,4 @@
-// npm run bench:native [-- --repeat N] [--warmup MS] [TRACE...]
+// npm run bench:native [-- --repeat N] [--warmup MS] [--processes P] [TRACE...]
 //
 // ffi-heap against native C: glibc's malloc called from C (bench/native/glibc.c, compiled here
 // with the machine's C compiler into build/bench/), with glibc through koffi beside it. Two
@@ -10,7 +10,9 @@
 //   glibc through koffi (the replay tool's `libc`), all three warmed up alike. Each
 //   trace and allocator runs in a process of its own, as the native program does: one process's
 //   JIT feedback from another trace would slow the next (the replay tool, which times every trace
-//   in one process, shows that cost).
+//   in one process, shows that cost). With --processes P, in P processes each, alternating: each
+//   cell is the median of their bests, and a table of the spread (slowest to fastest process)
+//   follows, since on a shared machine one process may run at half speed from start to end.
 // Without a C compiler it says so and measures nothing native.
 
 import { spawnSync } from 'node:child_process';
@@ -97,19 +99,22 @@ async function main(): Promise<void> {
   if (args[0] === '--one') return one(args[1]!, args[2]!, Number(args[3]), Number(args[4]));
   let repeat = 20;
   let warmup = 1000;
+  let processes = 1;
   const files: string[] = [];
   /** The traces recorded from real programs (../shared/traces), totalled apart. */
   const realFiles = new Set<string>();
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--repeat') repeat = Number(args[++i]);
     else if (args[i] === '--warmup') warmup = Number(args[++i]);
+    else if (args[i] === '--processes') processes = Number(args[++i]);
     else if (args[i] === '--help' || args[i] === '-h') {
-      process.stdout.write('usage: npm run bench:native [-- --repeat N] [--warmup MS] [TRACE...]\n');
+      process.stdout.write('usage: npm run bench:native [-- --repeat N] [--warmup MS] [--processes P] [TRACE...]\n');
       return;
     } else files.push(args[i]!);
   }
   if (!Number.isSafeInteger(repeat) || repeat < 1) throw new RangeError(`--repeat must be a positive whole number, got ${args.join(' ')}`);
   if (!Number.isFinite(warmup) || warmup < 0) throw new RangeError(`--warmup must be a number of milliseconds, at least 0, got ${args.join(' ')}`);
+  if (!Number.isSafeInteger(processes) || processes < 1) throw new RangeError(`--processes must be a positive whole number, got ${args.join(' ')}`);
   if (files.length === 0) {
     const shared = join(root, '../shared/traces');
     try {
@@ -138,27 +143,44 @@ async function main(): Promise<void> {
   }
 
   process.stdout.write(`\nreplay: best of ${repeat} timed passes after at least ${warmup} ms of untimed ones, each trace and\n`);
-  process.stdout.write('allocator in a process of its own, in millions of requests a second (ratio to native glibc)\n');
+  process.stdout.write(processes === 1
+    ? 'allocator in a process of its own, in millions of requests a second (ratio to native glibc)\n'
+    : `allocator in ${processes} processes of its own, the median of their bests, in millions of requests a second\n(ratio to native glibc)\n`);
   process.stdout.write('trace                 ops      native glibc   ffi-heap fast   glibc via koffi\n');
   const dir = mkdtempSync(join(tmpdir(), 'ffi-heap-native-'));
   // Two totals: the traces of real programs (../shared/traces, the issue targets' measure) and all.
   const totals = { ops: 0, native: 0, heap: 0, koffi: 0 };
   const real = { ops: 0, native: 0, heap: 0, koffi: 0 };
+  const spreads: string[] = [];
   try {
     for (const file of files) {
       const trace: Trace = readTrace(file);
       const plain = join(dir, 'trace.rep');
       writeFileSync(plain, formatTrace(trace));
-      const c = native(['replay', plain, String(repeat), String(warmup)]);
-      const heap = { seconds: replayAlone(plain, 'ffi-heap', repeat, warmup) };
-      const koffi = { seconds: replayAlone(plain, 'libc', repeat, warmup) };
+      // The three in turn, P times: a slow spell of the machine falls on all of them.
+      const runs = { native: [] as number[], heap: [] as number[], koffi: [] as number[] };
+      for (let r = 0; r < processes; r++) {
+        runs.native.push(native(['replay', plain, String(repeat), String(warmup)])['seconds']!);
+        runs.heap.push(replayAlone(plain, 'ffi-heap', repeat, warmup));
+        runs.koffi.push(replayAlone(plain, 'libc', repeat, warmup));
+      }
+      const c = { seconds: spread(runs.native).median };
+      const heap = { seconds: spread(runs.heap).median };
+      const koffi = { seconds: spread(runs.koffi).median };
+      const range = (seconds: number[]): string => {
+        const s = spread(seconds);
+        return `${(trace.kinds.length / s.max / 1e6).toFixed(1)}-${(trace.kinds.length / s.min / 1e6).toFixed(1)}`;
+      };
+      if (processes > 1) {
+        spreads.push(`${trace.name.padEnd(20)} ${range(runs.native).padStart(14)}   ${range(runs.heap).padStart(13)}   ${range(runs.koffi).padStart(15)}\n`);
+      }
       const mops = (seconds: number): string => (trace.kinds.length / seconds / 1e6).toFixed(1);
-      const ratio = (seconds: number): string => (c['seconds']! / seconds).toFixed(2);
-      process.stdout.write(`${trace.name.padEnd(20)} ${String(trace.kinds.length).padStart(8)}   ${mops(c['seconds']!).padStart(12)}` +
+      const ratio = (seconds: number): string => (c.seconds / seconds).toFixed(2);
+      process.stdout.write(`${trace.name.padEnd(20)} ${String(trace.kinds.length).padStart(8)}   ${mops(c.seconds).padStart(12)}` +
         `   ${`${mops(heap.seconds)} (${ratio(heap.seconds)})`.padStart(13)}   ${`${mops(koffi.seconds)} (${ratio(koffi.seconds)})`.padStart(15)}\n`);
       for (const sum of realFiles.has(file) ? [totals, real] : [totals]) {
         sum.ops += trace.kinds.length;
-        sum.native += c['seconds']!;
+        sum.native += c.seconds;
         sum.heap += heap.seconds;
         sum.koffi += koffi.seconds;
       }
@@ -176,6 +198,11 @@ async function main(): Promise<void> {
   row('TOTAL', totals);
   if (real.ops > 0) process.stdout.write(`ffi-heap against glibc via koffi, real programs: ${(real.koffi / real.heap).toFixed(2)} times its throughput\n`);
   process.stdout.write(`ffi-heap against glibc via koffi, total: ${(totals.koffi / totals.heap).toFixed(2)} times its throughput\n`);
+  if (spreads.length > 0) {
+    process.stdout.write(`\nspread over the ${processes} processes: slowest to fastest, in millions of requests a second\n`);
+    process.stdout.write('trace                  native glibc   ffi-heap fast   glibc via koffi\n');
+    for (const line of spreads) process.stdout.write(line);
+  }
 }
 
 await main();
