@@ -7,6 +7,9 @@
 //   long-call     a worker terminated inside one long call that holds the lock
 //   short-lived   many workers that attach, allocate, free, and end without close()
 //   holder-ends   workers that end holding blocks, which the main thread then frees
+//   move-ends     workers terminated while they move a block out of their arena
+//   realloc-ends  workers terminated while they reallocate a block back and forth
+//   reclaimer-ends  a worker terminated while it reclaims ended threads' heaps
 
 import { Worker } from 'node:worker_threads';
 import { Heap, HeapError, type SharedHeap, type SharedThreadStats } from '../src/index.js';
@@ -236,6 +239,42 @@ async function moveEnds(rounds: number): Promise<object> {
 }
 
 /**
+ * Workers terminated while they reallocate one block back and forth between two sizes (see
+ * `reallocs` in ./shared-worker.ts), `rounds` for each pair of sizes, one heap a pair. After each,
+ * the main thread frees the block the worker last recorded; the free is refused when the worker
+ * ended inside a realloc that had already freed that block. Once the heap has reclaimed every
+ * worker: what is in use, which is at most the blocks those refused frees stand for (a realloc
+ * cut short costs at most its one block), and none when every free was accepted.
+ */
+async function reallocEnds(rounds: number): Promise<object> {
+  const pairs: [number, number][] = [[16, 400], [100, 1500], [600, 3000]];
+  const out: { sizes: [number, number]; refused: number; usedBlocks: number; inUse: number; open: number }[] = [];
+  for (const sizes of pairs) {
+    const heap = new Heap({ shared: true }) as unknown as SharedHeap;
+    const current = new Float64Array(new SharedArrayBuffer(8));
+    let refused = 0;
+    for (let round = 0; round < rounds; round++) {
+      const w = start({ role: 'realloc', handle: heap.handle(), sizes, current: current.buffer });
+      await w.ready;
+      await sleep(2 + (round * 7) % 23);
+      await w.worker.terminate();
+      try {
+        heap.free(current[0]!);
+      } catch (e) {
+        if (!(e instanceof HeapError)) throw e;
+        refused++;
+      }
+    }
+    const { open } = await threadsOnceEnded(heap, 1);
+    heap.check();
+    const stats = heap.stats();
+    out.push({ sizes, refused, usedBlocks: stats.usedBlocks, inUse: stats.inUse, open });
+    heap.destroy();
+  }
+  return { pairs: out };
+}
+
+/**
  * Rounds of forty workers that end without close(), holding blocks and with blocks in their
  * caches; then a worker let go to attach (which reclaims them) and terminated `delays[round]` ms
  * later, likely in the middle of that. The main thread then reclaims what is left, and frees what
@@ -273,6 +312,7 @@ const run = scenario === 'terminate' ? terminate(Number(a ?? 6), Number(b ?? 3))
     : scenario === 'short-lived' ? shortLived(Number(a ?? 2000), Number(b ?? 4))
       : scenario === 'holder-ends' ? holderEnds()
         : scenario === 'move-ends' ? moveEnds(Number(a ?? 8))
+          : scenario === 'realloc-ends' ? reallocEnds(Number(a ?? 30))
           : scenario === 'reclaimer-ends' ? reclaimerEnds([0.5, 2, 8, 25])
         : Promise.reject(new Error(`unknown scenario ${scenario}`));
 run.then((result) => {

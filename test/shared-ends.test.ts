@@ -105,6 +105,20 @@ ends('a worker terminated while it moves a block out of its arena: the block it 
   assert.ok(r.rounds.some((round) => round.held), 'in some round the worker died holding its block');
 });
 
+ends('workers terminated while they reallocate a block back and forth lose no block but the one of the call cut short', () => {
+  const r = scenario<{ pairs: { sizes: number[]; refused: number; usedBlocks: number; inUse: number; open: number }[] }>(120_000, 'realloc-ends', '30');
+  assert.is(r.pairs.length, 3);
+  for (const pair of r.pairs) {
+    const what = `${pair.sizes[0]} B and ${pair.sizes[1]} B`;
+    assert.is(pair.open, 1, `${what}: every worker's heap was reclaimed`);
+    // A realloc cut short after it freed the old block (whose free here was then refused) may have
+    // lost its new one; any other cut leaves the recorded block live, and the new one (a slot
+    // taken, a tail split off, a block moved to) goes back in the reclaim.
+    assert.ok(pair.usedBlocks <= pair.refused, `${what}: ${pair.usedBlocks} blocks in use after the frees, at most ${pair.refused}`);
+    if (pair.refused === 0) assert.is(pair.inUse, 0, `${what}: nothing in use`);
+  }
+});
+
 ends('a worker terminated while it reclaims ended threads\' heaps: the next reclaim finishes its work', () => {
   const r = scenario<{ rounds: { threads: SharedThreadStats; inUse: number; usedBlocks: number }[] }>(180_000, 'reclaimer-ends');
   assert.is(r.rounds.length, 4);

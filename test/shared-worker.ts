@@ -299,6 +299,35 @@ function move(job: MoveJob): void {
   }
 }
 
+interface ReallocJob {
+  role: 'realloc';
+  handle: SharedHeapHandle;
+  /** The two sizes the block is reallocated between. */
+  sizes: [number, number];
+  /** One Float64: the block this worker holds now, written as soon as it has it. */
+  current: SharedArrayBuffer;
+}
+
+/**
+ * Says it is ready, then, until it is terminated: one block reallocated from one size to the
+ * other and back, each step a move (between slots of two classes, a slot and a block of the
+ * arena) or a change in place (a block of the arena shrunk, its tail freed, and grown again).
+ */
+function reallocs(job: ReallocJob): void {
+  const heap = Heap.attach(job.handle);
+  const current = new Float64Array(job.current);
+  const [a, b] = job.sizes;
+  let p = heap.malloc(a);
+  current[0] = p;
+  parentPort!.postMessage({ ready: true });
+  for (;;) {
+    p = heap.realloc(p, b);
+    current[0] = p;
+    p = heap.realloc(p, a);
+    current[0] = p;
+  }
+}
+
 interface ReclaimJob {
   role: 'reclaim';
   handle: SharedHeapHandle;
@@ -321,8 +350,9 @@ function reclaim(job: ReclaimJob): void {
 }
 
 if (parentPort !== null) {
-  const job = workerData as StressJob | RoundsJob | LoopJob | ShortJob | LongCallJob | MoveJob | ReclaimJob;
+  const job = workerData as StressJob | RoundsJob | LoopJob | ShortJob | LongCallJob | MoveJob | ReallocJob | ReclaimJob;
   if (job.role === 'move') move(job);
+  else if (job.role === 'realloc') reallocs(job);
   else if (job.role === 'reclaim') reclaim(job);
   else if (job.role === 'loop') loop(job);
   else if (job.role === 'short') parentPort.postMessage(short(job));

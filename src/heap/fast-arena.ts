@@ -225,9 +225,10 @@ export abstract class FastArena extends Heap implements HeapOperations {
   }
 
   /**
-   * Makes used block `h` of `size` bytes free: merges it with free neighbours, files it, and
-   * (when `trim`) gives back the top if it has become too large. Stats for the used block are
-   * the caller's.
+   * Makes block `h` of `size` bytes free: merges it with free neighbours, files it, and (when
+   * `trim`) gives back the top if it has become too large. The block is in use, or on no list
+   * (new space, a tail split off): its own size word is not read. Stats for a used block are the
+   * caller's.
    */
   protected release(h: number, size: number, trim: boolean): void {
     const mem = this.mem;

@@ -94,11 +94,12 @@ export abstract class FastGrowth extends FastArena {
     this.lists.limit = this.top;
     this.ensureStartsCapacity();
     if (this.mapped() > this.peakMapped) this.peakMapped = this.mapped();
-    // The new space becomes one block: at the old sentinel's place, or after the 8-byte pad.
+    // The new space becomes one block: at the old sentinel's place, or after the 8-byte pad. It
+    // is written free before release merges and files it, as realloc's shrink writes its tail.
     const h = oldTop === 0 ? Block.HEADER : oldTop - Block.HEADER;
     const size = this.top - Block.HEADER - h;
     if (oldTop === 0) mem[(h >>> 2) + Word.PREV_SIZE] = 0;
-    this.makeBlock(h, size, size);
+    this.makeBlock(h, size, size | Flag.FREE);
     mem[((this.top - Block.HEADER) >>> 2) + Word.SIZE] = 0; // the sentinel: size 0, used
     this.updateTrimThreshold();
     this.release(h, size, false);

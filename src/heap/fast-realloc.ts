@@ -99,11 +99,13 @@ export abstract class FastRealloc extends FastLarge {
       if (this.scribble === true) this.bytesView.fill(SCRIBBLE_BYTE, h + Block.HEADER + size, h + (split ? need : current));
       if (split) {
         // Shrink: the tail becomes a block of its own, freed (and merged with a free next block).
+        // It is written free before release files it: a shared heap's thread ended in between
+        // leaves free space for the repair's walk, not a block in use that no one holds.
         const t = h + need;
         const tail = current - need;
         mem[w + Word.SIZE] = need | (sizeWord & (Flag.NAMED | Flag.OWNED));
         mem[(t >>> 2) + Word.PREV_SIZE] = need;
-        this.makeBlock(t, tail, tail);
+        this.makeBlock(t, tail, tail | Flag.FREE);
         this.inUse -= tail;
         this.release(t, tail, true);
       }

@@ -16,6 +16,9 @@ import { SharedSlots } from './shared-slots.js';
 import { AF, AI, F, I, PENDING_LARGE, Slot } from './shared-control.js';
 
 export abstract class SharedArenas extends SharedSlots {
+  /** malloc for a move, its new block recorded as the slot's pending block until the move is done (SharedHeap's). */
+  protected abstract mallocForMove(size: number): number;
+
   /**
    * A block for a malloc of `size` bytes (`count` < 0) or a calloc of `count` × `size`, from the
    * first arena that has room, in this order: the home arena without growing it (unless the
@@ -143,7 +146,7 @@ export abstract class SharedArenas extends SharedSlots {
     let moved = 0;
     this.keepPending = true;
     try {
-      moved = this.malloc(size);
+      moved = this.mallocForMove(size);
       if (moved !== 0) copyMemory(moved, ptr, Math.min(old, size));
     } finally {
       this.keepPending = false;

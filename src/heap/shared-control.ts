@@ -164,12 +164,17 @@ export const enum Slot {
   I_HOME = 9,
   /**
    * The arena of the block at F_PENDING (Int32 indexes below 6 lie under the Float64 ones), or
-   * PENDING_LARGE when F_PENDING is a large block's address.
+   * PENDING_LARGE or PENDING_SLOT when F_PENDING is a large block's or a page slot's address.
    */
   I_PENDING_ARENA = 10,
 }
 /** Slot.I_PENDING_ARENA of a large block: written before its address, so that no address is taken for an arena's offset. */
 export const PENDING_LARGE = -1;
+/**
+ * Slot.I_PENDING_ARENA of a slot of the small-object pages: written before its address, and both
+ * before the slot's mark says it is in use (SharedHeap.mallocForMove).
+ */
+export const PENDING_SLOT = -3;
 /** A slot's thread id while its heap is closed but still owns pages with slots in use: the next reclaim adopts them. */
 export const SLOT_ORPHAN = -2;
 /**

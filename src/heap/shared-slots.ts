@@ -8,6 +8,7 @@
 // again, so any number of threads may attach over the heap's life, MAX_OPEN at once.
 
 import { Flag, Word } from '../layout/fast.js';
+import { Page, isClass } from '../layout/pages.js';
 import { FREED_BYTE } from './fast-arena.js';
 import { destroyedError } from './errors.js';
 import type { ResolvedOptions } from './options.js';
@@ -15,7 +16,7 @@ import type { SharedHeapHandle, SharedThreadStats } from './types.js';
 import { SharedSmallPages, type PageSupply } from './shared-pages.js';
 import { SharedState } from './shared-state.js';
 import {
-  AI, CACHE_CLASSES, CACHE_COUNTS_AT, CACHE_HEADS_AT, CACHE_STRIDE, F, I, MAX_OPEN, PENDING_LARGE, SLOT_ORPHAN, Slot, THREAD_ARENAS,
+  AI, CACHE_CLASSES, CACHE_COUNTS_AT, CACHE_HEADS_AT, CACHE_STRIDE, F, I, MAX_OPEN, PENDING_LARGE, PENDING_SLOT, SLOT_ORPHAN, Slot, THREAD_ARENAS,
   reclaimMark,
   markAdopting, reclaimerOf, threadGone,
 } from './shared-control.js';
@@ -267,6 +268,11 @@ export abstract class SharedSlots extends SharedState {
       this.unlockGlobal();
     }
     if (arena === PENDING_LARGE) return;
+    if (arena === PENDING_SLOT) {
+      this.reclaimPendingSlot(s, this.slotFloats[pendingAt]!);
+      this.slotFloats[pendingAt] = 0;
+      return;
+    }
     if (!(arena >= 0 && arena < this.arenas.length)) {
       this.slotFloats[pendingAt] = 0;
       return;
@@ -287,6 +293,24 @@ export abstract class SharedSlots extends SharedState {
     } finally {
       this.leave();
     }
+  }
+
+  /**
+   * The slot of the small-object pages at `ptr` that a move of slot `s`'s heap had taken when its
+   * thread ended (SharedHeap.mallocForMove): freed as another thread frees a slot (its mark from
+   * LIVE to REMOTE, counted on its page), while the page is still that heap's and the slot in use.
+   * No other thread has its address, and the pages of `s` are adopted only after this (or the
+   * next reclaimer does this again first, and finds it REMOTE).
+   */
+  private reclaimPendingSlot(s: number, ptr: number): void {
+    const supply = this.supply;
+    const o = ptr - supply.arena.address;
+    if (!((o >>> 0) === o && o < supply.arena.size && (o & ((1 << Page.GRANULE_SHIFT) - 1)) === 0)) return;
+    const page = o >>> Page.SHIFT;
+    const c = supply.classes[page]!;
+    const g = o >>> Page.GRANULE_SHIFT;
+    if (supply.owners[page] !== s + 1 || !isClass(c)) return;
+    if (Atomics.compareExchange(supply.marks, g, Page.LIVE + c, Page.REMOTE) === Page.LIVE + c) Atomics.add(supply.remoteCounts, page, 1);
   }
 
   /**

@@ -50,7 +50,7 @@ import { copyMemory, releaseReservation } from '../os/memory.js';
 import { LARGE_MIN } from './shared-large.js';
 import { CLASS_OF, Page, slotKeeps } from '../layout/pages.js';
 import { SharedArenas } from './shared-arenas.js';
-import { CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, Slot } from './shared-control.js';
+import { CACHE_CLASSES, F, FIXED_BYTES, I, MAGIC, PENDING_SLOT, Slot } from './shared-control.js';
 
 /** Blocks a size's cache holds in each thread: few, since a thread's cache is lost to the others. */
 const CACHE_DEPTH = 8;
@@ -171,16 +171,50 @@ export class SharedHeap extends SharedArenas {
    * are taken back first, then a page from the pool or the supply. 0 when none can be had.
    */
   private mallocSmallSlow(c: number): number {
+    if (!this.slotsFor(c)) return 0;
+    const pages = this.pages;
+    const ptr = pages.base + (pages.takeSlot(c) << Page.GRANULE_SHIFT);
+    if (this.scribble === true) this.scribbleSlot(ptr, c);
+    return ptr;
+  }
+
+  /**
+   * Whether a page of this heap's has a free slot of class `c`: after the slots other threads
+   * freed are taken back, and else a page from the pool or the supply.
+   */
+  private slotsFor(c: number): boolean {
     if (this.closed || this.ints[I.DESTROYED] !== 0) throw destroyedError();
     const pages = this.pages;
     if (Atomics.load(this.slotInts, this.slot * Slot.INTS + Slot.I_REMOTE_PAGES) !== 0) pages.collectRemote();
     // About to take pages from the supply: the pages and caches of ended threads may serve (no
     // lock is held at depth 0).
     if (pages.avail[c] === 0 && pages.pooledPages === 0 && this.depth === 0) this.reclaimSometimes();
-    if (pages.avail[c] === 0 && pages.refill(c, Infinity) === 0) return 0;
-    const ptr = pages.base + (pages.takeSlot(c) << Page.GRANULE_SHIFT);
-    if (this.scribble === true) this.scribbleSlot(ptr, c);
-    return ptr;
+    return pages.avail[c] !== 0 || pages.refill(c, Infinity) !== 0;
+  }
+
+  /**
+   * malloc for a move (moveOut, reallocLarge), whose new block is the slot's pending block until
+   * the move is done: a reclaim frees it if the thread ends in between, since the call never
+   * returned it. A slot of the pages is recorded (PENDING_SLOT, then its address) before its mark
+   * says it is in use, so no moment leaves it taken and unrecorded; a block of an arena or a large
+   * block is recorded inside its malloc, under the lock that takes it (keepPending).
+   */
+  protected override mallocForMove(size: number): number {
+    if ((size >>> 0) === size && size <= Page.SHARED_SMALL_MAX) {
+      const c = classOfRequest[(size + 15) >>> 4]!;
+      if (this.slotsFor(c)) {
+        const pages = this.pages;
+        const page = pages.avail[c]!;
+        const g = (page << Page.GRANULES_SHIFT) | ((pages.pageInfo[page]! >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD);
+        this.slotInts[this.slot * Slot.INTS + Slot.I_PENDING_ARENA] = PENDING_SLOT;
+        this.slotFloats[this.slot * Slot.FLOATS + Slot.F_PENDING] = pages.base + (g << Page.GRANULE_SHIFT);
+        // takeSlot takes the first free slot of the class's first page: slot g.
+        const ptr = pages.base + (pages.takeSlot(c) << Page.GRANULE_SHIFT);
+        if (this.scribble === true) this.scribbleSlot(ptr, c);
+        return ptr;
+      }
+    }
+    return this.malloc(size);
   }
 
   /** calloc in the first arena that has room, in allocate's order. */
@@ -227,16 +261,16 @@ export class SharedHeap extends SharedArenas {
    * The end of a realloc that moves a block outside any lock (to another arena, or out of the
    * pages): a block of `size` bytes, the first `n` bytes of `ptr` copied to it, then `ptr` freed;
    * or, when none can be had, out of memory (`report`) or 0. From inside its malloc's call under
-   * the arena's lock until the free returns, the new block, when it is one of an arena, is recorded
-   * as the one this call hands out (Slot F_PENDING): a thread terminated in between (a terminate
-   * asked for during a long copy or commit lands at the next call's first instruction) loses it to
-   * the next reclaim rather than for good. (A slot of the pages is not recorded: a move to one can
-   * lose at most 512 bytes.)
+   * the arena's lock (or from before a slot of the pages is taken) until the free returns, the new
+   * block is recorded as the one this call hands out (mallocForMove): a thread terminated in
+   * between (a terminate asked for during a long copy or commit lands at the next call's first
+   * instruction) loses it to the next reclaim rather than for good, and the call costs one block,
+   * the old one.
    */
   private moveOut(ptr: number, size: number, n: number, report: boolean): number {
     this.keepPending = true;
     try {
-      const moved = this.malloc(size);
+      const moved = this.mallocForMove(size);
       if (moved === 0) return report ? this.outOfMemory('realloc', size) : 0;
       const at = this.blocks.address;
       // Within the reservation through its view; to or from a large block's mapping by memcpy.
