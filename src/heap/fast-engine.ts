@@ -220,13 +220,14 @@ export abstract class FastEngine extends FastRealloc {
     }
     const rest = size - need;
     // The block and the remainder's header are written: their pages count as held again.
-    this.unpurge(h, rest >= Block.MIN ? h + need + Block.MIN : h + size + Block.HEADER);
+    // Each call only when it has work: neither is inlined, and a wide-cache hit pays for both.
+    if (this.purgedBytes !== 0) this.unpurge(h, rest >= Block.MIN ? h + need + Block.MIN : h + size + Block.HEADER);
     if (rest >= Block.MIN) {
       this.splitOff(h, need, rest);
       size = need;
     }
     mem[w + Word.SIZE] = size;
-    this.touch(h + size);
+    if (h + size > this.touchedTop) this.touch(h + size);
     if ((this.inUse += size) > this.peakInUse) this.peakInUse = this.inUse;
     if (name !== undefined || this.scribble === true) this.dress(h, size, name);
     return h + Block.HEADER;

@@ -20,7 +20,9 @@ import { alignPage, commit, decommit, discard, getPageSize, reserveAddressSpace 
 import { Block, Flag, Word } from '../layout/fast.js';
 import { destroyedError } from './errors.js';
 import { classOf } from '../strategies/tlsf.js';
-import { ARENA_BYTES, ARENA_MIN_BYTES, CACHE_WIDE_KEEP, CACHE_WIDE_SLOTS, FastArena, TRIM_ADAPTED_MAX, TRIM_MIN } from './fast-arena.js';
+import {
+  ARENA_BYTES, ARENA_MIN_BYTES, CACHE_MAX_BLOCK, CACHE_WIDE_KEEP, CACHE_WIDE_MAX, CACHE_WIDE_SLOTS, FastArena, TRIM_ADAPTED_MAX, TRIM_MIN,
+} from './fast-arena.js';
 
 /** Growth step: committed / GROWTH_DIVISOR, clamped to [GROWTH_MIN, GROWTH_MAX], whole pages. */
 const GROWTH_DIVISOR = 6;
@@ -399,11 +401,21 @@ export abstract class FastGrowth extends FastArena {
   protected takeWide(need: number): number {
     const n = this.wideCount;
     const wide = this.wide;
+    const mem = this.mem;
+    const end = this.top - Block.HEADER;
     for (let i = n - 1; i >= 0; i--) {
       const h = wide[i]!;
       // A header that does not read as cached at this size is passed over here, and proved (or
       // found damaged) when its block leaves the cache.
-      if (this.mem[(h >>> 2) + Word.SIZE] !== (need | Flag.CACHED) || this.wideSize(h) !== need) continue;
+      if (mem[(h >>> 2) + Word.SIZE] !== (need | Flag.CACHED)) continue;
+      // wideSize's proof, written out for the block that matches: a recorded start whose size
+      // ends at the sentinel or a recorded start that records it (wideSize names a failure).
+      const e = h + need;
+      if (!(need > CACHE_MAX_BLOCK && need <= CACHE_WIDE_MAX && (h & Flag.MASK) === Block.HEADER && h < end &&
+          (this.starts[h >>> 9]! & (1 << ((h >>> 4) & 31))) !== 0 && e <= end && mem[e >>> 2] === need &&
+          (e === end || (this.starts[e >>> 9]! & (1 << ((e >>> 4) & 31))) !== 0))) {
+        this.wideSize(h);
+      }
       for (let j = i + 1; j < n; j++) wide[j - 1] = wide[j]!;
       this.wideCount = n - 1;
       if (need > CACHE_WIDE_KEEP) this.wideLarge--;
