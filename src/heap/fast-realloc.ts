@@ -169,11 +169,11 @@ export abstract class FastRealloc extends FastLarge {
     if (size <= Page.SMALL_MAX && name === undefined && small.marks[g] !== Page.NOTED && this.scribble !== true) {
       const c = classOfRequest[(size + 15) >>> 4]!;
       if (small.avail[c] !== 0) {
-        const moved = small.base + (small.takeSlot(c) << Page.GRANULE_SHIFT);
-        this.copySlot(ptr - small.base, moved - small.base, slotSize < size ? slotSize : size);
+        const moved = small.takeSlot(c) << Page.GRANULE_SHIFT;
+        this.copySlot(ptr - small.base, moved, slotSize < size ? slotSize : size);
         small.releaseSlot(g);
         if ((this.inUse += classSize[c]! - slotSize) > this.peakInUse) this.peakInUse = this.inUse;
-        return moved;
+        return small.base + moved;
       }
     }
     return this.move(ptr, slotSize, size, name);

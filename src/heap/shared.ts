@@ -108,7 +108,7 @@ export class SharedHeap extends SharedArenas {
   /** malloc past the fast path: a slot after the slow path of the pages, a cached block, or an arena under its lock. */
   private mallocShared(size: number, name: string | undefined): number {
     if (typeof size === 'number' && (size >>> 0) === size && size <= Page.SHARED_SMALL_MAX && name === undefined) {
-      const ptr = this.mallocSmallSlow(classOfRequest[(size + 15) >>> 4]!);
+      const ptr = this.mallocSmallSlow(classOfRequest[(size + 15) >>> 4]!, false);
       if (ptr !== 0) return ptr;
       // No page to be had: a block of the arena.
     }
@@ -167,52 +167,42 @@ export class SharedHeap extends SharedArenas {
   }
 
   /**
-   * A slot of class `c` when no page of this heap's has one free: the slots other threads freed
-   * are taken back first, then a page from the pool or the supply. 0 when none can be had.
+   * A slot of class `c` when no page of this heap's has one free (or for a move): the slots other
+   * threads freed are taken back first, then a page from the pool or the supply. 0 when none can
+   * be had. With `pending` (mallocForMove), the slot is recorded as this heap's pending block
+   * (PENDING_SLOT, then its address) before its mark says it is in use, so no moment leaves it
+   * taken and unrecorded.
    */
-  private mallocSmallSlow(c: number): number {
-    if (!this.slotsFor(c)) return 0;
-    const pages = this.pages;
-    const ptr = pages.base + (pages.takeSlot(c) << Page.GRANULE_SHIFT);
-    if (this.scribble === true) this.scribbleSlot(ptr, c);
-    return ptr;
-  }
-
-  /**
-   * Whether a page of this heap's has a free slot of class `c`: after the slots other threads
-   * freed are taken back, and else a page from the pool or the supply.
-   */
-  private slotsFor(c: number): boolean {
+  private mallocSmallSlow(c: number, pending: boolean): number {
     if (this.closed || this.ints[I.DESTROYED] !== 0) throw destroyedError();
     const pages = this.pages;
     if (Atomics.load(this.slotInts, this.slot * Slot.INTS + Slot.I_REMOTE_PAGES) !== 0) pages.collectRemote();
     // About to take pages from the supply: the pages and caches of ended threads may serve (no
     // lock is held at depth 0).
     if (pages.avail[c] === 0 && pages.pooledPages === 0 && this.depth === 0) this.reclaimSometimes();
-    return pages.avail[c] !== 0 || pages.refill(c, Infinity) !== 0;
+    if (pages.avail[c] === 0 && pages.refill(c, Infinity) === 0) return 0;
+    if (pending) {
+      // takeSlot takes the first free slot of the class's first page: this one.
+      const page = pages.avail[c]!;
+      const g = (page << Page.GRANULES_SHIFT) | ((pages.pageInfo[page]! >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD);
+      this.slotInts[this.slot * Slot.INTS + Slot.I_PENDING_ARENA] = PENDING_SLOT;
+      this.slotFloats[this.slot * Slot.FLOATS + Slot.F_PENDING] = pages.base + (g << Page.GRANULE_SHIFT);
+    }
+    const ptr = pages.base + (pages.takeSlot(c) << Page.GRANULE_SHIFT);
+    if (this.scribble === true) this.scribbleSlot(ptr, c);
+    return ptr;
   }
 
   /**
    * malloc for a move (moveOut, reallocLarge), whose new block is the slot's pending block until
    * the move is done: a reclaim frees it if the thread ends in between, since the call never
-   * returned it. A slot of the pages is recorded (PENDING_SLOT, then its address) before its mark
-   * says it is in use, so no moment leaves it taken and unrecorded; a block of an arena or a large
-   * block is recorded inside its malloc, under the lock that takes it (keepPending).
+   * returned it. A slot of the pages is recorded by mallocSmallSlow; a block of an arena or a
+   * large block inside its malloc, under the lock that takes it (keepPending).
    */
   protected override mallocForMove(size: number): number {
     if ((size >>> 0) === size && size <= Page.SHARED_SMALL_MAX) {
-      const c = classOfRequest[(size + 15) >>> 4]!;
-      if (this.slotsFor(c)) {
-        const pages = this.pages;
-        const page = pages.avail[c]!;
-        const g = (page << Page.GRANULES_SHIFT) | ((pages.pageInfo[page]! >>> Page.INFO_HEAD_SHIFT) & Page.INFO_HEAD);
-        this.slotInts[this.slot * Slot.INTS + Slot.I_PENDING_ARENA] = PENDING_SLOT;
-        this.slotFloats[this.slot * Slot.FLOATS + Slot.F_PENDING] = pages.base + (g << Page.GRANULE_SHIFT);
-        // takeSlot takes the first free slot of the class's first page: slot g.
-        const ptr = pages.base + (pages.takeSlot(c) << Page.GRANULE_SHIFT);
-        if (this.scribble === true) this.scribbleSlot(ptr, c);
-        return ptr;
-      }
+      const ptr = this.mallocSmallSlow(classOfRequest[(size + 15) >>> 4]!, true);
+      if (ptr !== 0) return ptr;
     }
     return this.malloc(size);
   }
